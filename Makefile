@@ -1,0 +1,65 @@
+# gitops-ml: `make repro` runs the pipeline, `make test` runs the tests. `make help` lists the rest.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+STAMP := $(VENV)/.installed
+LOCK := requirements.lock
+
+# The stages run `python -m ...`: put the project's interpreter first. Telemetry stays off.
+export PATH := $(BIN):$(PATH)
+export DVC_NO_ANALYTICS := 1
+export MLFLOW_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := 1
+
+.PHONY: help install repro test test-fast lint format bench ui lock clean
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): $(LOCK) pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "error: Python 3.11 or newer is needed ($(PYTHON) is $$($(PYTHON) -V 2>&1))"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install the pinned dependencies (requirements.lock)
+
+repro: $(STAMP) ## Run the DVC pipeline (dvc repro)
+	$(BIN)/dvc repro
+
+test: $(STAMP) ## Run the whole test suite, slow tests included
+	$(BIN)/python -m pytest
+
+test-fast: $(STAMP) ## Run the tests not marked slow
+	$(BIN)/python -m pytest -m "not slow"
+
+lint: $(STAMP) ## Check style with ruff
+	$(BIN)/ruff check src tests scripts
+	$(BIN)/ruff format --check src tests scripts
+
+format: $(STAMP) ## Format and fix with ruff
+	$(BIN)/ruff check --fix src tests scripts
+	$(BIN)/ruff format src tests scripts
+
+bench: $(STAMP) ## Benchmark the pipeline on Adult, 100k and 1M synthetic rows
+	$(BIN)/python scripts/bench.py --output reports/bench.md
+
+ui: $(STAMP) ## Open the MLflow UI on http://127.0.0.1:5000 for the runs in mlflow.db
+	$(BIN)/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}" --host 127.0.0.1 --port 5000
+
+lock: ## Re-resolve the dependencies of pyproject.toml into requirements.lock
+	rm -rf .lock-venv
+	$(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install --quiet --disable-pip-version-check ".[dev]"
+	{ echo "# Pinned by 'make lock' from pyproject.toml; install with 'make install'."; \
+	  .lock-venv/bin/python -m pip freeze --all --exclude-editable | grep -v -E '^(pip|gitops-ml)[= ]'; } > $(LOCK)
+	rm -rf .lock-venv
+
+clean: ## Remove the virtualenv and caches (keeps data, models and the DVC cache)
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,91 @@
+"""The `gitops-ml` command: everything that is not a pipeline stage.
+
+Subcommands are registered in `COMMANDS`; each module adds its own arguments and returns an
+exit code, so the GitOps commands (report, gate, promote, ...) plug in the same way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import yaml
+
+from gitops_ml import __version__
+from gitops_ml.config import load_params
+from gitops_ml.errors import DataError, cli_entry
+from gitops_ml.files import atomic_path
+
+log = logging.getLogger(__name__)
+
+
+def _check_params(args: argparse.Namespace) -> int:
+    params = load_params(args.params)
+    print(
+        f"{args.params}: ok (source={params.data.source}, task={params.data.task}, "
+        f"model={params.train.model})"
+    )
+    return 0
+
+
+def _schema_infer(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from gitops_ml.schema import infer_schema
+    from gitops_ml.sources import read_csv
+
+    path = Path(args.input)
+    df = pd.read_parquet(path) if path.suffix == ".parquet" else read_csv(path)
+    if args.target not in df.columns:
+        raise DataError(f"{path}: no target column '{args.target}'")
+    schema = infer_schema(df, target=args.target, task=args.task)
+    text = yaml.safe_dump(schema, sort_keys=False, allow_unicode=True)
+    if args.output == "-":
+        print(text, end="")
+        return 0
+    out = Path(args.output)
+    if out.exists() and not args.force:
+        raise DataError(f"{out} exists; pass --force to overwrite it")
+    with atomic_path(out) as tmp:
+        tmp.write_text(
+            "# Drafted by `gitops-ml schema infer`: review the limits before relying on them.\n"
+            + text,
+            encoding="utf-8",
+        )
+    log.info("wrote %s (%d columns)", out, len(schema.get("columns", {})))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gitops-ml", description="GitOps commands for the gitops-ml pipeline."
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("check-params", help="validate params.yaml and exit")
+    p.add_argument("--params", default="params.yaml", help="the params file (default: %(default)s)")
+    p.set_defaults(func=_check_params)
+
+    schema = sub.add_parser("schema", help="work with data schemas").add_subparsers(
+        dest="schema_command", required=True, metavar="SUBCOMMAND"
+    )
+    p = schema.add_parser("infer", help="draft a schema YAML from a CSV or parquet file")
+    p.add_argument("--input", required=True, help="CSV or parquet file to describe")
+    p.add_argument("--target", required=True, help="the label column")
+    p.add_argument("--task", choices=("classification", "regression"), default="classification")
+    p.add_argument("--output", default="-", help="schema file to write, or - for stdout")
+    p.add_argument("--force", action="store_true", help="overwrite an existing schema file")
+    p.set_defaults(func=_schema_infer)
+    return parser
+
+
+@cli_entry
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,239 @@
+"""Typed parameters: params.yaml is read once into frozen dataclasses, one per section.
+
+Unknown keys, missing keys and bad values are errors that name the key (``train.model``), so a
+typo in params.yaml stops the pipeline before any work is done. There is no second set of
+defaults in code: every knob lives in params.yaml.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import yaml
+
+from gitops_ml.errors import ConfigError
+
+SOURCES = ("adult", "csv", "synthetic")
+TASKS = ("classification", "regression")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the data comes from and what is predicted."""
+
+    source: str
+    path: str | None
+    target: str
+    task: str
+    n_rows: int | None
+    positive_label: str | None
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """The held-out test split."""
+
+    test_size: float
+    seed: int
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The estimator and its hyperparameters."""
+
+    model: str
+    hyperparams: Mapping[str, Any]
+    seed: int
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """What the evaluate stage measures besides the headline metrics."""
+
+    slices: tuple[str, ...]
+    threshold: float
+    importance_rows: int
+    importance_repeats: int
+
+
+@dataclass(frozen=True)
+class MlflowConfig:
+    """Experiment tracking and registry names (the tracking URI comes from the environment)."""
+
+    experiment: str
+    model_name: str
+
+
+@dataclass(frozen=True)
+class Params:
+    """Everything in params.yaml."""
+
+    data: DataConfig
+    split: SplitConfig
+    train: TrainConfig
+    evaluate: EvaluateConfig
+    mlflow: MlflowConfig
+    raw: Mapping[str, Any] = field(repr=False, compare=False)
+
+
+def _section(raw: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    value = raw.get(name)
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"params: section '{name}' is missing or not a mapping")
+    return value
+
+
+def _build(cls: type, raw: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """Check that a section has exactly the dataclass's keys; return them as a dict."""
+    section = _section(raw, name)
+    expected = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(section) - set(expected))
+    if unknown:
+        raise ConfigError(
+            f"params: unknown key '{name}.{unknown[0]}' (expected one of: {', '.join(expected)})"
+        )
+    missing = [key for key in expected if key not in section]
+    if missing:
+        raise ConfigError(f"params: missing key '{name}.{missing[0]}'")
+    return dict(section)
+
+
+def _int(value: Any, key: str, *, minimum: int | None = None, optional: bool = False) -> int | None:
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"params: '{key}' must be an integer, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"params: '{key}' must be >= {minimum}, got {value}")
+    return value
+
+
+def _str(value: Any, key: str, *, choices: tuple[str, ...] = (), optional: bool = False) -> str | None:
+    if value is None and optional:
+        return None
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"params: '{key}' must be a non-empty string, got {value!r}")
+    if choices and value not in choices:
+        raise ConfigError(f"params: '{key}' must be one of {', '.join(choices)}; got '{value}'")
+    return value
+
+
+def _fraction(value: Any, key: str, *, inclusive: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+        raise ConfigError(f"params: '{key}' must be a number, got {value!r}")
+    ok = 0 <= value <= 1 if inclusive else 0 < value < 1
+    if not ok:
+        interval = "[0, 1]" if inclusive else "(0, 1)"
+        raise ConfigError(f"params: '{key}' must be in {interval}, got {value}")
+    return float(value)
+
+
+def _data(raw: Mapping[str, Any]) -> DataConfig:
+    s = _build(DataConfig, raw, "data")
+    cfg = DataConfig(
+        source=_str(s["source"], "data.source", choices=SOURCES),
+        path=_str(s["path"], "data.path", optional=True),
+        target=_str(s["target"], "data.target"),
+        task=_str(s["task"], "data.task", choices=TASKS),
+        n_rows=_int(s["n_rows"], "data.n_rows", minimum=100, optional=True),
+        positive_label=None if s["positive_label"] is None else str(s["positive_label"]),
+    )
+    if cfg.source == "csv" and cfg.path is None:
+        raise ConfigError("params: 'data.path' must name the CSV file when data.source is csv")
+    if cfg.source == "synthetic" and cfg.n_rows is None:
+        raise ConfigError("params: 'data.n_rows' must be set when data.source is synthetic")
+    if cfg.source in ("adult", "synthetic") and cfg.task != "classification":
+        raise ConfigError(f"params: data.source '{cfg.source}' is a classification data set; "
+                          "set 'data.task' to classification")
+    return cfg
+
+
+def _split(raw: Mapping[str, Any]) -> SplitConfig:
+    s = _build(SplitConfig, raw, "split")
+    return SplitConfig(
+        test_size=_fraction(s["test_size"], "split.test_size"),
+        seed=_int(s["seed"], "split.seed", minimum=0),
+    )
+
+
+def _train(raw: Mapping[str, Any], task: str) -> TrainConfig:
+    from gitops_ml.models import validate_model  # sklearn import only when params are loaded
+
+    s = _build(TrainConfig, raw, "train")
+    hyper = s["hyperparams"]
+    if hyper is None:
+        hyper = {}
+    if not isinstance(hyper, Mapping):
+        raise ConfigError(f"params: 'train.hyperparams' must be a mapping, got {hyper!r}")
+    cfg = TrainConfig(
+        model=_str(s["model"], "train.model"),
+        hyperparams=MappingProxyType(dict(hyper)),
+        seed=_int(s["seed"], "train.seed", minimum=0),
+    )
+    validate_model(cfg.model, task, dict(cfg.hyperparams))
+    return cfg
+
+
+def _evaluate(raw: Mapping[str, Any]) -> EvaluateConfig:
+    s = _build(EvaluateConfig, raw, "evaluate")
+    slices = s["slices"] or []
+    if not isinstance(slices, list) or not all(isinstance(c, str) and c for c in slices):
+        raise ConfigError(f"params: 'evaluate.slices' must be a list of column names, got {slices!r}")
+    return EvaluateConfig(
+        slices=tuple(slices),
+        threshold=_fraction(s["threshold"], "evaluate.threshold"),
+        importance_rows=_int(s["importance_rows"], "evaluate.importance_rows", minimum=0),
+        importance_repeats=_int(s["importance_repeats"], "evaluate.importance_repeats", minimum=1),
+    )
+
+
+def _mlflow(raw: Mapping[str, Any]) -> MlflowConfig:
+    s = _build(MlflowConfig, raw, "mlflow")
+    return MlflowConfig(
+        experiment=_str(s["experiment"], "mlflow.experiment"),
+        model_name=_str(s["model_name"], "mlflow.model_name"),
+    )
+
+
+def parse_params(raw: Any) -> Params:
+    """Validate an already-parsed params mapping."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError("params: the file must contain a mapping of sections")
+    known = {f.name for f in dataclasses.fields(Params)} - {"raw"}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(
+            f"params: unknown section '{unknown[0]}' (expected: {', '.join(sorted(known))})"
+        )
+    data = _data(raw)
+    return Params(
+        data=data,
+        split=_split(raw),
+        train=_train(raw, data.task),
+        evaluate=_evaluate(raw),
+        mlflow=_mlflow(raw),
+        raw=MappingProxyType(dict(raw)),
+    )
+
+
+def load_params(path: str | os.PathLike[str] = "params.yaml") -> Params:
+    """Read and validate params.yaml; every problem is a ConfigError naming the key."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"params: file not found: {p}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise ConfigError(f"params: {p} is not valid YAML{where}") from None
+    return parse_params(raw)

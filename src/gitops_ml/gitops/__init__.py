@@ -1,0 +1,1 @@
+"""The GitOps machinery behind the `gitops-ml` command (reports, gate, promotion, drift)."""

@@ -1,0 +1,134 @@
+"""The real `dvc repro` on a small sample of Adult, in a throw-away copy of the template."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from tests.integration.conftest import ROOT, copy_template, run_in, set_params
+
+pytestmark = pytest.mark.slow
+
+ADULT_COLUMNS = [
+    "age", "workclass", "fnlwgt", "education", "education_num", "marital_status",
+    "occupation", "relationship", "race", "sex", "capital_gain", "capital_loss",
+    "hours_per_week", "native_country", "income",
+]  # fmt: skip
+SAMPLE = "data/source/adult_sample.csv"
+OUTPUTS = ("models/model.joblib", "reports/metrics.json", "data/processed/train.parquet")
+
+
+def adult_sample(n: int) -> pd.DataFrame:
+    """A team's own CSV: n rows of the shipped Adult training file, with a header."""
+    df = pd.read_csv(
+        ROOT / "data/source/adult/adult.data.gz",
+        header=None,
+        names=ADULT_COLUMNS,
+        skipinitialspace=True,
+    )
+    return df.sample(n=n, random_state=7)
+
+
+def lock_hashes(repo: Path) -> dict[str, str]:
+    """Every output's md5 in dvc.lock, keyed by stage and path."""
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    return {
+        f"{name}:{out['path']}": out["md5"]
+        for name, stage in lock["stages"].items()
+        for out in stage.get("outs", [])
+    }
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The template on a 4,000-row CSV sample, reproduced once."""
+    root = copy_template(tmp_path_factory.mktemp("pipeline") / "repo")
+    adult_sample(4000).to_csv(root / SAMPLE, index=False)
+    set_params(
+        root,
+        data={"source": "csv", "path": SAMPLE},
+        evaluate={"importance_rows": 300, "importance_repeats": 2},
+    )
+    run_in(root, "dvc", "repro")
+    return root
+
+
+def test_repro_writes_every_output(repo: Path) -> None:
+    metrics = json.loads((repo / "reports/metrics.json").read_text())
+    assert set(metrics) >= {"roc_auc", "accuracy", "f1", "log_loss", "brier", "n_test"}
+    assert metrics["n_test"] == 800
+    assert 0.8 < metrics["roc_auc"] <= 1.0
+    slices = json.loads((repo / "reports/slices.json").read_text())
+    assert "sex" in json.dumps(slices)
+    assert json.loads((repo / "reports/validation.json").read_text())["passed"] is True
+    figures = sorted(p.name for p in (repo / "reports/figures").glob("*.png"))
+    assert "roc.png" in figures and len(figures) >= 4
+    preds = pd.read_parquet(repo / "data/predictions/test.parquet")
+    assert len(preds) == 800
+    for out in OUTPUTS:
+        assert (repo / out).stat().st_size > 0
+
+
+def test_second_repro_runs_nothing(repo: Path) -> None:
+    proc = run_in(repo, "dvc", "repro")
+    assert "Running stage" not in proc.stdout
+    assert "up to date" in proc.stdout.lower()
+    status = run_in(repo, "dvc", "status", "--json")
+    assert json.loads(status.stdout) == {}
+
+
+def test_dvc_plots_render(repo: Path) -> None:
+    proc = run_in(repo, "dvc", "plots", "show", "--json")
+    shown = json.loads(proc.stdout)
+    assert {"ROC", "Confusion matrix", "Calibration"} <= set(shown)
+
+
+def test_forced_repro_is_byte_identical_on_one_thread(repo: Path) -> None:
+    """Same inputs, other thread count: every output hash in dvc.lock is unchanged."""
+    before = lock_hashes(repo)
+    run_in(repo, "dvc", "repro", "-f", extra_env={"OMP_NUM_THREADS": "1"})
+    assert lock_hashes(repo) == before
+
+
+def test_bad_input_fails_cleanly_and_keeps_outputs(repo: Path) -> None:
+    kept = {out: (repo / out).read_bytes() for out in OUTPUTS}
+    sample = repo / SAMPLE
+    good = sample.read_bytes()
+    try:
+        sample.write_bytes(good[: len(good) // 2].rsplit(b",", 1)[0] + b',"unterminated\n')
+        proc = run_in(repo, "dvc", "repro", check=False)
+        assert proc.returncode != 0
+        assert "adult_sample.csv" in proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert {out: (repo / out).read_bytes() for out in OUTPUTS} == kept
+    finally:
+        sample.write_bytes(good)
+
+
+def test_regression_on_own_csv(tmp_path: Path) -> None:
+    """A team's regression data (scikit-learn's diabetes) with a drafted schema, end to end."""
+    from sklearn.datasets import load_diabetes
+
+    root = copy_template(tmp_path / "repo")
+    frame = load_diabetes(as_frame=True).frame
+    frame.to_csv(root / "data/source/diabetes.csv", index=False)
+    run_in(
+        root, "gitops-ml", "schema", "infer", "--input", "data/source/diabetes.csv",
+        "--target", "target", "--task", "regression", "--output", "data/schema/diabetes.yaml",
+    )  # fmt: skip
+    dvc_yaml = root / "dvc.yaml"
+    dvc_yaml.write_text(dvc_yaml.read_text().replace("data/schema/adult.yaml", "data/schema/diabetes.yaml"))
+    set_params(
+        root,
+        data={"source": "csv", "path": "data/source/diabetes.csv", "target": "target",
+              "task": "regression", "positive_label": None},
+        evaluate={"slices": ["sex"], "importance_rows": 100, "importance_repeats": 2},
+    )  # fmt: skip
+    run_in(root, "dvc", "repro")
+    metrics = json.loads((root / "reports/metrics.json").read_text())
+    assert set(metrics) == {"rmse", "mae", "r2", "n_test"}
+    assert metrics["r2"] > 0.1

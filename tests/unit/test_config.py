@@ -1,0 +1,104 @@
+"""params.yaml is validated once, strictly, with errors that name the key."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gitops_ml.cli import main as cli_main
+from gitops_ml.config import load_params, parse_params
+from gitops_ml.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULTS = yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def with_changes(**changes: dict) -> dict:
+    raw = copy.deepcopy(DEFAULTS)
+    for section, values in changes.items():
+        raw[section].update(values)
+    return raw
+
+
+def test_shipped_params_load() -> None:
+    params = load_params(ROOT / "params.yaml")
+    assert params.data.source == "adult"
+    assert params.train.model == "hist_gradient_boosting"
+    assert 0 < params.split.test_size < 1
+    with pytest.raises(AttributeError):
+        params.train.seed = 1  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("changes", "needle"),
+    [
+        ({"train": {"modle": "x"}}, "train.modle"),
+        ({"train": {"model": "xgboost"}}, "train.model"),
+        ({"train": {"model": "random_forest", "hyperparams": {"n_estimators": -5}}}, "n_estimators"),
+        ({"train": {"hyperparams": {"no_such_knob": 1}}}, "no_such_knob"),
+        ({"train": {"hyperparams": [1, 2]}}, "train.hyperparams"),
+        ({"train": {"seed": "42"}}, "train.seed"),
+        ({"split": {"test_size": 0}}, "split.test_size"),
+        ({"split": {"test_size": 1}}, "split.test_size"),
+        ({"split": {"test_size": 1.5}}, "split.test_size"),
+        ({"split": {"test_size": -0.2}}, "split.test_size"),
+        ({"split": {"test_size": "a lot"}}, "split.test_size"),
+        ({"data": {"source": "s3"}}, "data.source"),
+        ({"data": {"source": "csv", "path": None}}, "data.path"),
+        ({"data": {"source": "synthetic", "n_rows": None}}, "data.n_rows"),
+        ({"data": {"task": "ranking"}}, "data.task"),
+        ({"data": {"task": "regression"}}, "data.task"),
+        ({"data": {"source": "csv", "path": "x.csv", "task": "regression"}}, "logistic"),
+        ({"evaluate": {"slices": "sex"}}, "evaluate.slices"),
+        ({"evaluate": {"threshold": 2}}, "evaluate.threshold"),
+    ],
+)
+def test_bad_values_name_the_key(changes: dict, needle: str) -> None:
+    raw = with_changes(**changes)
+    if needle == "logistic":
+        raw["train"]["model"] = "logistic_regression"
+    with pytest.raises(ConfigError, match=needle.replace(".", r"\.")):
+        parse_params(raw)
+
+
+def test_unknown_and_missing_sections() -> None:
+    raw = copy.deepcopy(DEFAULTS)
+    raw["extra"] = {}
+    with pytest.raises(ConfigError, match="unknown section 'extra'"):
+        parse_params(raw)
+    raw = copy.deepcopy(DEFAULTS)
+    del raw["split"]["seed"]
+    with pytest.raises(ConfigError, match=r"missing key 'split\.seed'"):
+        parse_params(raw)
+    raw = copy.deepcopy(DEFAULTS)
+    del raw["mlflow"]
+    with pytest.raises(ConfigError, match="section 'mlflow'"):
+        parse_params(raw)
+
+
+def test_unreadable_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_params(tmp_path / "nope.yaml")
+    bad = tmp_path / "params.yaml"
+    bad.write_text("data: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_params(bad)
+    bad.write_text("- a list\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_params(bad)
+
+
+def test_cli_reports_one_line_without_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(with_changes(train={"model": "xgboost"})))
+    assert cli_main(["check-params", "--params", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith("error: params: 'train.model'")
+    path.write_text(yaml.safe_dump(DEFAULTS))
+    assert cli_main(["check-params", "--params", str(path)]) == 0
