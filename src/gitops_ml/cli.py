@@ -57,6 +57,42 @@ def _schema_infer(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- comment: the sticky PR report comment (fallback when CML is not available) ----------------
+
+
+def _pr_number(value: str) -> int:
+    """argparse type for --pr: the number comes from an untrusted CI artifact."""
+    from gitops_ml.errors import GitopsMLError
+    from gitops_ml.gitops.github import parse_issue_number
+
+    try:
+        return parse_issue_number(value)
+    except GitopsMLError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _comment(args: argparse.Namespace) -> int:
+    import sys
+
+    from gitops_ml.errors import GitopsMLError
+    from gitops_ml.gitops.github import GitHubClient
+
+    if args.body_file == "-":
+        body = sys.stdin.read()
+    else:
+        try:
+            body = Path(args.body_file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise GitopsMLError(f"cannot read --body-file {args.body_file}: {exc}") from None
+    if not body.strip():
+        raise GitopsMLError(
+            f"--body-file {args.body_file} is empty; refusing to post an empty report"
+        )
+    action, url = GitHubClient.from_env().upsert_comment(args.pr, body, args.marker)
+    print(f"{action} {url}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gitops-ml", description="GitOps commands for the gitops-ml pipeline."
@@ -78,6 +114,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", default="-", help="schema file to write, or - for stdout")
     p.add_argument("--force", action="store_true", help="overwrite an existing schema file")
     p.set_defaults(func=_schema_infer)
+
+    p = sub.add_parser("comment", help="create or update the sticky report comment on a PR")
+    p.add_argument("--pr", required=True, type=_pr_number, help="pull request number")
+    p.add_argument("--body-file", required=True, help="Markdown file to post, or - for stdin")
+    p.add_argument(
+        "--marker", default="pr-report", help="names the sticky comment (default: %(default)s)"
+    )
+    p.set_defaults(func=_comment)
     return parser
 
 

@@ -115,7 +115,9 @@ def _int(value: Any, key: str, *, minimum: int | None = None, optional: bool = F
     return value
 
 
-def _str(value: Any, key: str, *, choices: tuple[str, ...] = (), optional: bool = False) -> str | None:
+def _str(
+    value: Any, key: str, *, choices: tuple[str, ...] = (), optional: bool = False
+) -> str | None:
     if value is None and optional:
         return None
     if not isinstance(value, str) or not value:
@@ -150,8 +152,10 @@ def _data(raw: Mapping[str, Any]) -> DataConfig:
     if cfg.source == "synthetic" and cfg.n_rows is None:
         raise ConfigError("params: 'data.n_rows' must be set when data.source is synthetic")
     if cfg.source in ("adult", "synthetic") and cfg.task != "classification":
-        raise ConfigError(f"params: data.source '{cfg.source}' is a classification data set; "
-                          "set 'data.task' to classification")
+        raise ConfigError(
+            f"params: data.source '{cfg.source}' is a classification data set; "
+            "set 'data.task' to classification"
+        )
     return cfg
 
 
@@ -185,7 +189,9 @@ def _evaluate(raw: Mapping[str, Any]) -> EvaluateConfig:
     s = _build(EvaluateConfig, raw, "evaluate")
     slices = s["slices"] or []
     if not isinstance(slices, list) or not all(isinstance(c, str) and c for c in slices):
-        raise ConfigError(f"params: 'evaluate.slices' must be a list of column names, got {slices!r}")
+        raise ConfigError(
+            f"params: 'evaluate.slices' must be a list of column names, got {slices!r}"
+        )
     return EvaluateConfig(
         slices=tuple(slices),
         threshold=_fraction(s["threshold"], "evaluate.threshold"),

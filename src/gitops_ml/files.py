@@ -15,6 +15,13 @@ from typing import Any
 import pandas as pd
 
 
+def _default_mode(directory: bool = False) -> int:
+    """The mode a plain open()/mkdir() would give: mkstemp and mkdtemp use 0600 and 0700."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return (0o777 if directory else 0o666) & ~umask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside `path`; move it into place only if the block succeeds."""
@@ -25,6 +32,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, _default_mode())
         os.replace(tmp_path, target)
     finally:
         tmp_path.unlink(missing_ok=True)
@@ -39,6 +47,7 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     old = target.parent / f".{target.name}.old"
     try:
         yield tmp_path
+        os.chmod(tmp_path, _default_mode(directory=True))
         shutil.rmtree(old, ignore_errors=True)
         if target.exists():
             os.replace(target, old)

@@ -102,7 +102,9 @@ def feature_columns(df: pd.DataFrame, target: str) -> tuple[list[str], list[str]
     return numeric, categorical
 
 
-def _preprocessor(model: str, numeric: Sequence[str], categorical: Sequence[str]) -> ColumnTransformer:
+def _preprocessor(
+    model: str, numeric: Sequence[str], categorical: Sequence[str]
+) -> ColumnTransformer:
     if model == "hist_gradient_boosting":
         # HGB handles missing numbers itself and splits natively on ordinal category codes.
         cat = OrdinalEncoder(

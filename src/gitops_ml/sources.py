@@ -19,6 +19,7 @@ from typing import IO
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from gitops_ml.config import DataConfig
 from gitops_ml.errors import DataError
@@ -57,13 +58,13 @@ MISSING_MARKERS = ("", "?")
 _COMPRESSED = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
 #: Leading bytes of files people pass as "csv" by mistake.
 _MAGIC = {
-    b"PAR1": "a parquet file",
-    b"\x1f\x8b": "gzip-compressed data (name it .csv.gz)",
-    b"PK\x03\x04": "a zip archive (an Excel workbook?)",
-    b"BZh": "bzip2-compressed data (name it .csv.bz2)",
-    b"\xfd7zXZ": "xz-compressed data (name it .csv.xz)",
-    b"\xd0\xcf\x11\xe0": "an old Excel/Office file",
-    b"%PDF": "a PDF document",
+    b"PAR1": ("a parquet file", ""),
+    b"\x1f\x8b": ("gzip-compressed data", "; name it .csv.gz to have it decompressed"),
+    b"PK\x03\x04": ("a zip archive or Excel workbook", "; export it as CSV"),
+    b"BZh": ("bzip2-compressed data", "; name it .csv.bz2 to have it decompressed"),
+    b"\xfd7zXZ": ("xz-compressed data", "; name it .csv.xz to have it decompressed"),
+    b"\xd0\xcf\x11\xe0": ("an Excel/Office file", "; export it as CSV"),
+    b"%PDF": ("a PDF document", ""),
 }
 _HEAD_BYTES = 1 << 16
 
@@ -82,7 +83,9 @@ def load_adult(source_dir: Path) -> pd.DataFrame:
     for name in ADULT_FILES:
         path = Path(source_dir) / name
         if not path.is_file():
-            raise DataError(f"{path}: file not found (the shipped Adult data lives in data/source/adult)")
+            raise DataError(
+                f"{path}: file not found (the shipped Adult data lives in data/source/adult)"
+            )
         try:
             frame = pd.read_csv(
                 path,
@@ -158,7 +161,7 @@ def load_csv(cfg: DataConfig) -> pd.DataFrame:
 
 def _open_maybe_compressed(path: Path) -> IO[bytes]:
     opener = _COMPRESSED.get(path.suffix.lower())
-    return opener(path, "rb") if opener else open(path, "rb")  # noqa: SIM115
+    return opener(path, "rb") if opener else open(path, "rb")
 
 
 def _check_text_header(path: Path) -> list[str]:
@@ -168,9 +171,9 @@ def _check_text_header(path: Path) -> list[str]:
             head = fh.read(_HEAD_BYTES)
     except (OSError, EOFError, lzma.LZMAError) as exc:
         raise DataError(f"{path}: cannot decompress: {_first_line(exc)}") from None
-    for magic, what in _MAGIC.items():
+    for magic, (what, hint) in _MAGIC.items():
         if head.startswith(magic):
-            raise DataError(f"{path}: not a CSV text file (looks like {what})")
+            raise DataError(f"{path}: not a CSV text file (looks like {what}){hint}")
     if b"\x00" in head:
         raise DataError(f"{path}: not a CSV text file (binary content)")
     try:
@@ -236,7 +239,7 @@ def _maybe_numeric(series: pd.Series) -> pd.Series:
 
 #: The known signal of the synthetic label: log-odds contributions (see `synthetic_logit`).
 SYNTHETIC_SIGNAL = {
-    "intercept": -3.15,
+    "intercept": -2.95,
     "age": 0.045,  # per year above 38, with a quadratic fall-off below
     "age_squared": -0.0009,
     "education_num": 0.33,  # per grade above 10
@@ -380,7 +383,9 @@ _EDUCATION_NUM = {
 _MARRIED = ("Married-civ-spouse", "Married-AF-spouse")
 
 
-def _draw(rng: np.random.Generator, table: dict[str, float], n: int) -> tuple[np.ndarray, list[str]]:
+def _draw(
+    rng: np.random.Generator, table: dict[str, float], n: int
+) -> tuple[np.ndarray, list[str]]:
     names = list(table)
     weights = np.array([table[k] for k in names], dtype=float)
     codes = rng.choice(len(names), size=n, p=weights / weights.sum()).astype(np.int32)
@@ -389,7 +394,9 @@ def _draw(rng: np.random.Generator, table: dict[str, float], n: int) -> tuple[np
 
 def _text(codes: np.ndarray, names: list[str]) -> pd.Series:
     """Category codes (-1 for missing) to a text column, the dtype the CSV loaders produce."""
-    return pd.Series(pd.Categorical.from_codes(codes, categories=names)).astype("str")
+    indices = pa.array(codes, type=pa.int32(), mask=codes < 0)
+    values = pa.DictionaryArray.from_arrays(indices, pa.array(names, type=pa.large_string()))
+    return pd.Series(pd.array(values.cast(pa.large_string()), dtype="str"))
 
 
 def synthetic_logit(df: pd.DataFrame) -> np.ndarray:
@@ -449,7 +456,9 @@ def make_synthetic(n_rows: int) -> pd.DataFrame:
     hours = np.clip(hours, 1, 99).astype(np.int64)
     fnlwgt = np.clip(np.rint(rng.lognormal(np.log(178_000), 0.5, n)), 12_285, 1_490_400)
     has_gain = rng.random(n) < 0.0826
-    gain = np.where(has_gain, np.clip(np.rint(rng.lognormal(np.log(7_000), 0.9, n)), 114, 99_999), 0)
+    gain = np.where(
+        has_gain, np.clip(np.rint(rng.lognormal(np.log(7_000), 0.9, n)), 114, 99_999), 0
+    )
     has_loss = (rng.random(n) < 0.0467) & ~has_gain
     loss = np.where(has_loss, np.clip(np.rint(rng.normal(1_870, 350, n)), 155, 4_356), 0)
 

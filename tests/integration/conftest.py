@@ -26,6 +26,7 @@ TEMPLATE_FILES = (
     "pyproject.toml",
 )
 
+
 def template_env(root: Path) -> dict[str, str]:
     """The environment of `make`: this interpreter's bin first, telemetry off, a local tracker."""
     env = dict(os.environ)
@@ -34,6 +35,7 @@ def template_env(root: Path) -> dict[str, str]:
         DVC_NO_ANALYTICS="1",
         MLFLOW_DISABLE_TELEMETRY="true",
         DO_NOT_TRACK="1",
+        OMP_WAIT_POLICY="passive",
         MLFLOW_TRACKING_URI=f"sqlite:///{root / 'mlflow.db'}",
         GIT_AUTHOR_NAME="Test",
         GIT_AUTHOR_EMAIL="test@example.com",
@@ -77,7 +79,9 @@ def run_in(
     env.update(extra_env or {})
     proc = subprocess.run(list(cmd), cwd=repo, env=env, capture_output=True, text=True, timeout=900)
     if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+        raise AssertionError(
+            f"{' '.join(cmd)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+        )
     return proc
 
 

@@ -37,7 +37,10 @@ def test_shipped_params_load() -> None:
     [
         ({"train": {"modle": "x"}}, "train.modle"),
         ({"train": {"model": "xgboost"}}, "train.model"),
-        ({"train": {"model": "random_forest", "hyperparams": {"n_estimators": -5}}}, "n_estimators"),
+        (
+            {"train": {"model": "random_forest", "hyperparams": {"n_estimators": -5}}},
+            "n_estimators",
+        ),
         ({"train": {"hyperparams": {"no_such_knob": 1}}}, "no_such_knob"),
         ({"train": {"hyperparams": [1, 2]}}, "train.hyperparams"),
         ({"train": {"seed": "42"}}, "train.seed"),

@@ -1,0 +1,312 @@
+"""Test-set metrics, per-slice metrics and the data behind every plot, as pure functions.
+
+Classification is scored as "positive class vs the rest": `score` is the probability of
+`data.positive_label`, and a row is predicted positive when its score reaches
+`evaluate.threshold`. For a binary target these are the usual binary metrics.
+
+Every number is rounded to 6 decimals and undefined values are None (JSON null), so the JSON
+files diff cleanly in git and never hold NaN.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn import metrics as skm
+
+from gitops_ml.errors import ConfigError, DataError
+
+#: Plot data: a list of flat records, the format `dvc plots` reads.
+Records = list[dict[str, Any]]
+
+CLASSIFICATION_KEYS = (
+    "roc_auc",
+    "average_precision",
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "log_loss",
+    "brier",
+    "n_test",
+)
+REGRESSION_KEYS = ("rmse", "mae", "r2", "n_test")
+#: Slice key for rows whose slice column is missing.
+MISSING_SLICE = "(missing)"
+DIGITS = 6
+
+
+def _num(value: Any) -> float | None:
+    """A finite float rounded for JSON, or None."""
+    if value is None:
+        return None
+    value = float(value)
+    return round(value, DIGITS) if math.isfinite(value) else None
+
+
+def positive_class(classes: Sequence[Hashable], configured: str | None) -> Hashable:
+    """The class scored as positive: `data.positive_label`, or the last class in sorted order."""
+    if configured is None:
+        return sorted(classes)[-1]
+    for cls in classes:
+        if str(cls) == configured:
+            return cls
+    raise ConfigError(
+        f"params: 'data.positive_label' {configured!r} is not a class of the model "
+        f"(classes: {', '.join(map(str, classes))})"
+    )
+
+
+def predict_labels(
+    proba: np.ndarray, classes: np.ndarray, positive: Hashable, threshold: float
+) -> np.ndarray:
+    """Labels from probabilities: the positive class when its probability reaches `threshold`,
+    otherwise the most probable other class."""
+    classes = np.asarray(classes)
+    pos = int(np.flatnonzero(classes == positive)[0])
+    others = np.delete(np.arange(len(classes)), pos)
+    best_other = others[np.argmax(proba[:, others], axis=1)]
+    return np.where(proba[:, pos] >= threshold, classes[pos], classes[best_other])
+
+
+def _binary(actual: np.ndarray, positive: Hashable) -> np.ndarray:
+    return np.asarray(actual) == positive
+
+
+def _both_classes(is_pos: np.ndarray) -> bool:
+    return bool(is_pos.any() and not is_pos.all())
+
+
+def classification_metrics(
+    actual: Sequence[Hashable] | np.ndarray,
+    predicted: Sequence[Hashable] | np.ndarray,
+    score: Sequence[float] | np.ndarray,
+    positive: Hashable,
+) -> dict[str, float | int | None]:
+    """Headline classification metrics; AUC and average precision are None without both classes."""
+    actual, predicted = np.asarray(actual), np.asarray(predicted)
+    score = np.asarray(score, dtype=float)
+    if not len(actual):
+        raise DataError("no test rows to evaluate")
+    is_pos, pred_pos = _binary(actual, positive), _binary(predicted, positive)
+    both = _both_classes(is_pos)
+    return {
+        "roc_auc": _num(skm.roc_auc_score(is_pos, score)) if both else None,
+        "average_precision": _num(skm.average_precision_score(is_pos, score)) if both else None,
+        "accuracy": _num(np.mean(actual == predicted)),
+        "precision": _num(skm.precision_score(is_pos, pred_pos, zero_division=0)),
+        "recall": _num(skm.recall_score(is_pos, pred_pos, zero_division=0)),
+        "f1": _num(skm.f1_score(is_pos, pred_pos, zero_division=0)),
+        "log_loss": _num(skm.log_loss(is_pos, score, labels=[False, True])),
+        "brier": _num(np.mean((score - is_pos) ** 2)),
+        "n_test": len(actual),
+    }
+
+
+def regression_metrics(
+    actual: Sequence[float] | np.ndarray, predicted: Sequence[float] | np.ndarray
+) -> dict[str, float | int | None]:
+    """Headline regression metrics; R² is None for fewer than two rows."""
+    actual = np.asarray(actual, dtype=float)
+    predicted = np.asarray(predicted, dtype=float)
+    if not len(actual):
+        raise DataError("no test rows to evaluate")
+    return {
+        "rmse": _num(np.sqrt(np.mean((actual - predicted) ** 2))),
+        "mae": _num(np.mean(np.abs(actual - predicted))),
+        "r2": _num(skm.r2_score(actual, predicted)) if len(actual) > 1 else None,
+        "n_test": len(actual),
+    }
+
+
+def _slice_classification(
+    actual: np.ndarray, predicted: np.ndarray, score: np.ndarray, positive: Hashable
+) -> dict[str, float | int | None]:
+    is_pos, pred_pos = _binary(actual, positive), _binary(predicted, positive)
+    return {
+        "n": len(actual),
+        "roc_auc": _num(skm.roc_auc_score(is_pos, score)) if _both_classes(is_pos) else None,
+        "accuracy": _num(np.mean(actual == predicted)),
+        "precision": _num(skm.precision_score(is_pos, pred_pos, zero_division=0)),
+        "recall": _num(skm.recall_score(is_pos, pred_pos, zero_division=0)),
+        "f1": _num(skm.f1_score(is_pos, pred_pos, zero_division=0)),
+        "positive_rate": _num(is_pos.mean()),
+        "predicted_positive_rate": _num(pred_pos.mean()),
+    }
+
+
+def _slice_regression(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float | int | None]:
+    m = regression_metrics(actual, predicted)
+    return {"n": m["n_test"], "rmse": m["rmse"], "mae": m["mae"], "r2": m["r2"]}
+
+
+def slice_metrics(
+    frame: pd.DataFrame,
+    slices: Sequence[str],
+    *,
+    task: str,
+    actual: Sequence[Any] | np.ndarray,
+    predicted: Sequence[Any] | np.ndarray,
+    score: Sequence[float] | np.ndarray | None = None,
+    positive: Hashable | None = None,
+) -> dict[str, dict[str, dict[str, float | int | None]]]:
+    """Metrics per value of each slice column: ``{column: {value: {"n": ..., metric: ...}}}``.
+
+    Rows with a missing slice value form their own slice, ``(missing)``. A slice with a single
+    class gets a null AUC rather than an error.
+    """
+    missing = [col for col in slices if col not in frame.columns]
+    if missing:
+        raise DataError(
+            f"slice column '{missing[0]}' (evaluate.slices) is not in the test data "
+            f"(columns: {', '.join(map(str, frame.columns))})"
+        )
+    actual, predicted = np.asarray(actual), np.asarray(predicted)
+    if len(actual) != len(frame) or len(predicted) != len(frame):
+        raise ValueError("actual and predicted must have one entry per row of frame")
+    if task == "classification":
+        if score is None or positive is None:
+            raise ValueError("classification slices need score and positive")
+        score = np.asarray(score, dtype=float)
+    result: dict[str, dict[str, dict[str, float | int | None]]] = {}
+    for col in slices:
+        values = frame[col]
+        keys = np.where(values.isna().to_numpy(), MISSING_SLICE, values.astype(str).to_numpy())
+        per_value = {}
+        for key in sorted(set(keys.tolist())):
+            mask = keys == key
+            if task == "classification":
+                per_value[key] = _slice_classification(
+                    actual[mask], predicted[mask], score[mask], positive
+                )
+            else:
+                per_value[key] = _slice_regression(actual[mask], predicted[mask])
+        result[col] = per_value
+    return result
+
+
+def _thin(n: int, max_points: int) -> np.ndarray:
+    """At most `max_points` evenly spread indices of 0..n-1, always keeping the first and last."""
+    if n <= max_points:
+        return np.arange(n)
+    return np.unique(np.round(np.linspace(0, n - 1, max_points)).astype(int))
+
+
+def roc_points(is_pos: np.ndarray, score: np.ndarray, max_points: int = 200) -> Records:
+    """ROC curve as ``{fpr, tpr}`` records, thinned; empty when only one class is present."""
+    is_pos = np.asarray(is_pos, dtype=bool)
+    if not _both_classes(is_pos):
+        return []
+    fpr, tpr, _ = skm.roc_curve(is_pos, np.asarray(score, dtype=float))
+    idx = _thin(len(fpr), max_points)
+    return [{"fpr": _num(fpr[i]), "tpr": _num(tpr[i])} for i in idx]
+
+
+def precision_recall_points(
+    is_pos: np.ndarray, score: np.ndarray, max_points: int = 200
+) -> Records:
+    """Precision-recall curve as ``{recall, precision}`` records, thinned; empty without positives."""
+    is_pos = np.asarray(is_pos, dtype=bool)
+    if not _both_classes(is_pos):
+        return []
+    precision, recall, _ = skm.precision_recall_curve(is_pos, np.asarray(score, dtype=float))
+    idx = _thin(len(precision), max_points)
+    return [{"recall": _num(recall[i]), "precision": _num(precision[i])} for i in idx]
+
+
+def confusion_rows(
+    actual: Sequence[Hashable] | np.ndarray, predicted: Sequence[Hashable] | np.ndarray
+) -> Records:
+    """One ``{actual, predicted}`` record per test row: DVC's confusion template counts them."""
+    return [
+        {"actual": a, "predicted": p}
+        for a, p in zip(np.asarray(actual).tolist(), np.asarray(predicted).tolist(), strict=True)
+    ]
+
+
+def calibration_points(is_pos: np.ndarray, score: np.ndarray, n_bins: int = 10) -> Records:
+    """Reliability curve over `n_bins` equal-width bins of the score; empty bins are left out."""
+    is_pos = np.asarray(is_pos, dtype=float)
+    score = np.asarray(score, dtype=float)
+    bins = np.linspace(0.0, 1.0, n_bins + 1)
+    ids = np.searchsorted(bins[1:-1], score)  # the same binning as sklearn's calibration_curve
+    records = []
+    for b in range(n_bins):
+        mask = ids == b
+        if mask.any():
+            records.append(
+                {
+                    "mean_predicted": _num(score[mask].mean()),
+                    "fraction_positive": _num(is_pos[mask].mean()),
+                    "count": int(mask.sum()),
+                }
+            )
+    return records
+
+
+def permutation_importance_rows(
+    model: Any,
+    features: pd.DataFrame,
+    target: pd.Series,
+    *,
+    task: str,
+    max_rows: int,
+    repeats: int,
+    seed: int,
+) -> Records:
+    """Permutation importance of each raw input column, most important first.
+
+    Computed on at most `max_rows` test rows sampled with `seed` (0 rows: skipped, empty), scored
+    with ROC AUC (classification) or R² (regression). Permuting raw columns measures what the
+    whole Pipeline, preprocessing included, takes from each feature.
+    """
+    from sklearn.inspection import permutation_importance
+
+    if max_rows == 0 or features.empty:
+        return []
+    if len(features) > max_rows:
+        features = features.sample(n=max_rows, random_state=seed)
+        target = target.loc[features.index]
+    if task == "classification":
+        n_classes = target.nunique()
+        if n_classes < 2:
+            return []
+        scoring = "roc_auc" if n_classes == 2 else "roc_auc_ovr"
+    else:
+        scoring = "r2"
+    result = permutation_importance(
+        model,
+        features,
+        target,
+        scoring=scoring,
+        n_repeats=repeats,
+        random_state=seed,
+        n_jobs=1,
+    )
+    rows = [
+        {"feature": str(col), "importance": _num(mean), "std": _num(std)}
+        for col, mean, std in zip(
+            features.columns, result.importances_mean, result.importances_std, strict=True
+        )
+    ]
+    return sorted(rows, key=lambda r: (-(r["importance"] or 0.0), r["feature"]))
+
+
+def predicted_vs_actual_points(
+    actual: Sequence[float] | np.ndarray,
+    predicted: Sequence[float] | np.ndarray,
+    *,
+    max_points: int = 1000,
+    seed: int = 0,
+) -> Records:
+    """``{actual, predicted}`` records for a scatter plot, at most `max_points` sampled with `seed`."""
+    actual = np.asarray(actual, dtype=float)
+    predicted = np.asarray(predicted, dtype=float)
+    idx = np.arange(len(actual))
+    if len(idx) > max_points:
+        idx = np.sort(np.random.default_rng(seed).choice(len(idx), max_points, replace=False))
+    return [{"actual": _num(actual[i]), "predicted": _num(predicted[i])} for i in idx]

@@ -1,0 +1,279 @@
+"""Evaluate stage: score the saved model on the test split.
+
+Writes the headline metrics, per-slice metrics, DVC plot data, PNG figures and the test-set
+predictions (kept for drift comparison), then adds the test metrics and figures to the MLflow run
+that trained this exact model file. Nothing is written until every number and figure exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+from sklearn.base import is_classifier
+
+from gitops_ml import metrics as m
+from gitops_ml import tracking
+from gitops_ml.config import Params, load_params
+from gitops_ml.errors import DataError, cli_entry
+from gitops_ml.figures import render_figures
+from gitops_ml.files import atomic_dir, file_md5, write_json, write_parquet
+
+log = logging.getLogger(__name__)
+
+#: At most this many points in the ROC and precision-recall curves.
+CURVE_POINTS = 200
+#: At most this many points in the regression scatter.
+SCATTER_POINTS = 1000
+CALIBRATION_BINS = 10
+#: The plot data files the top-level `plots:` of dvc.yaml reads, for either task.
+PLOT_NAMES = (
+    "roc",
+    "precision_recall",
+    "confusion",
+    "calibration",
+    "importance",
+    "predicted_vs_actual",
+)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Everything the stage writes, computed before anything is written."""
+
+    metrics: dict[str, Any]
+    slices: dict[str, Any]
+    plots: dict[str, m.Records]
+    predictions: pd.DataFrame
+    positive_label: str | None  # the class scored as positive (classification)
+
+
+def _features_target(test: pd.DataFrame, target: str) -> tuple[pd.DataFrame, pd.Series]:
+    if target not in test.columns:
+        raise DataError(
+            f"target column '{target}' (data.target) is not in the test data "
+            f"(columns: {', '.join(map(str, test.columns))})"
+        )
+    y = test[target]
+    n_missing = int(y.isna().sum())
+    if n_missing:
+        raise DataError(f"target column '{target}' has {n_missing} missing values in the test data")
+    return test.drop(columns=[target]), y
+
+
+def _check_task(model: Any, task: str) -> None:
+    if (task == "classification") != is_classifier(model):
+        kind = "a classifier" if is_classifier(model) else "a regressor"
+        raise DataError(f"the model is {kind} but data.task is {task}: re-run the train stage")
+
+
+def evaluate_classification(
+    model: Any, X: pd.DataFrame, y: pd.Series, params: Params
+) -> Evaluation:
+    """Positive class vs the rest, cut at `evaluate.threshold`; predictions keep the score."""
+    classes = np.asarray(model.classes_)
+    positive = m.positive_class(classes.tolist(), params.data.positive_label)
+    unseen = sorted(set(map(str, y.unique())) - set(map(str, classes)))
+    if unseen:
+        log.warning("test labels the model never saw (scored as negatives): %s", ", ".join(unseen))
+    proba = model.predict_proba(X)
+    score = proba[:, int(np.flatnonzero(classes == positive)[0])]
+    predicted = m.predict_labels(proba, classes, positive, params.evaluate.threshold)
+    actual = y.to_numpy()
+    is_pos = actual == positive
+    metrics = m.classification_metrics(actual, predicted, score, positive)
+    slices = m.slice_metrics(
+        X,
+        params.evaluate.slices,
+        task="classification",
+        actual=actual,
+        predicted=predicted,
+        score=score,
+        positive=positive,
+    )
+    plots = {
+        "roc": m.roc_points(is_pos, score, CURVE_POINTS),
+        "precision_recall": m.precision_recall_points(is_pos, score, CURVE_POINTS),
+        "confusion": m.confusion_rows(actual, predicted),
+        "calibration": m.calibration_points(is_pos, score, CALIBRATION_BINS),
+        "importance": _importance(model, X, y, params),
+    }
+    predictions = pd.DataFrame(
+        {
+            "actual": y.reset_index(drop=True),
+            "prediction": pd.Series(predicted, dtype=y.dtype),
+            "score": pd.Series(score, dtype="float64"),
+        }
+    )
+    return Evaluation(metrics, slices, plots, predictions, str(positive))
+
+
+def evaluate_regression(model: Any, X: pd.DataFrame, y: pd.Series, params: Params) -> Evaluation:
+    """Errors, slices, a sampled predicted-vs-actual scatter and importance."""
+    predicted = np.asarray(model.predict(X), dtype="float64")
+    actual = y.to_numpy(dtype="float64")
+    metrics = m.regression_metrics(actual, predicted)
+    slices = m.slice_metrics(
+        X, params.evaluate.slices, task="regression", actual=actual, predicted=predicted
+    )
+    plots = {
+        "predicted_vs_actual": m.predicted_vs_actual_points(
+            actual, predicted, max_points=SCATTER_POINTS, seed=params.train.seed
+        ),
+        "importance": _importance(model, X, y, params),
+    }
+    predictions = pd.DataFrame({"actual": actual, "prediction": predicted})
+    return Evaluation(metrics, slices, plots, predictions, None)
+
+
+def _importance(model: Any, X: pd.DataFrame, y: pd.Series, params: Params) -> m.Records:
+    return m.permutation_importance_rows(
+        model,
+        X,
+        y,
+        task=params.data.task,
+        max_rows=params.evaluate.importance_rows,
+        repeats=params.evaluate.importance_repeats,
+        seed=params.train.seed,
+    )
+
+
+def evaluate(model: Any, test: pd.DataFrame, params: Params) -> Evaluation:
+    """Score `model` on the test split (features + target) as params.yaml says."""
+    X, y = _features_target(test, params.data.target)
+    _check_task(model, params.data.task)
+    missing = [col for col in getattr(model, "feature_names_in_", []) if col not in X.columns]
+    if missing:
+        raise DataError(
+            f"feature column '{missing[0]}' the model was trained on is not in the test data"
+        )
+    if params.data.task == "classification":
+        return evaluate_classification(model, X, y, params)
+    return evaluate_regression(model, X, y, params)
+
+
+def records_json(records: m.Records) -> str:
+    """A JSON list with one record per line: small diffs in git, readable by `dvc plots`."""
+    if not records:
+        return "[]\n"
+    return "[\n" + ",\n".join(json.dumps(r, sort_keys=True) for r in records) + "\n]\n"
+
+
+def write_plot_data(plots: Mapping[str, m.Records], out_dir: Path) -> None:
+    """One ``<name>.json`` per plot in dvc.yaml, in the directory the stage replaces whole.
+
+    Plots that do not apply to the task (or were skipped) are written as ``[]``: `dvc plots`
+    leaves an empty file out quietly but reports a missing one as an error.
+    """
+    for name in PLOT_NAMES:
+        path = out_dir / f"{name}.json"
+        path.write_text(records_json(plots.get(name, [])), encoding="utf-8")
+
+
+def load_model(path: str | os.PathLike[str]) -> Any:
+    """The fitted Pipeline the train stage saved (a trusted file: joblib runs pickle)."""
+    try:
+        return joblib.load(path)
+    except FileNotFoundError:
+        raise DataError(f"{path}: model file not found (run the train stage first)") from None
+
+
+def read_frame(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read a parquet split; a missing or unreadable file is a DataError."""
+    try:
+        return pd.read_parquet(path)
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found (run the split stage first)") from None
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: not a readable parquet file ({exc})") from None
+
+
+def log_to_run(
+    params: Params,
+    *,
+    model_file: Path,
+    test_file: Path,
+    artifacts: list[tuple[str, Path]],
+    result: Evaluation,
+) -> str | None:
+    """Add the test metrics and figures to the run that trained this model file, if any."""
+    md5 = file_md5(model_file)
+    run = tracking.find_run_by_model_hash(md5, params.mlflow.experiment)
+    if run is None:
+        log.warning(
+            "no MLflow run in experiment '%s' is tagged %s=%s (model not trained by the train "
+            "stage with this tracking store?); test metrics are not logged to MLflow",
+            params.mlflow.experiment,
+            tracking.TAG_MODEL_MD5,
+            md5,
+        )
+        return None
+    tags = {tracking.TAG_TEST_DATA_MD5: file_md5(test_file)}
+    if result.positive_label is not None:
+        tags[tracking.TAG_POSITIVE_LABEL] = result.positive_label
+    tracking.log_evaluation(
+        run.info.run_id,
+        metrics=result.metrics,
+        tags=tags,
+        artifacts=artifacts,
+    )
+    return run.info.run_id
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m gitops_ml.stages.evaluate", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--model", required=True, type=Path, help="model file (joblib)")
+    parser.add_argument("--test", required=True, type=Path, help="test split (parquet)")
+    parser.add_argument("--metrics", required=True, type=Path, help="metrics JSON to write")
+    parser.add_argument("--slices", required=True, type=Path, help="per-slice metrics JSON")
+    parser.add_argument("--plots", required=True, type=Path, help="directory for plot data JSON")
+    parser.add_argument("--figures", required=True, type=Path, help="directory for PNG figures")
+    parser.add_argument("--predictions", required=True, type=Path, help="predictions parquet")
+    parser.add_argument("--params", default="params.yaml", type=Path, help="params file")
+    return parser
+
+
+@cli_entry
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    params = load_params(args.params)
+    model = load_model(args.model)
+    test = read_frame(args.test)
+    result = evaluate(model, test, params)
+    with atomic_dir(args.figures) as figures, atomic_dir(args.plots) as plots:
+        render_figures(result.plots, figures, result.metrics)
+        write_plot_data(result.plots, plots)
+    write_json(args.metrics, result.metrics)
+    write_json(args.slices, result.slices)
+    write_parquet(args.predictions, result.predictions)
+    log.info("metrics: %s", json.dumps(result.metrics, sort_keys=True))
+    with tracking.timed("mlflow logging (evaluate)"):
+        run_id = log_to_run(
+            params,
+            model_file=args.model,
+            test_file=args.test,
+            artifacts=[
+                ("figures", args.figures),
+                ("reports", args.metrics),
+                ("reports", args.slices),
+            ],
+            result=result,
+        )
+    if run_id:
+        log.info("logged test metrics to mlflow run %s", run_id)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

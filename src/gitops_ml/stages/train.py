@@ -1,0 +1,213 @@
+"""Train stage: fit the Pipeline on the train split, save it, and record the run in MLflow.
+
+The saved file is the DVC artifact; it is byte-identical for the same data, params and library
+versions, whatever the machine's core count. The MLflow run gets the same fitted object, tagged
+with the md5 of that file so evaluate and promote can find it again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+from sklearn import metrics as skm
+from sklearn.pipeline import Pipeline
+
+from gitops_ml import tracking
+from gitops_ml.config import Params, load_params
+from gitops_ml.errors import DataError, cli_entry
+from gitops_ml.files import atomic_path, file_md5
+from gitops_ml.models import build_pipeline, feature_columns, normalize_fitted
+
+log = logging.getLogger(__name__)
+
+#: Rows used to infer the MLflow signature (the first five become the input example).
+SIGNATURE_ROWS = 100
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """A fitted, machine-independent Pipeline and what was measured while fitting it."""
+
+    pipeline: Pipeline
+    metrics: dict[str, float]
+
+
+def split_features(df: pd.DataFrame, target: str, task: str) -> tuple[pd.DataFrame, pd.Series]:
+    """Features and target; a DataError names a missing, incomplete or unusable target."""
+    if target not in df.columns:
+        raise DataError(
+            f"target column '{target}' (data.target) is not in the training data "
+            f"(columns: {', '.join(map(str, df.columns))})"
+        )
+    y = df[target]
+    n_missing = int(y.isna().sum())
+    if n_missing:
+        raise DataError(f"target column '{target}' has {n_missing} missing values")
+    if task == "classification":
+        classes = sorted(map(str, y.unique()))
+        if len(classes) < 2:
+            label = classes[0] if classes else "(no rows)"
+            raise DataError(
+                f"target column '{target}' has a single class '{label}': "
+                "a classifier needs at least two"
+            )
+    elif not pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y):
+        raise DataError(
+            f"target column '{target}' is {y.dtype}, but data.task regression needs numbers"
+        )
+    X = df.drop(columns=[target])
+    if X.shape[1] == 0:
+        raise DataError(f"the training data has no feature columns besides '{target}'")
+    return X, y
+
+
+def _train_metrics(
+    pipeline: Pipeline, X: pd.DataFrame, y: pd.Series, task: str
+) -> dict[str, float]:
+    """Scores on the training split itself: a check for under- or over-fitting, not a result."""
+    if task == "classification":
+        proba = pipeline.predict_proba(X)
+        classes = pipeline.classes_
+        predicted = classes[np.argmax(proba, axis=1)]
+        metrics = {
+            "train_accuracy": float(np.mean(predicted == y.to_numpy())),
+            "train_log_loss": float(skm.log_loss(y, proba, labels=classes)),
+        }
+        if len(classes) == 2:  # binary AUC is the same whichever class is positive
+            metrics["train_roc_auc"] = float(skm.roc_auc_score(y == classes[1], proba[:, 1]))
+        return metrics
+    predicted = pipeline.predict(X)
+    return {
+        "train_rmse": float(np.sqrt(np.mean((y.to_numpy(dtype=float) - predicted) ** 2))),
+        "train_r2": float(skm.r2_score(y, predicted)),
+    }
+
+
+def train(df: pd.DataFrame, params: Params) -> TrainResult:
+    """Fit the configured Pipeline on `df` (features + target) and measure it."""
+    X, y = split_features(df, params.data.target, params.data.task)
+    numeric, categorical = feature_columns(df, params.data.target)
+    pipeline = build_pipeline(
+        params.train.model,
+        params.data.task,
+        dict(params.train.hyperparams),
+        params.train.seed,
+        numeric,
+        categorical,
+    )
+    start = time.perf_counter()
+    pipeline.fit(X, y)
+    fit_seconds = time.perf_counter() - start
+    normalize_fitted(pipeline)
+    log.info(
+        "fitted %s on %d rows x %d features in %.2f s",
+        params.train.model,
+        len(X),
+        X.shape[1],
+        fit_seconds,
+    )
+    metrics = {
+        **_train_metrics(pipeline, X, y, params.data.task),
+        "fit_seconds": round(fit_seconds, 3),
+        "n_train": float(len(X)),
+        "n_features": float(X.shape[1]),
+    }
+    return TrainResult(pipeline=pipeline, metrics=metrics)
+
+
+def save_model(pipeline: Pipeline, path: str | os.PathLike[str]) -> None:
+    """Pickle the Pipeline with joblib (uncompressed: the bytes are what DVC hashes)."""
+    joblib.dump(pipeline, path)
+
+
+def run_params(params: Params) -> dict[str, str]:
+    """The params logged with a training run: the data, split and train sections, flattened.
+
+    ``data.positive_label`` is left out: evaluate reads it, train does not re-run when it changes,
+    so evaluate records it on the run as the ``gitops_ml.positive_label`` tag instead.
+    """
+    sections = {key: dict(params.raw[key]) for key in ("data", "split", "train")}
+    sections["data"].pop("positive_label", None)
+    return tracking.flatten_params(sections)
+
+
+def estimator_params(pipeline: Pipeline) -> dict[str, str]:
+    """The fitted estimator's full hyperparameters, defaults included, for comparing runs."""
+    est = pipeline.named_steps["model"]
+    simple = {
+        key: value
+        for key, value in est.get_params(deep=False).items()
+        if value is None or isinstance(value, str | int | float | bool)
+    }
+    return tracking.flatten_params({"estimator": simple})
+
+
+def log_run(
+    result: TrainResult,
+    df: pd.DataFrame,
+    params: Params,
+    *,
+    model_file: Path,
+    train_file: Path,
+) -> str:
+    """Record the training run in MLflow; return its id."""
+    X, _ = split_features(df, params.data.target, params.data.task)
+    tags = tracking.lineage_tags(model_path=model_file, data_paths={"train": train_file})
+    md5 = tags[tracking.TAG_MODEL_MD5]
+    return tracking.log_training_run(
+        experiment=params.mlflow.experiment,
+        run_name=f"{params.train.model}-{md5[:8]}",
+        params={**run_params(params), **estimator_params(result.pipeline)},
+        metrics=result.metrics,
+        tags={**tags, tracking.TAG_MODEL_TYPE: params.train.model},
+        model=result.pipeline,
+        sample=X.head(SIGNATURE_ROWS),
+    )
+
+
+def read_frame(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read a parquet split; a missing or unreadable file is a DataError."""
+    try:
+        return pd.read_parquet(path)
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found (run the split stage first)") from None
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: not a readable parquet file ({exc})") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m gitops_ml.stages.train", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--train", required=True, type=Path, help="train split (parquet)")
+    parser.add_argument("--model", required=True, type=Path, help="model file to write (joblib)")
+    parser.add_argument("--params", default="params.yaml", type=Path, help="params file")
+    return parser
+
+
+@cli_entry
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    params = load_params(args.params)
+    df = read_frame(args.train)
+    result = train(df, params)
+    # The model moves into place only after MLflow has the run: a failure keeps the last good one.
+    with atomic_path(args.model) as tmp:
+        save_model(result.pipeline, tmp)
+        md5 = file_md5(tmp)
+        with tracking.timed("mlflow logging (train)"):
+            run_id = log_run(result, df, params, model_file=tmp, train_file=args.train)
+    log.info("wrote %s (md5 %s); mlflow run %s", args.model, md5, run_id)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,66 @@
+"""Fixtures shared by the test tiers. Everything here is offline and built from shipped files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from sklearn.model_selection import train_test_split
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# --------------------------------------------------------------------------------------------
+# Model tests: the shipped Adult training file, read directly (independent of the ingest stage)
+
+ADULT_FILE = ROOT / "data" / "source" / "adult" / "adult.data.gz"
+ADULT_NUMERIC = (
+    "age",
+    "fnlwgt",
+    "education_num",
+    "capital_gain",
+    "capital_loss",
+    "hours_per_week",
+)
+ADULT_COLUMN_NAMES = (
+    "age",
+    "workclass",
+    "fnlwgt",
+    "education",
+    "education_num",
+    "marital_status",
+    "occupation",
+    "relationship",
+    "race",
+    "sex",
+    "capital_gain",
+    "capital_loss",
+    "hours_per_week",
+    "native_country",
+    "income",
+)
+
+
+@pytest.fixture(scope="session")
+def adult_frame() -> pd.DataFrame:
+    """adult.data.gz (32,561 rows) as the split stage hands it on: text columns are `str` with
+    NaN for `?`, numbers int64, the target `income` holds `<=50K` / `>50K`. Do not mutate."""
+    return pd.read_csv(
+        ADULT_FILE,
+        header=None,
+        names=list(ADULT_COLUMN_NAMES),
+        sep=",",
+        skipinitialspace=True,
+        na_values=["?"],
+        keep_default_na=False,
+        dtype={c: "int64" if c in ADULT_NUMERIC else "str" for c in ADULT_COLUMN_NAMES},
+    )
+
+
+@pytest.fixture(scope="session")
+def adult_split(adult_frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A stratified 80/20 train/test split of `adult_frame` (seed 42), indexes reset."""
+    train, test = train_test_split(
+        adult_frame, test_size=0.2, random_state=42, stratify=adult_frame["income"]
+    )
+    return train.reset_index(drop=True), test.reset_index(drop=True)

@@ -1,0 +1,238 @@
+"""The pure parts of scripts/bench.py: sizes, stage commands from dvc.yaml, targets, the table."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load_bench():
+    spec = importlib.util.spec_from_file_location("bench", ROOT / "scripts" / "bench.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench"] = module  # dataclasses resolve annotations through sys.modules
+    spec.loader.exec_module(module)
+    return module
+
+
+bench = _load_bench()
+
+
+def result(name: str, *, repro: float, baseline: float, noop: list[float], rss: int):
+    """A SizeResult with two stages whose numbers the tests choose."""
+    return bench.SizeResult(
+        size=bench.parse_size(name),
+        stages={"ingest": bench.Run(1.0, rss // 2), "train": bench.Run(2.0, rss)},
+        repro=bench.Run(
+            repro,
+            rss // 4,
+            cpu_seconds=repro * 1.5,
+            output=((0.5, "Running stage 'ingest':"), (2.0, "Running stage 'train':")),
+        ),
+        noop_seconds=noop,
+        noop_clean=True,
+        baseline=bench.Run(baseline, rss // 3, cpu_seconds=baseline),
+        baseline_fit_seconds=baseline / 2,
+        train_rows=800,
+    )
+
+
+# --- sizes --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "source", "n_rows"),
+    [("adult", "adult", None), ("100k", "synthetic", 100_000), ("1M", "synthetic", 1_000_000),
+     ("2500", "synthetic", 2500)],
+)  # fmt: skip
+def test_parse_size(text: str, source: str, n_rows: int | None) -> None:
+    size = bench.parse_size(text)
+    assert (size.source, size.n_rows) == (source, n_rows)
+
+
+@pytest.mark.parametrize("text", ["big", "1g", "-5", "50"])
+def test_parse_size_rejects_bad_sizes(text: str) -> None:
+    with pytest.raises(bench.BenchError, match="bad size"):
+        bench.parse_size(text)
+
+
+def test_parse_sizes_keeps_order_and_rejects_duplicates() -> None:
+    assert [s.name for s in bench.parse_sizes("1m, adult")] == ["1m", "adult"]
+    with pytest.raises(bench.BenchError, match="twice"):
+        bench.parse_sizes("adult,adult")
+    with pytest.raises(bench.BenchError, match="empty"):
+        bench.parse_sizes(" , ")
+
+
+def test_size_params_switches_the_source_without_mutating_the_input() -> None:
+    params = {"data": {"source": "adult", "n_rows": None, "target": "income"}, "split": {"seed": 1}}
+    out = bench.size_params(params, bench.parse_size("100k"))
+    assert out["data"] == {"source": "synthetic", "n_rows": 100_000, "target": "income"}
+    assert params["data"]["source"] == "adult"
+    assert out["split"] == {"seed": 1}
+
+
+# --- stage commands -------------------------------------------------------------------------
+
+
+def test_stage_commands_resolve_vars_and_params_in_file_order() -> None:
+    dvc_yaml = {
+        "vars": [{"schema": "data/schema/x.yaml"}],
+        "stages": {
+            "b": {"cmd": "python -m b --schema ${schema} --n ${ data.n }"},
+            "a": {"cmd": ["echo one", "echo ${data.n}"]},
+        },
+    }
+    commands = bench.stage_commands(dvc_yaml, {"data": {"n": 3}})
+    assert commands == {
+        "b": "python -m b --schema data/schema/x.yaml --n 3",
+        "a": "echo one && echo 3",
+    }
+
+
+@pytest.mark.parametrize(
+    ("dvc_yaml", "message"),
+    [
+        ({"stages": {"a": {"cmd": "x ${missing}"}}}, r"cannot resolve '\$\{missing\}'"),
+        ({"stages": {"a": {"cmd": "x ${data}"}}}, "not a scalar"),
+        ({"stages": {"a": {"foreach": [1], "do": {"cmd": "x"}}}}, "foreach"),
+        ({"stages": {"a": {"cmd": "x", "wdir": "sub"}}}, "wdir"),
+        ({"vars": ["other.yaml"], "stages": {"a": {"cmd": "x"}}}, "inline mappings"),
+        ({}, "no stages"),
+    ],
+)
+def test_stage_commands_errors_name_the_problem(dvc_yaml: dict, message: str) -> None:
+    with pytest.raises(bench.BenchError, match=message):
+        bench.stage_commands(dvc_yaml, {"data": {"n": 1}})
+
+
+def test_the_templates_dvc_yaml_resolves_and_names_the_train_split() -> None:
+    commands = bench.load_stage_commands(ROOT)
+    assert list(commands)[:3] == ["ingest", "validate", "split"]
+    assert "${" not in " ".join(commands.values())
+    train = bench.option_value(commands[bench.TRAIN_STAGE], "--train")
+    split_outs = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["split"]["outs"]
+    assert train in [next(iter(out)) for out in split_outs]
+
+
+def test_option_value() -> None:
+    assert bench.option_value("python -m x --train a.parquet --model m", "--train") == "a.parquet"
+    assert bench.option_value("python -m x --train=b.parquet", "--train") == "b.parquet"
+    with pytest.raises(bench.BenchError, match="no --train"):
+        bench.option_value("python -m x --model m", "--train")
+
+
+def test_parse_baseline_finds_its_line_among_logs() -> None:
+    output = ["gitops_ml: something", 'BASELINE {"rows": 5, "fit_seconds": 1.5}', "bye"]
+    assert bench.parse_baseline(output) == {"rows": 5, "fit_seconds": 1.5}
+    with pytest.raises(bench.BenchError, match="no result line"):
+        bench.parse_baseline(["nothing here"])
+
+
+def test_repro_spans_split_a_repro_at_each_running_stage_line() -> None:
+    output = (
+        (0.8, "Running stage 'ingest':"),
+        (0.8, "> python -m gitops_ml.stages.ingest"),
+        (3.0, "gitops_ml.stages.ingest: wrote 10 rows"),
+        (4.0, "Running stage 'train':"),
+        (9.5, "Updating lock file 'dvc.lock'"),
+    )
+    spans = bench.repro_spans(bench.Run(10.0, 1, output=output))
+    assert spans == pytest.approx({bench.STARTUP: 0.8, "ingest": 3.2, "train": 6.0})
+    up_to_date = ((0.5, "Data and pipelines are up to date."),)
+    assert bench.repro_spans(bench.Run(1.0, 1, output=up_to_date)) == {}
+
+
+# --- targets and the report -------------------------------------------------------------------
+
+
+def test_evaluate_targets_pass_fail_and_skip_sizes_not_run() -> None:
+    fast = result("adult", repro=10.0, baseline=1.0, noop=[1.0, 5.0, 1.5], rss=500_000_000)
+    big = result("1m", repro=12.0, baseline=10.0, noop=[2.5, 2.1, 3.0], rss=4_000_000_000)
+    checks = {(c.target.name, c.size): c for c in bench.evaluate_targets([fast, big])}
+
+    ratio = checks[("`dvc repro -f` / baseline", "1m")]
+    assert ratio.value == pytest.approx(1.2) and ratio.passed
+    assert ("`dvc repro -f` / baseline", "adult") not in checks  # 10x, but the target is for 1m
+    assert checks[("no-op `dvc repro` (median)", "adult")].value == 1.5
+    assert checks[("no-op `dvc repro` (median)", "adult")].passed
+    assert not checks[("no-op `dvc repro` (median)", "1m")].passed
+    assert not checks[("peak memory (max RSS)", "1m")].passed
+    assert bench.evaluate_targets([fast])[0].target.name.startswith("no-op")
+
+
+def test_peak_rss_is_the_pipelines_not_the_baselines() -> None:
+    r = result("1m", repro=1.0, baseline=1.0, noop=[1.0], rss=900)
+    r.baseline = bench.Run(1.0, 10_000)
+    assert r.peak_rss == 900
+
+
+def test_render_markdown_has_every_section_and_value() -> None:
+    results = [
+        result("adult", repro=10.0, baseline=4.0, noop=[1.0, 1.2, 1.1], rss=300_000_000),
+        result("1m", repro=60.0, baseline=30.0, noop=[1.4, 1.3, 1.5], rss=3_500_000_000),
+    ]
+    text = bench.render_markdown(
+        results, bench.evaluate_targets(results), {"Python": "3.11.7"}, "2025-01-01 00:00 UTC"
+    )
+    lines = text.splitlines()
+    for heading in ("## Wall time", "## Peak memory (max RSS)", "## Targets", "## Machine"):
+        assert heading in lines
+    assert "| size | adult | 1m |" in lines
+    assert "| stage `ingest`: alone / in repro | 1.00 s / 1.50 s | 1.00 s / 1.50 s |" in lines
+    assert "| stage `train`: alone / in repro | 2.00 s / 8.00 s | 2.00 s / 58.0 s |" in lines
+    assert "| DVC startup before the first stage | 0.50 s | 0.50 s |" in lines
+    assert "| **`dvc repro -f`** | **10.0 s** | **60.0 s** |" in lines
+    assert "| DVC overhead (repro - sum of stages alone) | 7.00 s | 57.0 s |" in lines
+    assert "| stage `train` | 300 MB | 3.50 GB |" in lines
+    assert "| **repro / baseline** | **2.50x** | **2.00x** |" in lines
+    cpu = "| CPU time (user + sys): repro / baseline | 15.0 s / 4.00 s = 3.75x | 90.0 s / 30.0 s = 3.00x |"
+    assert cpu in lines
+    assert "| **pipeline peak** | **300 MB** | **3.50 GB** |" in lines
+    assert "| `dvc repro -f` / baseline | 1m | 2.00x | <= 1.50x | **FAIL** |" in lines
+    assert "| no-op `dvc repro` (median) | adult | 1.10 s | <= 2.00 s | pass |" in lines
+    assert "| peak memory (max RSS) | 1m | 3.50 GB | <= 3.00 GB | **FAIL** |" in lines
+    assert "- Python: 3.11.7" in lines
+    # every table row has as many cells as its header
+    for block in text.split("\n\n"):
+        rows = [ln for ln in block.splitlines() if ln.startswith("|")]
+        assert len({ln.count("|") for ln in rows}) <= 1, block
+
+
+def test_measure_reports_time_memory_and_failures(tmp_path: Path) -> None:
+    run = bench.measure(
+        [sys.executable, "-c", "b = bytearray(200_000_000)"],
+        cwd=tmp_path,
+        env={},
+        log_path=tmp_path / "ok.log",
+    )
+    assert run.max_rss >= 200_000_000 and run.seconds > 0
+    stamped = bench.measure(
+        [sys.executable, "-c", "import time; print('a', flush=True); time.sleep(0.3); print('b')"],
+        cwd=tmp_path,
+        env={},
+        log_path=tmp_path / "stamped.log",
+    )
+    (t_a, a), (t_b, b) = stamped.output
+    assert (a, b) == ("a", "b") and t_b - t_a >= 0.25
+    assert (tmp_path / "stamped.log").read_text().split()[1::2] == ["a", "b"]
+    with pytest.raises(bench.CommandFailed, match=r"exit 3: boom \(log: .*bad.log\)"):
+        bench.measure(
+            "echo starting; echo boom >&2; exit 3",
+            cwd=tmp_path,
+            env={"PATH": "/usr/bin:/bin"},
+            log_path=tmp_path / "bad.log",
+        )
+
+
+def test_fastest_keeps_the_quickest_time_and_the_largest_memory() -> None:
+    runs = [bench.Run(5.0, 100, cpu_seconds=9.0), bench.Run(3.0, 80, cpu_seconds=4.0)]
+    best = bench.fastest(runs)
+    assert (best.seconds, best.max_rss, best.cpu_seconds) == (3.0, 100, 4.0)
+    with pytest.raises(ValueError):
+        bench.fastest([])

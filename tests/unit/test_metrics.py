@@ -1,0 +1,263 @@
+"""Metrics, slices and plot data: pure functions on tiny inline data, error paths included."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn import metrics as skm
+from sklearn.linear_model import LinearRegression, LogisticRegression
+
+from gitops_ml import metrics as m
+from gitops_ml.errors import ConfigError, DataError
+
+ACTUAL = np.array(["no", "no", "yes", "yes", "no", "yes", "no", "no"], dtype=object)
+SCORE = np.array([0.1, 0.4, 0.35, 0.8, 0.2, 0.9, 0.6, 0.05])
+PREDICTED = np.where(SCORE >= 0.5, "yes", "no")
+
+
+def test_classification_metrics_keys_and_values_match_sklearn() -> None:
+    got = m.classification_metrics(ACTUAL, PREDICTED, SCORE, "yes")
+    assert tuple(got) == m.CLASSIFICATION_KEYS
+    is_pos = ACTUAL == "yes"
+    assert got["roc_auc"] == pytest.approx(skm.roc_auc_score(is_pos, SCORE), abs=1e-6)
+    assert got["average_precision"] == pytest.approx(
+        skm.average_precision_score(is_pos, SCORE), abs=1e-6
+    )
+    assert got["accuracy"] == pytest.approx(6 / 8)
+    assert got["precision"] == pytest.approx(2 / 3, abs=1e-6)
+    assert got["recall"] == pytest.approx(2 / 3, abs=1e-6)
+    assert got["f1"] == pytest.approx(2 / 3, abs=1e-6)
+    assert got["log_loss"] == pytest.approx(skm.log_loss(is_pos, SCORE), abs=1e-6)
+    assert got["brier"] == pytest.approx(skm.brier_score_loss(is_pos, SCORE), abs=1e-6)
+    assert got["n_test"] == 8
+    assert isinstance(got["n_test"], int)
+
+
+def test_classification_metrics_with_one_class_give_null_auc_not_a_crash() -> None:
+    actual = np.array(["no", "no", "no"])
+    got = m.classification_metrics(actual, actual, np.array([0.1, 0.2, 0.7]), "yes")
+    assert got["roc_auc"] is None
+    assert got["average_precision"] is None
+    assert got["accuracy"] == 1.0
+    assert got["precision"] == 0.0
+    assert math.isfinite(got["log_loss"])
+
+
+def test_classification_metrics_with_no_rows_is_a_data_error() -> None:
+    with pytest.raises(DataError, match="no test rows"):
+        m.classification_metrics(np.array([]), np.array([]), np.array([]), "yes")
+
+
+def test_positive_class_is_configured_label_or_last_in_sorted_order() -> None:
+    assert m.positive_class(["<=50K", ">50K"], ">50K") == ">50K"
+    assert m.positive_class(["<=50K", ">50K"], "<=50K") == "<=50K"
+    assert m.positive_class([">50K", "<=50K"], None) == ">50K"
+    assert m.positive_class([0, 1], "1") == 1  # numeric labels match by their text
+
+
+def test_unknown_positive_label_is_a_config_error_naming_the_key() -> None:
+    with pytest.raises(ConfigError, match=r"data\.positive_label.*'maybe'"):
+        m.positive_class(["no", "yes"], "maybe")
+
+
+def test_predict_labels_applies_the_threshold_to_the_positive_class() -> None:
+    classes = np.array(["a", "b", "c"], dtype=object)
+    proba = np.array([[0.5, 0.3, 0.2], [0.2, 0.3, 0.5], [0.1, 0.6, 0.3]])
+    assert m.predict_labels(proba, classes, "c", 0.5).tolist() == ["a", "c", "b"]
+    assert m.predict_labels(proba, classes, "c", 0.2).tolist() == ["c", "c", "c"]
+    binary = np.array([[0.7, 0.3], [0.4, 0.6]])
+    assert m.predict_labels(binary, np.array(["n", "y"]), "y", 0.3).tolist() == ["y", "y"]
+
+
+def test_regression_metrics() -> None:
+    actual = np.array([1.0, 2.0, 3.0, 4.0])
+    predicted = np.array([1.5, 2.0, 2.5, 5.0])
+    got = m.regression_metrics(actual, predicted)
+    assert tuple(got) == m.REGRESSION_KEYS
+    assert got["rmse"] == pytest.approx(math.sqrt((0.25 + 0 + 0.25 + 1) / 4), abs=1e-6)
+    assert got["mae"] == pytest.approx(0.5)
+    assert got["r2"] == pytest.approx(skm.r2_score(actual, predicted), abs=1e-6)
+    assert got["n_test"] == 4
+    assert m.regression_metrics([1.0], [2.0])["r2"] is None
+
+
+def _slice_frame() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "sex": pd.Series(["F", "F", "M", "M", "M", "F", None, "M"], dtype="str"),
+            "age": [20, 30, 40, 50, 60, 70, 80, 90],
+        }
+    )
+
+
+def test_slice_metrics_per_value_with_n_and_missing_values_as_their_own_slice() -> None:
+    got = m.slice_metrics(
+        _slice_frame(),
+        ["sex"],
+        task="classification",
+        actual=ACTUAL,
+        predicted=PREDICTED,
+        score=SCORE,
+        positive="yes",
+    )
+    assert set(got) == {"sex"}
+    assert set(got["sex"]) == {"F", "M", m.MISSING_SLICE}
+    assert sum(s["n"] for s in got["sex"].values()) == len(ACTUAL)
+    female = got["sex"]["F"]  # rows 0, 1, 5: no, no, yes
+    assert female["n"] == 3
+    assert female["roc_auc"] == 1.0
+    assert female["positive_rate"] == pytest.approx(1 / 3, abs=1e-6)
+    assert set(female) == {
+        "n",
+        "roc_auc",
+        "accuracy",
+        "precision",
+        "recall",
+        "f1",
+        "positive_rate",
+        "predicted_positive_rate",
+    }
+
+
+def test_slice_with_a_single_class_gets_null_auc() -> None:
+    got = m.slice_metrics(
+        _slice_frame(),
+        ["sex"],
+        task="classification",
+        actual=ACTUAL,
+        predicted=PREDICTED,
+        score=SCORE,
+        positive="yes",
+    )
+    missing = got["sex"][m.MISSING_SLICE]  # one row: actual "no", score 0.6 -> "yes"
+    assert missing["n"] == 1
+    assert missing["roc_auc"] is None
+    assert missing["accuracy"] == 0.0
+    assert missing["predicted_positive_rate"] == 1.0
+
+
+def test_missing_slice_column_is_a_data_error_naming_it() -> None:
+    with pytest.raises(DataError, match=r"slice column 'race'.*evaluate\.slices"):
+        m.slice_metrics(
+            _slice_frame(),
+            ["sex", "race"],
+            task="classification",
+            actual=ACTUAL,
+            predicted=PREDICTED,
+            score=SCORE,
+            positive="yes",
+        )
+
+
+def test_regression_slices() -> None:
+    actual = np.arange(8, dtype=float)
+    got = m.slice_metrics(
+        _slice_frame(), ["sex"], task="regression", actual=actual, predicted=actual + 1
+    )
+    # rows 2, 3, 4, 7: actual mean 4, total sum of squares 14, residual sum of squares 4
+    assert got["sex"]["M"] == {"n": 4, "rmse": 1.0, "mae": 1.0, "r2": pytest.approx(1 - 4 / 14)}
+    assert got["sex"][m.MISSING_SLICE]["r2"] is None
+
+
+def test_roc_points_are_thinned_and_keep_both_ends() -> None:
+    rng = np.random.default_rng(0)
+    is_pos = rng.random(5000) < 0.3
+    score = np.clip(is_pos * 0.3 + rng.random(5000) * 0.7, 0, 1)
+    points = m.roc_points(is_pos, score, max_points=200)
+    assert 2 <= len(points) <= 200
+    assert points[0] == {"fpr": 0.0, "tpr": 0.0}
+    assert points[-1] == {"fpr": 1.0, "tpr": 1.0}
+    fpr = [p["fpr"] for p in points]
+    assert fpr == sorted(fpr)
+
+
+def test_curves_are_empty_without_both_classes() -> None:
+    is_pos = np.zeros(4, dtype=bool)
+    score = np.array([0.1, 0.2, 0.3, 0.4])
+    assert m.roc_points(is_pos, score) == []
+    assert m.precision_recall_points(is_pos, score) == []
+
+
+def test_precision_recall_points() -> None:
+    points = m.precision_recall_points(ACTUAL == "yes", SCORE)
+    assert set(points[0]) == {"recall", "precision"}
+    assert points[-1] == {"recall": 0.0, "precision": 1.0}
+    assert all(0 <= p["precision"] <= 1 and 0 <= p["recall"] <= 1 for p in points)
+
+
+def test_confusion_rows_one_record_per_row() -> None:
+    rows = m.confusion_rows(ACTUAL, PREDICTED)
+    assert len(rows) == len(ACTUAL)
+    assert rows[3] == {"actual": "yes", "predicted": "yes"}
+    assert rows[2] == {"actual": "yes", "predicted": "no"}
+
+
+def test_calibration_points_bin_like_sklearn_and_count_every_row() -> None:
+    from sklearn.calibration import calibration_curve
+
+    rng = np.random.default_rng(1)
+    score = rng.random(1000)
+    is_pos = rng.random(1000) < score
+    points = m.calibration_points(is_pos, score, n_bins=10)
+    frac, mean = calibration_curve(is_pos, score, n_bins=10)
+    assert [p["fraction_positive"] for p in points] == pytest.approx(frac, abs=1e-6)
+    assert [p["mean_predicted"] for p in points] == pytest.approx(mean, abs=1e-6)
+    assert sum(p["count"] for p in points) == 1000
+
+
+def _signal_frame(n: int = 400) -> tuple[pd.DataFrame, pd.Series]:
+    rng = np.random.default_rng(2)
+    X = pd.DataFrame({"signal": rng.normal(size=n), "noise": rng.normal(size=n)})
+    y = pd.Series(np.where(X["signal"] + 0.3 * rng.normal(size=n) > 0, "yes", "no"))
+    return X, y
+
+
+def test_permutation_importance_ranks_the_signal_first_and_is_seeded() -> None:
+    X, y = _signal_frame()
+    model = LogisticRegression().fit(X, y)
+    kwargs = {"task": "classification", "max_rows": 300, "repeats": 3, "seed": 7}
+    rows = m.permutation_importance_rows(model, X, y, **kwargs)
+    assert [r["feature"] for r in rows] == ["signal", "noise"]
+    assert rows[0]["importance"] > 0.2
+    assert abs(rows[1]["importance"]) < 0.05
+    assert set(rows[0]) == {"feature", "importance", "std"}
+    assert m.permutation_importance_rows(model, X, y, **kwargs) == rows
+
+
+def test_permutation_importance_with_zero_rows_is_skipped() -> None:
+    X, y = _signal_frame(50)
+    model = LogisticRegression().fit(X, y)
+    assert (
+        m.permutation_importance_rows(
+            model, X, y, task="classification", max_rows=0, repeats=2, seed=0
+        )
+        == []
+    )
+
+
+def test_permutation_importance_regression_uses_r2() -> None:
+    X, _ = _signal_frame()
+    y = pd.Series(3 * X["signal"].to_numpy())
+    model = LinearRegression().fit(X, y)
+    rows = m.permutation_importance_rows(
+        model, X, y, task="regression", max_rows=100, repeats=2, seed=0
+    )
+    assert rows[0]["feature"] == "signal"
+    assert rows[0]["importance"] > 1.0  # shuffling the only signal costs more than all of R²
+
+
+def test_predicted_vs_actual_is_sampled_deterministically() -> None:
+    actual = np.arange(5000, dtype=float)
+    points = m.predicted_vs_actual_points(actual, actual * 2, max_points=1000, seed=3)
+    assert len(points) == 1000
+    assert all(p["predicted"] == 2 * p["actual"] for p in points)
+    assert points == m.predicted_vs_actual_points(actual, actual * 2, max_points=1000, seed=3)
+    assert len(m.predicted_vs_actual_points(actual[:10], actual[:10])) == 10
+
+
+def test_values_are_json_safe() -> None:
+    got = m.classification_metrics(ACTUAL, PREDICTED, np.array([0.0, 0, 1, 1, 0, 1, 1, 0]), "yes")
+    assert all(v is None or math.isfinite(v) for v in got.values())

@@ -1,0 +1,144 @@
+"""The model catalogue: config errors name the key, every model fits the Pipeline it is given."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from threadpoolctl import threadpool_limits
+
+from gitops_ml.config import parse_params
+from gitops_ml.errors import ConfigError
+from gitops_ml.models import (
+    MODELS,
+    build_pipeline,
+    feature_columns,
+    make_estimator,
+    normalize_fitted,
+    validate_model,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULTS = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_openmp_thread() -> Iterator[None]:
+    """Tiny fits run faster on one OpenMP thread and cannot stall on a busy machine."""
+    with threadpool_limits(limits=1, user_api="openmp"):
+        yield
+
+
+def _params(**train: object) -> dict:
+    raw = copy.deepcopy(DEFAULTS)
+    raw["train"].update(train)
+    return raw
+
+
+def test_unknown_model_type_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"'train\.model'.*'xgboost'"):
+        parse_params(_params(model="xgboost"))
+
+
+def test_unknown_hyperparameter_is_a_config_error_naming_it() -> None:
+    with pytest.raises(ConfigError, match=r"train\.hyperparams\.n_trees"):
+        parse_params(_params(model="random_forest", hyperparams={"n_trees": 10}))
+
+
+def test_negative_tree_count_is_a_config_error_naming_the_hyperparameter() -> None:
+    with pytest.raises(ConfigError, match="n_estimators") as exc:
+        parse_params(_params(model="random_forest", hyperparams={"n_estimators": -1}))
+    assert "train.hyperparams" in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    ("model", "task"),
+    [("ridge", "classification"), ("logistic_regression", "regression")],
+)
+def test_model_that_does_not_support_the_task_is_a_config_error(model: str, task: str) -> None:
+    with pytest.raises(ConfigError, match=rf"{model} does not support {task}"):
+        validate_model(model, task, {})
+
+
+def test_model_task_mismatch_through_params() -> None:
+    raw = _params(model="ridge")
+    with pytest.raises(ConfigError, match="ridge does not support classification"):
+        parse_params(raw)
+
+
+def test_seed_and_single_job_defaults_and_explicit_hyperparameters_win() -> None:
+    est = make_estimator("random_forest", "classification", {"n_estimators": 7}, seed=5)
+    assert est.get_params()["random_state"] == 5
+    assert est.get_params()["n_jobs"] == 1
+    assert est.get_params()["n_estimators"] == 7
+    est = make_estimator("random_forest", "classification", {"random_state": 1}, seed=5)
+    assert est.get_params()["random_state"] == 1
+
+
+def _tiny(task: str) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    n = 120
+    x = rng.normal(size=n)
+    df = pd.DataFrame(
+        {
+            "x": x,
+            "count": rng.integers(0, 5, size=n),
+            "colour": pd.Series(rng.choice(["red", "green", "blue"], size=n), dtype="str"),
+        }
+    )
+    df.loc[::7, "x"] = np.nan
+    df.loc[::5, "colour"] = np.nan
+    df["y"] = np.where(x > 0, "yes", "no") if task == "classification" else 2 * x
+    return df
+
+
+def test_feature_columns_split_numeric_and_text_in_frame_order() -> None:
+    df = _tiny("classification")
+    assert feature_columns(df, "y") == (["x", "count"], ["colour"])
+
+
+@pytest.mark.parametrize(
+    ("model", "task"),
+    [(model, task) for model, tasks in MODELS.items() for task in tasks],
+)
+def test_every_model_fits_and_predicts_with_missing_values(model: str, task: str) -> None:
+    df = _tiny(task)
+    X = df.drop(columns="y")
+    numeric, categorical = feature_columns(df, "y")
+    pipe = build_pipeline(model, task, {}, 0, numeric, categorical)
+    pipe.fit(X, df["y"])
+    predicted = pipe.predict(X)
+    assert len(predicted) == len(df)
+    if task == "classification":
+        assert set(pipe.classes_) == {"no", "yes"}
+        assert pipe.predict_proba(X).shape == (len(df), 2)
+    # unseen category and an all-missing row are handled at predict time
+    odd = X.head(2).copy()
+    odd.loc[odd.index[0], "colour"] = "purple"
+    odd.loc[odd.index[1], ["x", "colour"]] = np.nan
+    assert len(pipe.predict(odd)) == 2
+
+
+def test_hist_gradient_boosting_gets_a_categorical_mask() -> None:
+    pipe = build_pipeline("hist_gradient_boosting", "classification", {}, 0, ["a", "b"], ["c"])
+    assert pipe.named_steps["model"].categorical_features == [False, False, True]
+
+
+def test_normalize_fitted_drops_the_thread_count(tmp_path: Path) -> None:
+    df = _tiny("classification")
+    numeric, categorical = feature_columns(df, "y")
+    pipe = build_pipeline("hist_gradient_boosting", "classification", {}, 0, numeric, categorical)
+    pipe.fit(df.drop(columns="y"), df["y"])
+    assert pipe.named_steps["model"]._bin_mapper.n_threads is not None
+    normalize_fitted(pipe)
+    assert pipe.named_steps["model"]._bin_mapper.n_threads is None
+    path = tmp_path / "m.joblib"
+    joblib.dump(pipe, path)
+    reloaded = joblib.load(path)
+    assert (reloaded.predict(df.drop(columns="y")) == pipe.predict(df.drop(columns="y"))).all()
