@@ -64,3 +64,14 @@ def adult_split(adult_frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         adult_frame, test_size=0.2, random_state=42, stratify=adult_frame["income"]
     )
     return train.reset_index(drop=True), test.reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------------------------
+# A gate section for regression data: the shipped params.yaml gates a classifier.
+
+REGRESSION_GATE = {
+    "primary": "rmse",
+    "thresholds": {"r2": 0.1},
+    "max_regression": {"rmse": 1.0},
+    "worst_slice": None,
+}

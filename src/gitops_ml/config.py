@@ -71,6 +71,37 @@ class MlflowConfig:
     model_name: str
 
 
+#: Metrics where a smaller value is better; every other metric is higher-is-better.
+LOWER_IS_BETTER = frozenset({"log_loss", "brier", "rmse", "mae"})
+#: Metrics the evaluate stage writes, per task.
+TASK_METRICS = {
+    "classification": (
+        "roc_auc", "average_precision", "accuracy", "precision", "recall", "f1", "log_loss", "brier",
+    ),
+    "regression": ("rmse", "mae", "r2"),
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class WorstSliceRule:
+    """The weakest slice (of the evaluate.slices columns) must still reach `min`."""
+
+    metric: str
+    min: float
+    min_rows: int
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    """The quality gate a pull request must pass (`gitops-ml gate`)."""
+
+    fail_on_violation: bool
+    primary: str
+    thresholds: Mapping[str, float]
+    max_regression: Mapping[str, float]
+    worst_slice: WorstSliceRule | None
+
+
 @dataclass(frozen=True)
 class Params:
     """Everything in params.yaml."""
@@ -80,6 +111,7 @@ class Params:
     train: TrainConfig
     evaluate: EvaluateConfig
     mlflow: MlflowConfig
+    gate: GateConfig
     raw: Mapping[str, Any] = field(repr=False, compare=False)
 
 
@@ -208,6 +240,70 @@ def _mlflow(raw: Mapping[str, Any]) -> MlflowConfig:
     )
 
 
+def _metric(value: Any, key: str, task: str) -> str:
+    name = _str(value, key)
+    if name not in TASK_METRICS[task]:
+        raise ConfigError(
+            f"params: '{key}' must be a {task} metric ({', '.join(TASK_METRICS[task])}); "
+            f"got '{name}'"
+        )
+    return name
+
+
+def _number(value: Any, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+        raise ConfigError(f"params: '{key}' must be a number, got {value!r}")
+    return float(value)
+
+
+def _metric_map(value: Any, key: str, task: str, *, non_negative: bool) -> dict[str, float]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"params: '{key}' must be a mapping of metric: number, got {value!r}")
+    out = {}
+    for name, limit in value.items():
+        _metric(name, f"{key}.{name}", task)
+        out[name] = _number(limit, f"{key}.{name}")
+        if non_negative and out[name] < 0:
+            raise ConfigError(f"params: '{key}.{name}' must be >= 0, got {limit}")
+    return out
+
+
+def _gate(raw: Mapping[str, Any], task: str) -> GateConfig:
+    s = _build(GateConfig, raw, "gate")
+    if not isinstance(s["fail_on_violation"], bool):
+        raise ConfigError(
+            f"params: 'gate.fail_on_violation' must be true or false, got {s['fail_on_violation']!r}"
+        )
+    worst = s["worst_slice"]
+    rule = None
+    if worst is not None:
+        if not isinstance(worst, Mapping):
+            raise ConfigError(
+                f"params: 'gate.worst_slice' must be a mapping or null, got {worst!r}"
+            )
+        w = _build(WorstSliceRule, {"gate.worst_slice": worst}, "gate.worst_slice")
+        rule = WorstSliceRule(
+            metric=_metric(w["metric"], "gate.worst_slice.metric", task),
+            min=_number(w["min"], "gate.worst_slice.min"),
+            min_rows=_int(w["min_rows"], "gate.worst_slice.min_rows", minimum=1),
+        )
+    return GateConfig(
+        fail_on_violation=s["fail_on_violation"],
+        primary=_metric(s["primary"], "gate.primary", task),
+        # An absolute limit: a minimum for higher-is-better metrics, a maximum for the others.
+        thresholds=MappingProxyType(
+            _metric_map(s["thresholds"], "gate.thresholds", task, non_negative=False)
+        ),
+        # The largest allowed worsening against the champion, in the metric's own units.
+        max_regression=MappingProxyType(
+            _metric_map(s["max_regression"], "gate.max_regression", task, non_negative=True)
+        ),
+        worst_slice=rule,
+    )
+
+
 def parse_params(raw: Any) -> Params:
     """Validate an already-parsed params mapping."""
     if not isinstance(raw, Mapping):
@@ -225,6 +321,7 @@ def parse_params(raw: Any) -> Params:
         train=_train(raw, data.task),
         evaluate=_evaluate(raw),
         mlflow=_mlflow(raw),
+        gate=_gate(raw, data.task),
         raw=MappingProxyType(dict(raw)),
     )
 

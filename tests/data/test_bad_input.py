@@ -251,3 +251,27 @@ def test_real_process_prints_one_line_without_traceback(ws: Workspace) -> None:
     )
     assert proc.returncode == 2
     _one_error_line(proc.stderr, str(CSV), "file is empty")
+
+
+@pytest.mark.parametrize(
+    ("section", "values", "needle"),
+    [
+        ("data", {"colour": "red"}, "data.colour"),
+        ("train", {"model": "xgboost"}, "train.model"),
+        ("train", {"model": "random_forest", "hyperparams": {"n_estimators": -1}}, "n_estimators"),
+        ("split", {"test_size": 1.2}, "split.test_size"),
+        ("split", {"test_size": 0}, "split.test_size"),
+    ],
+)
+@pytest.mark.parametrize("stage", ["ingest", "split"])
+def test_bad_params_stop_every_stage_and_keep_outputs(
+    ws: Workspace, stage: str, section: str, values: dict, needle: str
+) -> None:
+    params = yaml.safe_load(Path("params.yaml").read_text(encoding="utf-8"))
+    params[section].update(values)
+    Path("params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+    before = ws.snapshot()
+    code, err = ws.run(stage)
+    assert code != 0
+    _one_error_line(err, needle)
+    assert ws.snapshot() == before

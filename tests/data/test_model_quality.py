@@ -25,6 +25,7 @@ from threadpoolctl import threadpool_limits
 from gitops_ml.config import Params, parse_params
 from gitops_ml.models import MODELS
 from gitops_ml.stages import train
+from tests.conftest import REGRESSION_GATE
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULTS = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
@@ -59,6 +60,7 @@ def regression_params(model: str) -> Params:
             "positive_label": None,
         },
         train={"model": model},
+        gate=REGRESSION_GATE,
     )
 
 

@@ -129,6 +129,7 @@ def test_regression_on_own_csv(tmp_path: Path) -> None:
         root,
         data={"source": "csv", "path": "data/source/diabetes.csv", "target": "target",
               "task": "regression", "positive_label": None},
+        gate={"primary": "rmse", "thresholds": {}, "max_regression": {"rmse": 1.0}, "worst_slice": None},
         evaluate={"slices": ["sex"], "importance_rows": 100, "importance_repeats": 2},
     )  # fmt: skip
     run_in(root, "dvc", "repro")

@@ -57,6 +57,12 @@ def test_shipped_params_load() -> None:
         ({"data": {"source": "csv", "path": "x.csv", "task": "regression"}}, "logistic"),
         ({"evaluate": {"slices": "sex"}}, "evaluate.slices"),
         ({"evaluate": {"threshold": 2}}, "evaluate.threshold"),
+        ({"gate": {"primary": "rmse"}}, "gate.primary"),
+        ({"gate": {"thresholds": {"auc": 0.9}}}, "gate.thresholds.auc"),
+        ({"gate": {"thresholds": {"roc_auc": "high"}}}, "gate.thresholds.roc_auc"),
+        ({"gate": {"max_regression": {"roc_auc": -0.1}}}, "gate.max_regression.roc_auc"),
+        ({"gate": {"fail_on_violation": "yes"}}, "gate.fail_on_violation"),
+        ({"gate": {"worst_slice": {"metric": "roc_auc", "min": 0.8}}}, "gate.worst_slice.min_rows"),
     ],
 )
 def test_bad_values_name_the_key(changes: dict, needle: str) -> None:

@@ -26,6 +26,7 @@ from gitops_ml import metrics, tracking
 from gitops_ml.config import load_params
 from gitops_ml.files import file_md5
 from gitops_ml.stages import evaluate, train
+from tests.conftest import REGRESSION_GATE
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULTS = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
@@ -322,6 +323,7 @@ def test_regression_train_and_evaluate(
         },
         train={"model": "ridge"},
         evaluate={"slices": ["sex"], "importance_rows": 50},
+        gate=REGRESSION_GATE,
     )
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv(tracking.TRACKING_URI_ENV, tracking_uri)
@@ -441,6 +443,7 @@ def test_evaluate_with_a_model_for_the_other_task(
             data={"source": "csv", "path": "x.csv", "target": "target", "task": "regression"},
             train={"model": "ridge"},
             evaluate={"slices": []},
+            gate=REGRESSION_GATE,
         )
     )
     (tmp_path / "models").mkdir()
