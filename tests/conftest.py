@@ -8,37 +8,14 @@ import pandas as pd
 import pytest
 from sklearn.model_selection import train_test_split
 
+from gitops_ml.sources import ADULT_COLUMNS, ADULT_NUMERIC
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # --------------------------------------------------------------------------------------------
 # Model tests: the shipped Adult training file, read directly (independent of the ingest stage)
 
 ADULT_FILE = ROOT / "data" / "source" / "adult" / "adult.data.gz"
-ADULT_NUMERIC = (
-    "age",
-    "fnlwgt",
-    "education_num",
-    "capital_gain",
-    "capital_loss",
-    "hours_per_week",
-)
-ADULT_COLUMN_NAMES = (
-    "age",
-    "workclass",
-    "fnlwgt",
-    "education",
-    "education_num",
-    "marital_status",
-    "occupation",
-    "relationship",
-    "race",
-    "sex",
-    "capital_gain",
-    "capital_loss",
-    "hours_per_week",
-    "native_country",
-    "income",
-)
 
 
 @pytest.fixture(scope="session")
@@ -48,12 +25,12 @@ def adult_frame() -> pd.DataFrame:
     return pd.read_csv(
         ADULT_FILE,
         header=None,
-        names=list(ADULT_COLUMN_NAMES),
+        names=list(ADULT_COLUMNS),
         sep=",",
         skipinitialspace=True,
         na_values=["?"],
         keep_default_na=False,
-        dtype={c: "int64" if c in ADULT_NUMERIC else "str" for c in ADULT_COLUMN_NAMES},
+        dtype={c: "int64" if c in ADULT_NUMERIC else "str" for c in ADULT_COLUMNS},
     )
 
 

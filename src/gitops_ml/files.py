@@ -14,6 +14,8 @@ from typing import Any
 
 import pandas as pd
 
+from gitops_ml.errors import DataError
+
 
 def _default_mode(directory: bool = False) -> int:
     """The mode a plain open()/mkdir() would give: mkstemp and mkdtemp use 0600 and 0700."""
@@ -76,3 +78,13 @@ def file_md5(path: str | os.PathLike[str]) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def read_parquet(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read a stage's parquet input; a missing or unreadable file is a DataError naming it."""
+    if not Path(path).is_file():
+        raise DataError(f"{path}: file not found (run the stage that writes it first)")
+    try:
+        return pd.read_parquet(path)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: cannot read parquet: {str(exc).splitlines()[0][:200]}") from None

@@ -9,15 +9,11 @@ import pandas as pd
 import pytest
 import yaml
 
+from gitops_ml.sources import ADULT_COLUMNS
 from tests.integration.conftest import ROOT, copy_template, run_in, set_params
 
 pytestmark = pytest.mark.slow
 
-ADULT_COLUMNS = [
-    "age", "workclass", "fnlwgt", "education", "education_num", "marital_status",
-    "occupation", "relationship", "race", "sex", "capital_gain", "capital_loss",
-    "hours_per_week", "native_country", "income",
-]  # fmt: skip
 SAMPLE = "data/source/adult_sample.csv"
 OUTPUTS = ("models/model.joblib", "reports/metrics.json", "data/processed/train.parquet")
 
@@ -27,7 +23,7 @@ def adult_sample(n: int) -> pd.DataFrame:
     df = pd.read_csv(
         ROOT / "data/source/adult/adult.data.gz",
         header=None,
-        names=ADULT_COLUMNS,
+        names=list(ADULT_COLUMNS),
         skipinitialspace=True,
     )
     return df.sample(n=n, random_state=7)

@@ -26,7 +26,7 @@ from gitops_ml import tracking
 from gitops_ml.config import Params, load_params
 from gitops_ml.errors import DataError, cli_entry
 from gitops_ml.figures import render_figures
-from gitops_ml.files import atomic_dir, file_md5, write_json, write_parquet
+from gitops_ml.files import atomic_dir, file_md5, read_parquet, write_json, write_parquet
 
 log = logging.getLogger(__name__)
 
@@ -187,16 +187,6 @@ def load_model(path: str | os.PathLike[str]) -> Any:
         raise DataError(f"{path}: model file not found (run the train stage first)") from None
 
 
-def read_frame(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """Read a parquet split; a missing or unreadable file is a DataError."""
-    try:
-        return pd.read_parquet(path)
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found (run the split stage first)") from None
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: not a readable parquet file ({exc})") from None
-
-
 def log_to_run(
     params: Params,
     *,
@@ -249,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     params = load_params(args.params)
     model = load_model(args.model)
-    test = read_frame(args.test)
+    test = read_parquet(args.test)
     result = evaluate(model, test, params)
     with atomic_dir(args.figures) as figures, atomic_dir(args.plots) as plots:
         render_figures(result.plots, figures, result.metrics)

@@ -16,8 +16,7 @@ from sklearn.model_selection import train_test_split
 
 from gitops_ml.config import SplitConfig, load_params
 from gitops_ml.errors import DataError, cli_entry
-from gitops_ml.files import file_md5, write_parquet
-from gitops_ml.stages.validate import read_dataset
+from gitops_ml.files import file_md5, read_parquet, write_parquet
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +85,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     params = load_params(args.params)
-    df = read_dataset(args.input)
+    df = read_parquet(args.input)
     check_validation(args.validation, args.input)
     train, test = split(df, params.split, params.data.target, params.data.task)
     write_parquet(args.train, train)

@@ -23,7 +23,7 @@ from sklearn.pipeline import Pipeline
 from gitops_ml import tracking
 from gitops_ml.config import Params, load_params
 from gitops_ml.errors import DataError, cli_entry
-from gitops_ml.files import atomic_path, file_md5
+from gitops_ml.files import atomic_path, file_md5, read_parquet
 from gitops_ml.models import build_pipeline, feature_columns, normalize_fitted
 
 log = logging.getLogger(__name__)
@@ -173,16 +173,6 @@ def log_run(
     )
 
 
-def read_frame(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """Read a parquet split; a missing or unreadable file is a DataError."""
-    try:
-        return pd.read_parquet(path)
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found (run the split stage first)") from None
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: not a readable parquet file ({exc})") from None
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m gitops_ml.stages.train", description=__doc__.splitlines()[0]
@@ -197,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     params = load_params(args.params)
-    df = read_frame(args.train)
+    df = read_parquet(args.train)
     result = train(df, params)
     # The model moves into place only after MLflow has the run: a failure keeps the last good one.
     with atomic_path(args.model) as tmp:

@@ -12,24 +12,12 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from gitops_ml.config import load_params
 from gitops_ml.errors import DataError, GitopsMLError, cli_entry
-from gitops_ml.files import file_md5, write_json
+from gitops_ml.files import file_md5, read_parquet, write_json
 from gitops_ml.schema import ValidationReport, load_schema, validate
 
 log = logging.getLogger(__name__)
-
-
-def read_dataset(path: Path) -> pd.DataFrame:
-    """Read a stage's parquet input; a missing or unreadable file is a DataError naming it."""
-    if not path.is_file():
-        raise DataError(f"{path}: file not found (run the stage that writes it first)")
-    try:
-        return pd.read_parquet(path)
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: cannot read parquet: {str(exc).splitlines()[0][:200]}") from None
 
 
 def report_dict(
@@ -75,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         data_cfg = load_params(args.params).data
         schema = load_schema(args.schema)
-        df = read_dataset(args.input)
+        df = read_parquet(args.input)
         digest = file_md5(args.input)
         report = validate(df, schema, target=data_cfg.target, task=data_cfg.task)
     except GitopsMLError as exc:
