@@ -18,7 +18,7 @@ export DO_NOT_TRACK := 1
 # HistGradientBoosting down by an order of magnitude. Results do not depend on it.
 export OMP_WAIT_POLICY := passive
 
-.PHONY: help install repro test test-fast lint format bench ui lock clean
+.PHONY: help install repro test test-fast lint format bench report ui lock clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -52,6 +52,9 @@ format: $(STAMP) ## Format and fix with ruff
 
 bench: $(STAMP) ## Benchmark the pipeline on Adult, 100k and 1M synthetic rows
 	$(BIN)/python scripts/bench.py --output reports/bench.md
+
+report: $(STAMP) ## Preview the pull-request report against main (markdown on stdout)
+	$(BIN)/gitops-ml report --base main --output -
 
 ui: $(STAMP) ## Open the MLflow UI on http://127.0.0.1:5000 for the runs in mlflow.db
 	$(BIN)/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}" --host 127.0.0.1 --port 5000

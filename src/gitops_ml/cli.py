@@ -93,6 +93,56 @@ def _comment(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- gate: the quality gate of a pull request --------------------------------------------------
+
+
+def _gate(args: argparse.Namespace) -> int:
+    from gitops_ml.files import write_json
+    from gitops_ml.gitops import git
+    from gitops_ml.gitops.gate import run_gate, summary_lines
+
+    params = load_params(args.params)
+    root = git.repo_root(Path.cwd())
+    result = run_gate(
+        params.gate,
+        root=root,
+        metrics_path=Path(args.metrics),
+        slices_path=Path(args.slices),
+        base=args.base,
+        check_lock=not args.no_lock_check,
+    )
+    write_json(args.output, result.to_dict())
+    print("\n".join(summary_lines(result)))
+    if not result.passed and not params.gate.fail_on_violation:
+        print("gate.fail_on_violation is false: not failing the check")
+    return 1 if not result.passed and params.gate.fail_on_violation else 0
+
+
+# -- report: the markdown of the sticky PR comment ---------------------------------------------
+
+
+def _report(args: argparse.Namespace) -> int:
+    import sys
+    import time
+
+    from gitops_ml.gitops.report import build_report
+
+    start = time.perf_counter()
+    text = build_report(
+        base=args.base,
+        params_path=Path(args.params),
+        gate_path=Path(args.gate) if args.gate else None,
+        rebuild=not args.no_rebuild,
+    )
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        with atomic_path(args.output) as tmp:
+            tmp.write_text(text, encoding="utf-8")
+    log.info("report written to %s in %.2f s", args.output, time.perf_counter() - start)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gitops-ml", description="GitOps commands for the gitops-ml pipeline."
@@ -122,6 +172,29 @@ def build_parser() -> argparse.ArgumentParser:
         "--marker", default="pr-report", help="names the sticky comment (default: %(default)s)"
     )
     p.set_defaults(func=_comment)
+
+    p = sub.add_parser("gate", help="evaluate the quality gate (params.yaml gate:) on this PR")
+    p.add_argument("--base", default=None, help="the champion's ref, e.g. main (default: none)")
+    p.add_argument("--output", default="reports/gate.json", help="verdict JSON to write")
+    p.add_argument("--params", default="params.yaml", help="the params file (default: %(default)s)")
+    p.add_argument("--metrics", default="reports/metrics.json", help="the PR's metrics JSON")
+    p.add_argument("--slices", default="reports/slices.json", help="the PR's slice metrics JSON")
+    p.add_argument("--no-lock-check", action="store_true", help="skip the stale dvc.lock rule")
+    p.set_defaults(func=_gate)
+
+    p = sub.add_parser("report", help="write the PR report (markdown) against a base ref")
+    p.add_argument("--base", required=True, help="the base ref, e.g. main or origin/main")
+    p.add_argument("--output", default="-", help="markdown file to write, or - for stdout")
+    p.add_argument("--params", default="params.yaml", help="the params file (default: %(default)s)")
+    p.add_argument(
+        "--gate", default="reports/gate.json", help="gate verdict JSON to include, if it exists"
+    )
+    p.add_argument(
+        "--no-rebuild",
+        action="store_true",
+        help="never rebuild the champion in a git worktree; fall back to its committed metrics",
+    )
+    p.set_defaults(func=_report)
     return parser
 
 

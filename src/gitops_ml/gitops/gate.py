@@ -1,0 +1,522 @@
+"""The quality gate a pull request must pass: the rules of `params.yaml`'s `gate:` section.
+
+Rules, each reported with its observed value, its limit and a one-line message:
+
+- ``threshold:<metric>``: an absolute limit, a minimum for higher-is-better metrics and a maximum
+  for the lower-is-better ones (`config.LOWER_IS_BETTER`).
+- ``max_regression:<metric>``: the largest allowed worsening against the champion (the base
+  branch's committed `reports/metrics.json`); skipped, with a note, when there is no champion yet.
+- ``worst_slice:<metric>``: the weakest slice of `reports/slices.json` with at least `min_rows`
+  rows must reach `min`; smaller slices are listed but not gated.
+- ``stale_lock``: the committed `dvc.lock` must record the dependencies the workspace really has.
+
+How the stale-lock rule knows the workspace's dependency hashes: two sources, both cheap.
+(1) The committed `dvc.lock` (``git show HEAD:dvc.lock``) is compared stage by stage with the
+workspace `dvc.lock`; after the `dvc repro` CI runs, the workspace file holds the hashes of the
+dependencies the runner actually has. (2) `dvc status` compares the workspace files and params
+with the workspace `dvc.lock`, which catches the local case where nobody ran `dvc repro` after an
+edit. A changed command, param or source dependency (one no stage produces) means the lock is
+stale: a failure naming the stage and the dependency. Differences in outputs, and in dependencies
+that are another stage's outputs, are only warnings: the same inputs can give other bytes on
+another OS or CPU, and the stage that produced them is checked through its own dependencies.
+
+Everything above the I/O section is pure and unit-tested with inline dicts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import subprocess
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gitops_ml.config import LOWER_IS_BETTER, GateConfig, WorstSliceRule
+from gitops_ml.errors import DataError, GitopsMLError
+
+log = logging.getLogger(__name__)
+
+STALE_MESSAGE = "dvc.lock is stale: run `dvc repro` and commit dvc.lock"
+#: Tolerance for float comparisons: metrics are rounded to 6 decimals.
+EPS = 1e-9
+
+
+@dataclass(frozen=True)
+class RuleResult:
+    """One rule's outcome; a skipped rule counts as passed."""
+
+    name: str
+    passed: bool
+    observed: Any
+    limit: Any
+    message: str
+    skipped: bool = False
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GateResult:
+    rules: list[RuleResult]
+    warnings: list[str]
+    fail_on_violation: bool
+    base: str | None = None
+    head: str | None = None
+    primary: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for r in self.rules)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "passed": self.passed,
+            "verdict": "passed" if self.passed else "failed",
+            "fail_on_violation": self.fail_on_violation,
+            "base": self.base,
+            "head": self.head,
+            "primary": dict(self.primary),
+            "rules": [{**asdict(r), "details": dict(r.details)} for r in self.rules],
+            "warnings": list(self.warnings),
+        }
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def _value(metrics: Mapping[str, Any] | None, name: str) -> float | None:
+    if metrics is None:
+        return None
+    value = metrics.get(name)
+    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+        return None
+    return float(value)
+
+
+# -- metric rules ------------------------------------------------------------------------------
+
+
+def threshold_rules(
+    metrics: Mapping[str, Any], thresholds: Mapping[str, float]
+) -> list[RuleResult]:
+    """Absolute limits: a minimum, or a maximum for lower-is-better metrics."""
+    results = []
+    for name, limit in thresholds.items():
+        lower = name in LOWER_IS_BETTER
+        kind = "maximum" if lower else "minimum"
+        observed = _value(metrics, name)
+        if observed is None:
+            results.append(
+                RuleResult(f"threshold:{name}", False, None, limit,
+                           f"{name} is missing or null in the metrics; the {kind} is {limit}")
+            )  # fmt: skip
+            continue
+        passed = observed <= limit + EPS if lower else observed >= limit - EPS
+        op = ("<=" if passed else ">") if lower else (">=" if passed else "<")
+        results.append(
+            RuleResult(f"threshold:{name}", passed, observed, limit,
+                       f"{name} {_fmt(observed)} {op} {_fmt(limit)} ({kind})")
+        )  # fmt: skip
+    return results
+
+
+def worsening(name: str, champion: float, challenger: float) -> float:
+    """How much worse the challenger is, in the metric's units (negative: it is better)."""
+    return challenger - champion if name in LOWER_IS_BETTER else champion - challenger
+
+
+def regression_rules(
+    metrics: Mapping[str, Any],
+    champion: Mapping[str, Any] | None,
+    max_regression: Mapping[str, float],
+    *,
+    no_champion_reason: str = "the base has no reports/metrics.json",
+) -> list[RuleResult]:
+    """Largest allowed worsening against the champion; skipped when there is none yet."""
+    results = []
+    for name, limit in max_regression.items():
+        rule = f"max_regression:{name}"
+        if champion is None:
+            results.append(
+                RuleResult(rule, True, None, limit,
+                           f"no champion yet ({no_champion_reason}): {name} regression not checked",
+                           skipped=True)
+            )  # fmt: skip
+            continue
+        old, new = _value(champion, name), _value(metrics, name)
+        if new is None:
+            results.append(
+                RuleResult(rule, False, None, limit, f"{name} is missing or null in the metrics")
+            )
+            continue
+        if old is None:
+            results.append(
+                RuleResult(rule, True, None, limit,
+                           f"the champion has no {name}: regression not checked", skipped=True)
+            )  # fmt: skip
+            continue
+        worse = round(worsening(name, old, new), 6)
+        passed = worse <= limit + EPS
+        if worse > 0:
+            how = f"worse by {_fmt(worse)} (allowed {_fmt(limit)})"
+        else:
+            how = "better" if worse < 0 else "unchanged"
+            how = f"{how} (allowed worsening {_fmt(limit)})"
+        results.append(
+            RuleResult(rule, passed, worse, limit,
+                       f"{name} {_fmt(new)} vs champion {_fmt(old)}: {how}",
+                       details={"champion": old, "challenger": new})
+        )  # fmt: skip
+    return results
+
+
+def worst_slice_rule(slices: Mapping[str, Any] | None, rule: WorstSliceRule) -> RuleResult:
+    """The weakest slice with at least `min_rows` rows must reach `rule.min`."""
+    name = f"worst_slice:{rule.metric}"
+    gated: list[tuple[float, str, int]] = []
+    small: list[str] = []
+    for column, values in (slices or {}).items():
+        for value, stats in values.items():
+            n = int(stats.get("n", 0))
+            observed = _value(stats, rule.metric)
+            label = f"{column}={value}"
+            if n < rule.min_rows or observed is None:
+                shown = "n/a" if observed is None else _fmt(observed)
+                small.append(f"{label} (n={n}, {rule.metric} {shown})")
+            else:
+                gated.append((observed, label, n))
+    note = ""
+    if small:
+        note = f"; not gated (under {rule.min_rows} rows or no {rule.metric}): " + ", ".join(small)
+    details = {"not_gated": small}
+    if not gated:
+        return RuleResult(
+            name, True, None, rule.min,
+            f"no slice with at least {rule.min_rows} rows to gate{note}",
+            skipped=True, details=details,
+        )  # fmt: skip
+    observed, label, n = min(gated)
+    passed = observed >= rule.min - EPS
+    op = ">=" if passed else "<"
+    return RuleResult(
+        name, passed, observed, rule.min,
+        f"worst slice {label} (n={n}): {rule.metric} {_fmt(observed)} {op} {_fmt(rule.min)}{note}",
+        details={**details, "slice": label, "n": n},
+    )  # fmt: skip
+
+
+# -- the stale-lock rule ------------------------------------------------------------------------
+
+
+def _deps(stage: Mapping[str, Any]) -> dict[str, str | None]:
+    return {d["path"]: d.get("md5") or d.get("etag") for d in stage.get("deps") or []}
+
+
+def _outs(stage: Mapping[str, Any]) -> dict[str, str | None]:
+    return {o["path"]: o.get("md5") or o.get("etag") for o in stage.get("outs") or []}
+
+
+def _params(stage: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        f"{file}:{key}": value
+        for file, values in (stage.get("params") or {}).items()
+        for key, value in (values or {}).items()
+    }
+
+
+def _stages(lock: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return (lock or {}).get("stages") or {}
+
+
+def _produced(*locks: Mapping[str, Any] | None) -> set[str]:
+    """Every path some stage writes: as a dependency it is checked through its producer."""
+    return {path for lock in locks for stage in _stages(lock).values() for path in _outs(stage)}
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True) if not isinstance(value, str) else value
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def lock_differences(
+    committed: Mapping[str, Any], workspace: Mapping[str, Any]
+) -> tuple[list[str], list[str]]:
+    """(stale items, warnings) from the committed vs the workspace dvc.lock, stage by stage."""
+    stale: list[str] = []
+    warnings: list[str] = []
+    produced = _produced(committed, workspace)
+    old_stages, new_stages = _stages(committed), _stages(workspace)
+    for name in sorted(set(old_stages) | set(new_stages)):
+        if name not in old_stages:
+            stale.append(f"stage '{name}' is not in the committed dvc.lock")
+            continue
+        if name not in new_stages:
+            stale.append(f"stage '{name}' is in the committed dvc.lock but not in the workspace's")
+            continue
+        old, new = old_stages[name], new_stages[name]
+        if old.get("cmd") != new.get("cmd"):
+            stale.append(f"stage '{name}': command changed")
+        old_deps, new_deps = _deps(old), _deps(new)
+        for path in sorted(set(old_deps) | set(new_deps)):
+            if old_deps.get(path) == new_deps.get(path):
+                continue
+            if path not in new_deps or path not in old_deps:
+                change = "added" if path not in old_deps else "removed"
+                stale.append(f"stage '{name}': dependency {path} {change}")
+            elif path in produced:
+                warnings.append(
+                    f"stage '{name}': input {path} (another stage's output) has another hash "
+                    "than in the committed dvc.lock"
+                )
+            else:
+                stale.append(
+                    f"stage '{name}': dependency {path} changed "
+                    f"({_short(old_deps[path])} -> {_short(new_deps[path])})"
+                )
+        old_params, new_params = _params(old), _params(new)
+        for key in sorted(set(old_params) | set(new_params)):
+            if key not in old_params or key not in new_params:
+                stale.append(f"stage '{name}': param {key.split(':', 1)[1]} added or removed")
+            elif old_params[key] != new_params[key]:
+                stale.append(
+                    f"stage '{name}': param {key.split(':', 1)[1]} changed "
+                    f"({_short(old_params[key])} -> {_short(new_params[key])})"
+                )
+        old_outs, new_outs = _outs(old), _outs(new)
+        for path in sorted(set(old_outs) & set(new_outs)):
+            if old_outs[path] != new_outs[path]:
+                warnings.append(
+                    f"stage '{name}': output {path} has another hash than in the committed "
+                    "dvc.lock (same inputs, other bytes: trained on another OS or CPU?)"
+                )
+    return stale, warnings
+
+
+def status_differences(
+    status: Mapping[str, Any], produced: Iterable[str] = ()
+) -> tuple[list[str], list[str]]:
+    """(stale items, warnings) from `dvc status --json`: the workspace vs its dvc.lock."""
+    produced = set(produced)
+    stale: list[str] = []
+    warnings: list[str] = []
+    for name, entries in sorted(status.items()):
+        name = name.rsplit(":", 1)[-1]  # "dvc.yaml:train" for pipelines in other files
+        for entry in entries:
+            if isinstance(entry, str):
+                if entry != "always changed":
+                    stale.append(f"stage '{name}': {entry}")
+                continue
+            for kind, changes in entry.items():
+                if kind == "changed deps":
+                    for path, state in changes.items():
+                        if isinstance(state, Mapping):  # params: {key: "modified"}
+                            stale.extend(
+                                f"stage '{name}': param {key} {how} in {path}"
+                                for key, how in state.items()
+                            )
+                        elif path in produced:
+                            warnings.append(
+                                f"stage '{name}': input {path} (another stage's output) is "
+                                f"{state} in the workspace"
+                            )
+                        else:
+                            stale.append(f"stage '{name}': dependency {path} {state}")
+                elif kind == "changed outs":
+                    paths = ", ".join(f"{p} ({s})" for p, s in changes.items())
+                    warnings.append(f"stage '{name}': outputs differ from dvc.lock: {paths}")
+                else:
+                    stale.append(f"stage '{name}': {kind}")
+    return stale, warnings
+
+
+def stale_lock_rule(
+    committed: Mapping[str, Any] | None,
+    workspace: Mapping[str, Any] | None,
+    status: Mapping[str, Any] | None,
+) -> tuple[RuleResult, list[str]]:
+    """The committed dvc.lock against the workspace's dependencies; output changes only warn."""
+    limit = "the committed dvc.lock records the workspace's dependencies"
+    if committed is None:
+        return (
+            RuleResult("stale_lock", False, "no dvc.lock committed", limit,
+                       "dvc.lock is not committed: run `dvc repro` and commit dvc.lock"),
+            [],
+        )  # fmt: skip
+    stale: list[str] = []
+    warnings: list[str] = []
+    if workspace is not None:
+        stale, warnings = lock_differences(committed, workspace)
+    if status:
+        more, more_warnings = status_differences(status, _produced(committed, workspace))
+        stale += [s for s in more if s not in stale]
+        warnings += more_warnings
+    if stale:
+        return (
+            RuleResult("stale_lock", False, stale, limit, f"{STALE_MESSAGE} ({'; '.join(stale)})"),
+            warnings,
+        )
+    return (
+        RuleResult("stale_lock", True, [], limit, "dvc.lock records the workspace's dependencies"),
+        warnings,
+    )
+
+
+def evaluate_gate(
+    cfg: GateConfig,
+    metrics: Mapping[str, Any],
+    *,
+    champion: Mapping[str, Any] | None,
+    slices: Mapping[str, Any] | None,
+    lock_rule: tuple[RuleResult, list[str]] | None = None,
+    no_champion_reason: str = "the base has no reports/metrics.json",
+    base: str | None = None,
+    head: str | None = None,
+) -> GateResult:
+    """Every rule of `cfg` on the PR's metrics, in a fixed order."""
+    rules = threshold_rules(metrics, cfg.thresholds)
+    rules += regression_rules(
+        metrics, champion, cfg.max_regression, no_champion_reason=no_champion_reason
+    )
+    if cfg.worst_slice is not None:
+        rules.append(worst_slice_rule(slices, cfg.worst_slice))
+    warnings: list[str] = []
+    if lock_rule is not None:
+        rules.append(lock_rule[0])
+        warnings += lock_rule[1]
+    primary = {
+        "metric": cfg.primary,
+        "value": _value(metrics, cfg.primary),
+        "champion": _value(champion, cfg.primary),
+    }
+    return GateResult(rules, warnings, cfg.fail_on_violation, base, head, primary)
+
+
+def summary_lines(result: GateResult) -> list[str]:
+    """One line per rule, then the warnings and the verdict: what the CLI prints."""
+    lines = []
+    for rule in result.rules:
+        tag = "SKIP" if rule.skipped else ("PASS" if rule.passed else "FAIL")
+        lines.append(f"{tag} {rule.name}: {rule.message}")
+    lines += [f"warning: {w}" for w in result.warnings]
+    failed = sum(not r.passed for r in result.rules)
+    verdict = "passed" if result.passed else "failed"
+    lines.append(f"gate {verdict}: {len(result.rules)} rules, {failed} failed")
+    return lines
+
+
+# -- I/O ----------------------------------------------------------------------------------------
+
+
+def read_json(path: str | os.PathLike[str], what: str) -> Any:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{path}: {what} not found (run `dvc repro` first)") from None
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: {what} is not valid JSON ({exc})") from None
+
+
+def parse_json_text(text: str | None, what: str) -> Any:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise DataError(f"{what} is not valid JSON ({exc})") from None
+
+
+def parse_lock_text(text: str | None, what: str) -> Mapping[str, Any] | None:
+    if text is None:
+        return None
+    try:
+        lock = yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise DataError(f"{what} is not valid YAML") from None
+    if not isinstance(lock, Mapping):
+        raise DataError(f"{what} is not a dvc.lock mapping")
+    return lock
+
+
+def dvc_status(root: Path) -> Mapping[str, Any]:
+    """`dvc status --json` of the workspace (a subprocess: DVC's in-process API logs noisily)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "dvc", "status", "--json"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+        env={**os.environ, "DVC_NO_ANALYTICS": "1"},
+    )
+    if proc.returncode != 0:
+        detail = (proc.stderr.strip() or proc.stdout.strip()).splitlines()
+        raise GitopsMLError(f"dvc status failed: {detail[-1] if detail else proc.returncode}")
+    try:
+        return json.loads(proc.stdout or "{}")
+    except ValueError:
+        raise GitopsMLError(f"dvc status printed no JSON: {proc.stdout[:200]!r}") from None
+
+
+def run_gate(
+    cfg: GateConfig,
+    *,
+    root: Path,
+    metrics_path: Path,
+    slices_path: Path,
+    base: str | None,
+    head: str = "HEAD",
+    check_lock: bool = True,
+) -> GateResult:
+    """Gather the inputs from the workspace and git, then evaluate every rule."""
+    from gitops_ml.gitops import git
+
+    metrics = read_json(metrics_path, "metrics")
+    if not isinstance(metrics, Mapping):
+        raise DataError(f"{metrics_path}: metrics must be a JSON object")
+    slices = read_json(slices_path, "slice metrics") if slices_path.exists() else None
+    rel = _relative(metrics_path, root)
+    champion = None
+    reason = "no --base given"
+    base_sha = None
+    if base is not None:
+        base_sha = git.resolve(base, cwd=root)
+        champion = parse_json_text(git.show(base_sha, rel, cwd=root), f"{base}:{rel}")
+        reason = f"{base} has no {rel}"
+    head_sha = git.resolve(head, cwd=root)
+    lock_rule = None
+    if check_lock:
+        committed = parse_lock_text(git.show(head_sha, "dvc.lock", cwd=root), f"{head}:dvc.lock")
+        ws_path = root / "dvc.lock"
+        workspace = (
+            parse_lock_text(ws_path.read_text(encoding="utf-8"), str(ws_path))
+            if ws_path.exists()
+            else None
+        )
+        status = dvc_status(root) if committed is not None else None
+        lock_rule = stale_lock_rule(committed, workspace, status)
+    return evaluate_gate(
+        cfg,
+        metrics,
+        champion=champion,
+        slices=slices,
+        lock_rule=lock_rule,
+        no_champion_reason=reason,
+        base=base_sha,
+        head=head_sha,
+    )
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        raise DataError(f"{path} is not inside the repository {root}") from None

@@ -1,0 +1,713 @@
+"""The pull-request report: one markdown document for the sticky PR comment.
+
+It compares the PR (the workspace, after `dvc repro`) with a base ref (usually `main`):
+commits, the quality gate rule by rule, the champion (the model the base's dvc.lock declares)
+against the challenger (the PR's model) scored on the same test set, the committed metrics and
+params of both sides, slice metrics, the data validation summary, a Mermaid chart and lineage.
+
+Where the champion model comes from, cheapest first:
+1. the local DVC cache (``.dvc/cache/files/md5/<2>/<30>``), by the md5 in the base's dvc.lock;
+2. `dvc.api.open(..., rev=base)`, which fetches it from the configured DVC remote;
+3. a rebuild of the base in a temporary `git worktree` with `dvc repro`, sharing this
+   repository's DVC cache (so the next report finds it in step 1); `--no-rebuild` skips this;
+4. otherwise the base's committed metrics, with a plain note that its test data may differ.
+
+The pure pieces (metric deltas, params diff, slice rows, markdown) take plain dicts and are
+unit-tested; heavy imports (pandas, scikit-learn, dvc, mlflow) happen inside functions.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gitops_ml.config import LOWER_IS_BETTER, TASK_METRICS
+from gitops_ml.errors import GitopsMLError
+
+log = logging.getLogger(__name__)
+
+METRICS_PATH = "reports/metrics.json"
+SLICES_PATH = "reports/slices.json"
+VALIDATION_PATH = "reports/validation.json"
+FIGURES_DIR = "reports/figures"
+MODEL_PATH = "models/model.joblib"
+TEST_PATH = "data/processed/test.parquet"
+PARAMS_PATH = "params.yaml"
+LOCK_PATH = "dvc.lock"
+#: Metrics shown in the chart besides the primary one (those on a 0-1 scale, higher is better).
+CHART_METRICS = ("roc_auc", "average_precision", "accuracy", "f1", "r2")
+#: Deltas smaller than this are "unchanged" (metrics are rounded to 6 decimals).
+EPS = 5e-7
+MISSING = object()
+
+
+# -- pure pieces ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MetricRow:
+    name: str
+    base: float | None
+    head: float | None
+    delta: float | None
+    direction: str  # better | worse | unchanged | changed | new | removed
+
+
+def direction_of(name: str, delta: float) -> str:
+    """better / worse / unchanged, by the metric's direction; `changed` for counts like n_test."""
+    if abs(delta) < EPS:
+        return "unchanged"
+    known = {m for metrics in TASK_METRICS.values() for m in metrics}
+    if name not in known:
+        return "changed"
+    better = delta < 0 if name in LOWER_IS_BETTER else delta > 0
+    return "better" if better else "worse"
+
+
+def _num(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, int):
+        return value  # counts (n_test) stay integers
+    return None if math.isnan(value) else float(value)
+
+
+def compare_metrics(base: Mapping[str, Any] | None, head: Mapping[str, Any]) -> list[MetricRow]:
+    """One row per metric of either side, in the head's order, then the base-only ones."""
+    base = base or {}
+    names = list(head) + [k for k in base if k not in head]
+    rows = []
+    for name in names:
+        old, new = _num(base.get(name)), _num(head.get(name))
+        if old is None and new is None:
+            direction, delta = "unchanged", None
+        elif old is None:
+            direction, delta = "new", None
+        elif new is None:
+            direction, delta = "removed", None
+        else:
+            delta = round(new - old, 6)
+            direction = direction_of(name, delta)
+        rows.append(MetricRow(name, old, new, delta, direction))
+    return rows
+
+
+def params_diff(
+    base: Mapping[str, Any] | None, head: Mapping[str, Any]
+) -> list[tuple[str, Any, Any]]:
+    """(key, base value, head value) for each flattened key that differs; MISSING where absent."""
+    from gitops_ml.tracking import flatten_params
+
+    old = flatten_params(base or {})
+    new = flatten_params(head)
+    return [
+        (key, old.get(key, MISSING), new.get(key, MISSING))
+        for key in sorted(set(old) | set(new))
+        if old.get(key, MISSING) != new.get(key, MISSING)
+    ]
+
+
+def slice_rows(
+    base: Mapping[str, Any] | None, head: Mapping[str, Any] | None, metric: str
+) -> list[tuple[str, int | None, float | None, float | None, float | None]]:
+    """(column=value, n, base, head, delta) for every slice of either side."""
+    base, head = base or {}, head or {}
+    rows = []
+    for column in sorted(set(base) | set(head)):
+        b, h = base.get(column) or {}, head.get(column) or {}
+        for value in sorted(set(b) | set(h)):
+            old = _num((b.get(value) or {}).get(metric))
+            new = _num((h.get(value) or {}).get(metric))
+            n = (h.get(value) or b.get(value) or {}).get("n")
+            delta = None if old is None or new is None else round(new - old, 6)
+            rows.append((f"{column}={value}", n, old, new, delta))
+    return rows
+
+
+def fmt(value: Any) -> str:
+    if value is None or value is MISSING:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def fmt_delta(name: str, delta: float | None, direction: str | None = None) -> str:
+    if delta is None:
+        return "—"
+    direction = direction or direction_of(name, delta)
+    mark = {"better": " 🟢 better", "worse": " 🔴 worse", "unchanged": ""}.get(direction, "")
+    return f"{delta:+.4f}{mark}"
+
+
+def _cell(value: Any) -> str:
+    text = fmt(value)
+    return "`" + text.replace("|", "\\|").replace("`", "'") + "`" if value is not MISSING else text
+
+
+def mermaid_chart(
+    champion: Mapping[str, Any] | None, challenger: Mapping[str, Any], primary: str
+) -> str | None:
+    """A Mermaid xychart-beta bar chart, champion and challenger side by side, per key metric.
+
+    Mermaid draws several bar series on top of each other, so each model gets its own bar.
+    """
+    names = [primary] + [m for m in CHART_METRICS if m != primary]
+    labels: list[str] = []
+    values: list[float] = []
+    for name in names:
+        new = _num(challenger.get(name))
+        old = _num((champion or {}).get(name))
+        if new is None or (name != primary and name in LOWER_IS_BETTER):
+            continue
+        if name != primary and not 0 <= new <= 1:
+            continue
+        if old is not None:
+            labels.append(f"{name} champion")
+            values.append(old)
+        labels.append(f"{name} PR" if champion else name)
+        values.append(new)
+    if not values:
+        return None
+    lo = min(values)
+    axis = ""
+    if lo >= 0 and max(values) <= 1:
+        floor = max(0.0, math.floor(lo * 10) / 10 - 0.1)
+        axis = f" {floor:.1f} --> 1"
+    x_axis = ", ".join(json.dumps(label) for label in labels)
+    bars = ", ".join(f"{v:.4f}" for v in values)
+    title = "Champion vs challenger" if champion else "Challenger"
+    return "\n".join(
+        [
+            "```mermaid",
+            "xychart-beta",
+            f'    title "{title} on the PR\'s test set"',
+            f"    x-axis [{x_axis}]",
+            f'    y-axis "score"{axis}',
+            f"    bar [{bars}]",
+            "```",
+        ]
+    )
+
+
+@dataclass
+class ReportData:
+    """Everything the markdown shows; built by `collect`, rendered by `render_markdown`."""
+
+    base_ref: str
+    base_sha: str
+    head_sha: str
+    merge_base: str
+    primary: str
+    head_metrics: Mapping[str, Any]
+    base_metrics: Mapping[str, Any] | None = None
+    head_params: Mapping[str, Any] = field(default_factory=dict)
+    base_params: Mapping[str, Any] | None = None
+    champion: Mapping[str, Any] | None = None  # scored on the PR's test set
+    challenger: Mapping[str, Any] | None = None
+    champion_source: str = ""
+    slice_metric: str | None = None
+    head_slices: Mapping[str, Any] | None = None
+    base_slices: Mapping[str, Any] | None = None
+    slices_source: str = ""
+    validation: Mapping[str, Any] | None = None
+    gate: Mapping[str, Any] | None = None
+    gate_note: str = ""
+    figures: Sequence[str] = ()
+    workflow_url: str | None = None  # the GitHub Actions run that holds the artifact
+    run_url: str | None = None
+    lineage: Sequence[str] = ()
+    notes: Sequence[str] = ()
+
+
+def _short(sha: str) -> str:
+    return sha[:8]
+
+
+def _metric_table(
+    rows: Sequence[MetricRow], left: str, right: str, primary: str | None = None
+) -> list[str]:
+    out = [f"| metric | {left} | {right} | Δ |", "|---|---:|---:|---|"]
+    for r in rows:
+        delta = fmt_delta(r.name, r.delta, r.direction) if r.delta is not None else r.direction
+        name = f"**`{r.name}`** (primary)" if r.name == primary else f"`{r.name}`"
+        out.append(f"| {name} | {fmt(r.base)} | {fmt(r.head)} | {delta} |")
+    return out
+
+
+def render_gate(gate: Mapping[str, Any]) -> list[str]:
+    passed = bool(gate.get("passed"))
+    head = "✅ passed" if passed else "❌ failed"
+    if not passed and not gate.get("fail_on_violation", True):
+        head += " (not enforced: `gate.fail_on_violation` is false)"
+    out = [f"### Quality gate: {head}", "", "| rule | result | observed | limit | |", "|---|---|---|---|---|"]  # fmt: skip
+    for rule in gate.get("rules", []):
+        result = "⏭️ skipped" if rule.get("skipped") else ("✅" if rule.get("passed") else "❌")
+        observed = rule.get("observed")
+        if isinstance(observed, list):
+            observed = f"{len(observed)} item(s)" if observed else "—"
+        limit = rule.get("limit")
+        if isinstance(limit, str) and len(limit) > 30:
+            limit = "—"
+        message = str(rule.get("message", "")).replace("|", "\\|").replace("\n", " ")
+        out.append(
+            f"| `{rule.get('name')}` | {result} | {fmt(observed)} | {fmt(limit)} | {message} |"
+        )
+    for warning in gate.get("warnings", []):
+        out.append(f"\n> ⚠️ {warning}")
+    return out
+
+
+def render_markdown(d: ReportData) -> str:
+    """The whole report; sections with nothing to show say so in one line."""
+    out = [
+        f"## Model report: `{_short(d.head_sha)}` vs `{d.base_ref}` (`{_short(d.base_sha)}`)",
+        "",
+    ]
+    out += [
+        "| | commit |",
+        "|---|---|",
+        f"| head (this PR) | `{d.head_sha}` |",
+        f"| base (`{d.base_ref}`) | `{d.base_sha}` |",
+        f"| merge base | `{d.merge_base}` |",
+        "",
+    ]
+    out += [f"> {note}" for note in d.notes]
+    if d.notes:
+        out.append("")
+
+    # The gate first: it is what a reviewer needs to know.
+    if d.gate is not None:
+        out += render_gate(d.gate)
+        if d.gate_note:
+            out += ["", f"_{d.gate_note}_"]
+    else:
+        out += ["### Quality gate", "", d.gate_note or "The gate was not run."]
+    out.append("")
+
+    # Champion vs challenger on the same test set.
+    out += ["### Champion vs challenger", ""]
+    challenger = d.challenger or d.head_metrics
+    if d.champion is None and d.base_metrics is None:
+        out += [f"No champion yet: `{d.base_ref}` has no model or metrics. {d.champion_source}"]
+    else:
+        out += [d.champion_source, ""]
+        champion = d.champion if d.champion is not None else d.base_metrics
+        rows = [r for r in compare_metrics(champion, challenger) if r.name != "n_test"]
+        rows.sort(key=lambda r: r.name != d.primary)  # the primary metric first
+        out += _metric_table(rows, "champion", "challenger (PR)", d.primary)
+    chart = mermaid_chart(
+        d.champion if d.champion is not None else d.base_metrics, challenger, d.primary
+    )
+    if chart:
+        out += ["", chart]
+    out.append("")
+
+    # Committed metrics, base vs PR; the unchanged ones folded away.
+    out += [f"### Metrics: `{d.base_ref}` vs PR (committed `{METRICS_PATH}`)", ""]
+    if d.base_metrics is None:
+        out += [f"`{d.base_ref}` has no `{METRICS_PATH}` (first model?): the PR's metrics:", ""]
+    rows = compare_metrics(d.base_metrics, d.head_metrics)
+    changed = [r for r in rows if r.direction != "unchanged"]
+    same = [r for r in rows if r.direction == "unchanged"]
+    if changed:
+        out += _metric_table(changed, d.base_ref, "PR", d.primary)
+    else:
+        out.append("No metric changed.")
+    if same:
+        out += ["", f"<details><summary>{len(same)} unchanged metric(s)</summary>", ""]
+        out += _metric_table(same, d.base_ref, "PR", d.primary)
+        out += ["", "</details>"]
+    out.append("")
+
+    # Params.
+    out += ["### Parameters", ""]
+    if d.base_params is None:
+        out.append(f"`{d.base_ref}` has no `{PARAMS_PATH}`.")
+    else:
+        diff = params_diff(d.base_params, d.head_params)
+        if diff:
+            out += [f"| param | {d.base_ref} | PR |", "|---|---|---|"]
+            out += [f"| `{k}` | {_cell(a)} | {_cell(b)} |" for k, a, b in diff]
+        else:
+            out.append("No parameter changed.")
+    out.append("")
+
+    # Slices.
+    if d.slice_metric and (d.head_slices or d.base_slices):
+        out += [f"### Slices: `{d.slice_metric}`", ""]
+        if d.slices_source:
+            out += [d.slices_source, ""]
+        rows_s = slice_rows(d.base_slices, d.head_slices, d.slice_metric)
+        out += ["| slice | n | champion | challenger | Δ |", "|---|---:|---:|---:|---|"]
+        out += [
+            f"| {name} | {fmt(n)} | {fmt(old)} | {fmt(new)} | {fmt_delta(d.slice_metric, delta)} |"
+            for name, n, old, new, delta in rows_s
+        ]
+        out.append("")
+
+    # Data validation.
+    out += ["### Data validation", ""]
+    v = d.validation
+    if v is None:
+        out.append(f"No `{VALIDATION_PATH}` in the workspace.")
+    else:
+        s = v.get("summary") or {}
+        verdict = "✅ passed" if v.get("passed") else "❌ failed"
+        out.append(
+            f"{verdict}: {s.get('passed', '?')} of {s.get('checks', '?')} checks passed on "
+            f"{fmt(v.get('n_rows'))} rows (schema `{v.get('schema', '?')}`)."
+        )
+        for failure in (v.get("failures") or [])[:10]:
+            text = failure.get("message", failure) if isinstance(failure, Mapping) else failure
+            out.append(f"- ❌ {text}")
+    out.append("")
+
+    # Figures and lineage.
+    out += ["### Figures and lineage", ""]
+    if d.figures:
+        names = ", ".join(f"`{Path(f).name}`" for f in d.figures)
+        where = f"[this workflow run]({d.workflow_url})" if d.workflow_url else "this workflow run"
+        out.append(f"Figures ({names}) are in the artifact of {where} (`{FIGURES_DIR}/`).")
+    else:
+        out.append(f"No figures in `{FIGURES_DIR}/` (the evaluate stage did not produce any).")
+    if d.run_url:
+        out.append(f"MLflow run of the challenger: {d.run_url}")
+    out += [f"- {line}" for line in d.lineage]
+    out.append("")
+    return "\n".join(out)
+
+
+# -- I/O: git, the champion model, scoring --------------------------------------------------------
+
+
+def _read_json_file(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except ValueError as exc:
+        raise GitopsMLError(f"{path}: not valid JSON ({exc})") from None
+
+
+def _json_at(rev: str, path: str, root: Path) -> Any:
+    from gitops_ml.gitops import git
+
+    text = git.show(rev, path, cwd=root)
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        log.warning("%s:%s is not valid JSON; ignored", rev[:12], path)
+        return None
+
+
+def _yaml_at(rev: str, path: str, root: Path) -> Any:
+    from gitops_ml.gitops import git
+
+    text = git.show(rev, path, cwd=root)
+    if text is None:
+        return None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        log.warning("%s:%s is not valid YAML; ignored", rev[:12], path)
+        return None
+
+
+def lock_out_md5(lock: Mapping[str, Any] | None, path: str) -> str | None:
+    """The md5 a dvc.lock records for output `path`, or None."""
+    for stage in ((lock or {}).get("stages") or {}).values():
+        for out in stage.get("outs") or []:
+            if out.get("path") == path:
+                return out.get("md5")
+    return None
+
+
+def cache_path(root: Path, md5: str) -> Path:
+    """Where DVC 3 keeps a file with this md5 in the repository's default cache."""
+    return root / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
+
+
+def _from_remote(root: Path, rev: str, dest: Path) -> bool:
+    """Fetch the base's model through DVC (its cache, then its remote); False if unavailable."""
+    try:
+        import dvc.api
+
+        with (
+            dvc.api.open(MODEL_PATH, repo=str(root), rev=rev, mode="rb") as src,
+            open(dest, "wb") as dst,
+        ):
+            shutil.copyfileobj(src, dst)
+        return True
+    except Exception as exc:  # DVC raises many types: no remote, missing object, network
+        log.info("champion model not available from DVC remote: %s", str(exc).splitlines()[0:1])
+        return False
+
+
+def _rebuild(root: Path, rev: str, dest: Path) -> tuple[bool, str]:
+    """`dvc repro` of the base in a temporary git worktree sharing this repo's DVC cache."""
+    from gitops_ml.gitops import git
+
+    tmp = Path(tempfile.mkdtemp(prefix="gitops-ml-base-"))
+    tree = tmp / "base"
+    try:
+        git.git("worktree", "add", "--detach", str(tree), rev, cwd=root)
+        (tree / ".dvc").mkdir(exist_ok=True)
+        cache = (root / ".dvc" / "cache").resolve()
+        with open(tree / ".dvc" / "config.local", "a", encoding="utf-8") as fh:
+            fh.write(f"[cache]\n    dir = {cache}\n")
+        env = {
+            **os.environ,
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            # The base's own code, not the PR's installed package.
+            "PYTHONPATH": f"{tree / 'src'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+            "MLFLOW_TRACKING_URI": f"sqlite:///{tmp / 'mlflow.db'}",
+            "DVC_NO_ANALYTICS": "1",
+        }
+        proc = subprocess.run(
+            [sys.executable, "-m", "dvc", "repro"],
+            cwd=tree,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=3600,
+        )
+        model = tree / MODEL_PATH
+        if proc.returncode != 0 or not model.exists():
+            last = (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-1:]
+            return False, f"rebuilding the base failed: {' '.join(last)}"
+        shutil.copyfile(model, dest)
+        return True, ""
+    except GitopsMLError as exc:
+        return False, f"rebuilding the base failed: {exc}"
+    finally:
+        git.git("worktree", "remove", "--force", str(tree), cwd=root, check=False)
+        git.git("worktree", "prune", cwd=root, check=False)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def score(model: Any, test: Any, params: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(metrics, slice metrics) of `model` on `test`, with the evaluate stage's own functions."""
+    import numpy as np
+
+    from gitops_ml import metrics as m
+
+    target = params.data.target
+    if target not in test.columns:
+        raise GitopsMLError(f"{TEST_PATH}: no target column '{target}'")
+    X, y = test.drop(columns=[target]), test[target]
+    if params.data.task == "classification":
+        classes = np.asarray(model.classes_)
+        positive = m.positive_class(classes.tolist(), params.data.positive_label)
+        proba = model.predict_proba(X)
+        s = proba[:, int(np.flatnonzero(classes == positive)[0])]
+        predicted = m.predict_labels(proba, classes, positive, params.evaluate.threshold)
+        actual = y.to_numpy()
+        metrics = m.classification_metrics(actual, predicted, s, positive)
+        slices = m.slice_metrics(
+            X, params.evaluate.slices, task="classification", actual=actual,
+            predicted=predicted, score=s, positive=positive,
+        )  # fmt: skip
+    else:
+        predicted = np.asarray(model.predict(X), dtype="float64")
+        actual = y.to_numpy(dtype="float64")
+        metrics = m.regression_metrics(actual, predicted)
+        slices = m.slice_metrics(
+            X, params.evaluate.slices, task="regression", actual=actual, predicted=predicted
+        )
+    return metrics, slices
+
+
+def _mlflow_lineage(md5: str | None, experiment: str) -> tuple[str | None, list[str]]:
+    """A link to the challenger's MLflow run when the tracking store is a server."""
+    from gitops_ml import tracking
+
+    uri = tracking.tracking_uri()
+    if not uri.startswith(("http://", "https://")):
+        return None, [f"MLflow: runs are in `{uri}` (local to the runner; `make ui` to browse)."]
+    if md5 is None:
+        return None, ["MLflow: no model md5 in the PR's dvc.lock, so no run to link."]
+    try:
+        run = tracking.find_run_by_model_hash(md5, experiment)
+    except GitopsMLError as exc:
+        return None, [f"MLflow: {exc}"]
+    if run is None:
+        return None, [f"MLflow: no run in `{experiment}` is tagged with model md5 `{md5}`."]
+    url = f"{uri.rstrip('/')}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+    return url, [f"MLflow run id `{run.info.run_id}`, model md5 `{md5}`."]
+
+
+def _champion(
+    root: Path, base_sha: str, base_lock: Mapping[str, Any] | None, rebuild: bool, tmp: Path
+) -> tuple[Path | None, str]:
+    """A path to the champion model file and a sentence saying where it came from."""
+    md5 = lock_out_md5(base_lock, MODEL_PATH)
+    if base_lock is None or md5 is None:
+        return None, f"The base has no `{MODEL_PATH}` in its dvc.lock."
+    cached = cache_path(root, md5)
+    if cached.exists():
+        return cached, f"Champion `{MODEL_PATH}` (md5 `{md5[:8]}`) loaded from the DVC cache"
+    dest = tmp / "champion.joblib"
+    if _from_remote(root, base_sha, dest):
+        return dest, f"Champion `{MODEL_PATH}` (md5 `{md5[:8]}`) fetched from the DVC remote"
+    if not rebuild:
+        return None, "The champion model is not in the DVC cache or remote (rebuild disabled)."
+    ok, why = _rebuild(root, base_sha, dest)
+    if not ok:
+        return None, why
+    from gitops_ml.files import file_md5
+
+    same = file_md5(dest) == md5
+    note = "" if same else " (its bytes differ from the base's dvc.lock: another OS or CPU)"
+    return dest, f"Champion rebuilt from the base with `dvc repro` in a git worktree{note}"
+
+
+def build_report(
+    *, base: str, params_path: Path, gate_path: Path | None, rebuild: bool = True
+) -> str:
+    """Collect everything from git and the workspace and render the markdown."""
+    from gitops_ml.gitops import git
+
+    root = git.repo_root(Path.cwd())
+    head_sha = git.resolve("HEAD", cwd=root)
+    base_sha = git.resolve(base, cwd=root)
+    merge = git.merge_base(base_sha, head_sha, cwd=root)
+    notes = []
+    if base_sha == head_sha:
+        notes.append(f"`{base}` and HEAD are the same commit: every difference below is zero.")
+
+    head_metrics = _read_json_file(root / METRICS_PATH)
+    if not isinstance(head_metrics, Mapping):
+        raise GitopsMLError(f"{METRICS_PATH}: not found in the workspace (run `dvc repro` first)")
+    head_params_raw = yaml.safe_load(params_path.read_text(encoding="utf-8")) if params_path.exists() else None  # fmt: skip
+    if not isinstance(head_params_raw, Mapping):
+        raise GitopsMLError(f"{params_path}: not found or not a mapping")
+    from gitops_ml.config import load_params
+
+    params = load_params(params_path)
+    base_metrics = _json_at(base_sha, METRICS_PATH, root)
+    base_params = _yaml_at(base_sha, PARAMS_PATH, root)
+    base_lock = _yaml_at(base_sha, LOCK_PATH, root)
+    base_slices = _json_at(base_sha, SLICES_PATH, root)
+    head_slices = _read_json_file(root / SLICES_PATH)
+
+    data = ReportData(
+        base_ref=base,
+        base_sha=base_sha,
+        head_sha=head_sha,
+        merge_base=merge,
+        primary=params.gate.primary,
+        head_metrics=head_metrics,
+        base_metrics=base_metrics if isinstance(base_metrics, Mapping) else None,
+        head_params=head_params_raw,
+        base_params=base_params if isinstance(base_params, Mapping) else None,
+        head_slices=head_slices,
+        base_slices=base_slices,
+        slice_metric=_slice_metric(params),
+        slices_source=f"Champion: `{base}`'s committed `{SLICES_PATH}`.",
+        validation=_read_json_file(root / VALIDATION_PATH),
+        notes=notes,
+    )
+
+    # Champion vs challenger on the PR's test set.
+    with tempfile.TemporaryDirectory(prefix="gitops-ml-report-") as tmp:
+        champion_file, source = _champion(root, base_sha, base_lock, rebuild, Path(tmp))
+        test_file, model_file = root / TEST_PATH, root / MODEL_PATH
+        if champion_file is not None and test_file.exists():
+            import pandas as pd
+
+            from gitops_ml.stages.evaluate import load_model
+
+            test = pd.read_parquet(test_file)
+            data.champion, champion_slices = score(load_model(champion_file), test, params)
+            if model_file.exists():
+                data.challenger, head_scored = score(load_model(model_file), test, params)
+                data.head_slices = head_scored
+            data.base_slices = champion_slices
+            data.slices_source = "Both models scored on the PR's test set."
+            data.champion_source = (
+                f"{source}; champion and challenger scored on the PR's `{TEST_PATH}` "
+                f"({len(test)} rows) with the pipeline's metric functions."
+            )
+        elif champion_file is not None:
+            data.champion_source = f"{source}, but `{TEST_PATH}` is not in the workspace."
+        if data.champion is None and data.base_metrics is not None:
+            data.champion_source = (
+                f"{source} Showing `{base}`'s committed metrics instead: **its test data may "
+                "differ from the PR's** (a changed split or data set makes them incomparable)."
+            )
+        elif data.champion is None:
+            data.champion_source = source
+
+    data.gate, data.gate_note = _gate(gate_path, params, root, base_sha, head_sha)
+    figures = root / FIGURES_DIR
+    data.figures = sorted(p.name for p in figures.glob("*.png")) if figures.is_dir() else []
+    data.workflow_url = _workflow_url(os.environ)
+    head_lock = _read_yaml_file(root / LOCK_PATH)
+    data.run_url, data.lineage = _mlflow_lineage(
+        lock_out_md5(head_lock, MODEL_PATH), params.mlflow.experiment
+    )
+    return render_markdown(data)
+
+
+def _workflow_url(env: Mapping[str, str]) -> str | None:
+    """The GitHub Actions run page (its artifacts hold the figures), from the runner's env."""
+    keys = ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID")
+    if not all(env.get(k) for k in keys):
+        return None
+    server, repo, run = (env[k] for k in keys)
+    return f"{server.rstrip('/')}/{repo}/actions/runs/{run}"
+
+
+def _slice_metric(params: Any) -> str:
+    if params.gate.worst_slice is not None:
+        return params.gate.worst_slice.metric
+    return "roc_auc" if params.data.task == "classification" else "rmse"
+
+
+def _read_yaml_file(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, yaml.YAMLError):
+        return None
+
+
+def _gate(
+    gate_path: Path | None, params: Any, root: Path, base_sha: str, head_sha: str
+) -> tuple[Mapping[str, Any] | None, str]:
+    """The gate verdict from gate.json, or the metric rules evaluated here when it is absent."""
+    if gate_path is not None and gate_path.exists():
+        gate = _read_json_file(gate_path)
+        note = ""
+        if isinstance(gate, Mapping) and gate.get("head") not in (None, head_sha):
+            note = f"`{gate_path}` was written for commit `{str(gate['head'])[:8]}`, not HEAD."
+        return gate, note
+    from gitops_ml.gitops.gate import run_gate
+
+    result = run_gate(
+        params.gate,
+        root=root,
+        metrics_path=root / METRICS_PATH,
+        slices_path=root / SLICES_PATH,
+        base=base_sha,
+        check_lock=False,
+    )
+    return result.to_dict(), (
+        "No gate.json: the metric rules were evaluated by the report; the stale dvc.lock rule "
+        "runs in `gitops-ml gate`."
+    )
