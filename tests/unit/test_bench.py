@@ -32,7 +32,12 @@ def result(name: str, *, repro: float, baseline: float, noop: list[float], rss: 
             repro,
             rss // 4,
             cpu_seconds=repro * 1.5,
-            output=((0.5, "Running stage 'ingest':"), (2.0, "Running stage 'train':")),
+            output=(
+                (0.5, "Running stage 'ingest':"),
+                (1.25, bench.COMMAND_DONE),
+                (2.0, "Running stage 'train':"),
+                (repro - 1.0, bench.COMMAND_DONE),
+            ),
         ),
         noop_seconds=noop,
         noop_clean=True,
@@ -103,6 +108,7 @@ def test_stage_commands_resolve_vars_and_params_in_file_order() -> None:
         ({"stages": {"a": {"foreach": [1], "do": {"cmd": "x"}}}}, "foreach"),
         ({"stages": {"a": {"cmd": "x", "wdir": "sub"}}}, "wdir"),
         ({"vars": ["other.yaml"], "stages": {"a": {"cmd": "x"}}}, "inline mappings"),
+        ({"stages": {"a": {"cmd": "x", "vars": ["f.yaml"]}}}, "inline mappings"),
         ({}, "no stages"),
     ],
 )
@@ -134,18 +140,51 @@ def test_parse_baseline_finds_its_line_among_logs() -> None:
         bench.parse_baseline(["nothing here"])
 
 
-def test_repro_spans_split_a_repro_at_each_running_stage_line() -> None:
+def test_repro_breakdown_splits_each_stage_at_the_shims_marker() -> None:
+    done = bench.COMMAND_DONE
     output = (
         (0.8, "Running stage 'ingest':"),
         (0.8, "> python -m gitops_ml.stages.ingest"),
         (3.0, "gitops_ml.stages.ingest: wrote 10 rows"),
+        (3.5, done),
         (4.0, "Running stage 'train':"),
+        (5.0, done),  # a two-command stage: its last marker ends it
+        (9.0, done),
         (9.5, "Updating lock file 'dvc.lock'"),
     )
-    spans = bench.repro_spans(bench.Run(10.0, 1, output=output))
-    assert spans == pytest.approx({bench.STARTUP: 0.8, "ingest": 3.2, "train": 6.0})
+    breakdown = bench.repro_breakdown(bench.Run(10.0, 1, output=output))
+    assert breakdown.startup == 0.8
+    assert breakdown.stages["ingest"].command == pytest.approx(2.7)
+    assert breakdown.stages["ingest"].dvc == pytest.approx(0.5)
+    assert breakdown.stages["train"].command == pytest.approx(5.0)
+    assert breakdown.dvc_seconds == pytest.approx(0.8 + 0.5 + 1.0)
+
+
+def test_repro_breakdown_without_markers_keeps_the_spans_only() -> None:
+    output = ((0.5, "Running stage 'a':"), (2.0, "Running stage 'b':"))
+    breakdown = bench.repro_breakdown(bench.Run(3.0, 1, output=output))
+    assert breakdown.stages["a"] == bench.Span(total=1.5)
+    assert breakdown.stages["a"].dvc is None and breakdown.dvc_seconds is None
     up_to_date = ((0.5, "Data and pipelines are up to date."),)
-    assert bench.repro_spans(bench.Run(1.0, 1, output=up_to_date)) == {}
+    assert bench.repro_breakdown(bench.Run(1.0, 1, output=up_to_date)) is None
+
+
+def test_python_shim_runs_this_interpreter_then_prints_the_marker(tmp_path: Path) -> None:
+    shim_dir = bench.python_shim(tmp_path / "shim")
+    run = bench.measure(
+        "python -c 'import sys; print(sys.executable); sys.exit(0)'",
+        cwd=tmp_path,
+        env={"PATH": f"{shim_dir}:/usr/bin:/bin"},
+        log_path=tmp_path / "shim.log",
+    )
+    assert [line for _, line in run.output] == [sys.executable, bench.COMMAND_DONE]
+    with pytest.raises(bench.CommandFailed, match="exit 4"):
+        bench.measure(
+            "python -c 'raise SystemExit(4)'",
+            cwd=tmp_path,
+            env={"PATH": f"{shim_dir}:/usr/bin:/bin"},
+            log_path=tmp_path / "fail.log",
+        )
 
 
 # --- targets and the report -------------------------------------------------------------------
@@ -184,11 +223,18 @@ def test_render_markdown_has_every_section_and_value() -> None:
     for heading in ("## Wall time", "## Peak memory (max RSS)", "## Targets", "## Machine"):
         assert heading in lines
     assert "| size | adult | 1m |" in lines
-    assert "| stage `ingest`: alone / in repro | 1.00 s / 1.50 s | 1.00 s / 1.50 s |" in lines
-    assert "| stage `train`: alone / in repro | 2.00 s / 8.00 s | 2.00 s / 58.0 s |" in lines
+    label = "stage `{}`: alone / in repro: command + DVC after it"
+    assert (
+        f"| {label.format('ingest')} | 1.00 s / 0.75 s + 0.75 s | 1.00 s / 0.75 s + 0.75 s |"
+        in lines
+    )
+    assert (
+        f"| {label.format('train')} | 2.00 s / 7.00 s + 1.00 s | 2.00 s / 57.0 s + 1.00 s |"
+        in lines
+    )
     assert "| DVC startup before the first stage | 0.50 s | 0.50 s |" in lines
+    assert "| DVC's own time in repro (startup + after each stage) | 2.25 s | 2.25 s |" in lines
     assert "| **`dvc repro -f`** | **10.0 s** | **60.0 s** |" in lines
-    assert "| DVC overhead (repro - sum of stages alone) | 7.00 s | 57.0 s |" in lines
     assert "| stage `train` | 300 MB | 3.50 GB |" in lines
     assert "| **repro / baseline** | **2.50x** | **2.00x** |" in lines
     cpu = "| CPU time (user + sys): repro / baseline | 15.0 s / 4.00 s = 3.75x | 90.0 s / 30.0 s = 3.00x |"
@@ -236,3 +282,12 @@ def test_fastest_keeps_the_quickest_time_and_the_largest_memory() -> None:
     assert (best.seconds, best.max_rss, best.cpu_seconds) == (3.0, 100, 4.0)
     with pytest.raises(ValueError):
         bench.fastest([])
+
+
+def test_bench_env_points_everything_into_the_work_dir(tmp_path: Path) -> None:
+    env = bench.bench_env(tmp_path, tmp_path / "repo", threads=1)
+    assert env["MLFLOW_TRACKING_URI"] == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert env["PYTHONPATH"] == str(tmp_path / "repo" / "src")
+    assert env["PATH"].split(":")[0] == str(Path(sys.executable).parent)
+    assert {env[name] for name in bench.THREAD_VARS} == {"1"}
+    assert env["DVC_NO_ANALYTICS"] == "1" and env["MLFLOW_DISABLE_TELEMETRY"] == "true"

@@ -1,0 +1,855 @@
+"""Benchmark the pipeline on Adult, 100k and 1M synthetic rows; write a markdown table.
+
+Each size runs in a throw-away copy of the template (a fresh git + DVC repository with its own
+MLflow store), so the numbers are what a team sees after `make repro`, not a warm workspace:
+
+- every stage command exactly as dvc.yaml lists it, timed one by one (wall time, peak RSS);
+- the whole `dvc repro -f`, split into each command and DVC's own work around it, and the
+  no-op `dvc repro` that follows it (median of 3);
+- a bare baseline: one Python process that reads the same train split and fits the same
+  Pipeline (no DVC, no MLflow, no evaluation), so `repro / baseline` is the price of the tooling.
+
+Run `python scripts/bench.py --help`; `make bench` writes reports/bench.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import datetime as dt
+import json
+import logging
+import os
+import platform
+import re
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+log = logging.getLogger("bench")
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: What a team gets when it uses the template: the tracked files a pipeline run needs.
+TEMPLATE_FILES = (
+    "src",
+    "data/source",
+    "data/schema",
+    "dvc.yaml",
+    "params.yaml",
+    ".dvc/config",
+    ".dvcignore",
+    ".gitignore",
+    "pyproject.toml",
+)
+
+#: The stage whose `--train` input the baseline fits on, and which holds the model settings.
+TRAIN_STAGE = "train"
+DEFAULT_SIZES = "adult,100k,1m"
+NOOP_REPEATS = 3
+PACKAGES = ("dvc", "mlflow", "scikit-learn", "pandas", "pyarrow", "numpy", "pandera")
+#: Imported once before any timing, so the first stage does not pay for a cold disk cache.
+WARMUP = "import pandas, pyarrow.parquet, sklearn.ensemble, mlflow, matplotlib.pyplot, dvc.repo"
+#: The baseline's one line of results on stdout, found among whatever else it logs.
+BASELINE_MARK = "BASELINE "
+UP_TO_DATE = "Data and pipelines are up to date"
+#: The thread pools --threads caps (OpenMP runs the gradient boosting; BLAS the linear models).
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+MB = 1_000_000
+GB = 1_000_000_000
+
+
+class BenchError(Exception):
+    """A benchmark step failed; the message is one line that says which and where to look."""
+
+
+# --- sizes -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Size:
+    """One data size: the shipped Adult data, or n synthetic rows."""
+
+    name: str
+    source: str
+    n_rows: int | None
+
+
+def parse_size(text: str) -> Size:
+    """`adult`, or a synthetic row count such as `100k`, `1m` or `250000`."""
+    name = text.strip().lower()
+    if name == "adult":
+        return Size(name, "adult", None)
+    match = re.fullmatch(r"(\d+)([km]?)", name)
+    if not match:
+        raise BenchError(f"bad size '{text}': use adult or a row count like 100k, 1m, 250000")
+    n_rows = int(match.group(1)) * {"": 1, "k": 1_000, "m": 1_000_000}[match.group(2)]
+    if n_rows < 100:
+        raise BenchError(f"bad size '{text}': synthetic data needs at least 100 rows")
+    return Size(name, "synthetic", n_rows)
+
+
+def parse_sizes(text: str) -> list[Size]:
+    """A comma-separated list of sizes, in the order given, without duplicates."""
+    sizes = [parse_size(part) for part in text.split(",") if part.strip()]
+    if not sizes:
+        raise BenchError("--sizes is empty")
+    names = [s.name for s in sizes]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise BenchError(f"size '{dupes[0]}' is listed twice")
+    return sizes
+
+
+def size_params(params: Mapping[str, Any], size: Size) -> dict[str, Any]:
+    """params.yaml with the data source switched to this size (a new mapping)."""
+    if not isinstance(params.get("data"), Mapping):
+        raise BenchError("params.yaml has no 'data' section")
+    out = {
+        key: dict(value) if isinstance(value, Mapping) else value for key, value in params.items()
+    }
+    out["data"]["source"] = size.source
+    out["data"]["n_rows"] = size.n_rows
+    return out
+
+
+# --- stage commands from dvc.yaml ------------------------------------------------------------
+
+_VAR = re.compile(r"(?<!\\)\$\{\s*([^}\s]+)\s*\}")
+
+
+def _lookup(context: Mapping[str, Any], key: str) -> Any:
+    value: Any = context
+    for part in key.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            raise BenchError(f"dvc.yaml: cannot resolve '${{{key}}}'")
+        value = value[part]
+    if isinstance(value, Mapping | list):
+        raise BenchError(f"dvc.yaml: '${{{key}}}' is not a scalar")
+    return value
+
+
+def interpolate(text: str, context: Mapping[str, Any]) -> str:
+    """Resolve `${a.b}` the way DVC does for the plain (non-foreach) stages this template uses."""
+    return _VAR.sub(lambda m: str(_lookup(context, m.group(1))), text)
+
+
+def _inline_vars(entries: Any) -> dict[str, Any]:
+    """Merge a `vars:` list; file references (`- other.yaml`) are beyond this small resolver."""
+    merged: dict[str, Any] = {}
+    for entry in entries or []:
+        if not isinstance(entry, Mapping):
+            raise BenchError(f"dvc.yaml: only inline mappings are supported in vars, got {entry!r}")
+        merged.update(entry)
+    return merged
+
+
+def stage_commands(dvc_yaml: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, str]:
+    """Each stage's shell command, resolved, in dvc.yaml order (which is the pipeline order).
+
+    Reading them from dvc.yaml keeps the benchmark honest: it times the commands DVC runs, not
+    a copy that drifts. Variables come from params.yaml (DVC's default) and the `vars` mappings.
+    """
+    context = {**params, **_inline_vars(dvc_yaml.get("vars"))}
+    stages = dvc_yaml.get("stages")
+    if not isinstance(stages, Mapping) or not stages:
+        raise BenchError("dvc.yaml: no stages")
+    commands: dict[str, str] = {}
+    for name, stage in stages.items():
+        if not isinstance(stage, Mapping) or "cmd" not in stage:
+            raise BenchError(f"dvc.yaml: stage '{name}' has no cmd (foreach/matrix is unsupported)")
+        if stage.get("wdir", ".") != ".":
+            raise BenchError(
+                f"dvc.yaml: stage '{name}' sets wdir, which the benchmark does not support"
+            )
+        local = {**context, **_inline_vars(stage.get("vars"))}
+        cmd = stage["cmd"]
+        parts = cmd if isinstance(cmd, list) else [cmd]
+        commands[str(name)] = " && ".join(interpolate(str(part), local) for part in parts)
+    return commands
+
+
+def load_stage_commands(repo: Path) -> dict[str, str]:
+    """stage_commands() for the dvc.yaml and params.yaml of a repository."""
+    dvc_yaml = yaml.safe_load((repo / "dvc.yaml").read_text(encoding="utf-8"))
+    params = yaml.safe_load((repo / "params.yaml").read_text(encoding="utf-8"))
+    return stage_commands(dvc_yaml, params or {})
+
+
+def option_value(cmd: str, option: str) -> str:
+    """The argument of `--option value` (or `--option=value`) in a shell command."""
+    tokens = shlex.split(cmd)
+    for i, token in enumerate(tokens):
+        if token == option and i + 1 < len(tokens):
+            return tokens[i + 1]
+        if token.startswith(option + "="):
+            return token.split("=", 1)[1]
+    raise BenchError(f"command has no {option}: {cmd}")
+
+
+# --- measurements ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Run:
+    """One process tree: its wall time and the largest resident set of any process in it."""
+
+    seconds: float
+    max_rss: int  # bytes
+    #: User + system CPU time of the whole tree: less sensitive than wall time to a busy machine.
+    cpu_seconds: float = 0.0
+    #: Its output, each line with the seconds since the start at which it arrived.
+    output: tuple[tuple[float, str], ...] = field(default=(), repr=False, compare=False)
+
+
+@dataclass
+class SizeResult:
+    """Everything measured for one size."""
+
+    size: Size
+    stages: dict[str, Run]
+    repro: Run
+    noop_seconds: list[float]
+    noop_clean: bool
+    baseline: Run
+    baseline_fit_seconds: float
+    train_rows: int
+    mlflow_setup: Run | None = None
+    repeats: int = 1  # of `dvc repro -f` and the baseline; the fastest is kept
+    workdir: Path | None = field(default=None, compare=False)
+
+    @property
+    def stage_seconds(self) -> float:
+        return sum(run.seconds for run in self.stages.values())
+
+    @property
+    def ratio(self) -> float:
+        return self.repro.seconds / self.baseline.seconds
+
+    @property
+    def cpu_ratio(self) -> float:
+        return self.repro.cpu_seconds / self.baseline.cpu_seconds
+
+    @property
+    def noop_median(self) -> float:
+        return statistics.median(self.noop_seconds)
+
+    @property
+    def peak_rss(self) -> int:
+        """The pipeline's peak: stage processes and the whole `dvc repro` (not the baseline)."""
+        return max([self.repro.max_rss, *(run.max_rss for run in self.stages.values())])
+
+
+class CommandFailed(BenchError):
+    """A measured command exited non-zero."""
+
+
+def _last_line(output: Sequence[tuple[float, str]]) -> str:
+    lines = [line.strip() for _, line in output if line.strip()]
+    return lines[-1] if lines else "(no output)"
+
+
+def measure(cmd: str | Sequence[str], *, cwd: Path, env: Mapping[str, str], log_path: Path) -> Run:
+    """Run a command to completion; wall time, peak RSS and time-stamped output.
+
+    wait4's rusage is the child's own, including the descendants it waited for, so a shell or
+    `dvc repro` reports the largest stage process it ran, without any polling. Stamping each
+    output line as it arrives is what splits a whole `dvc repro` into its stages.
+    """
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    output: list[tuple[float, str]] = []
+    with log_path.open("w", encoding="utf-8") as log_file:
+        start = time.perf_counter()
+        proc = subprocess.Popen(
+            cmd,
+            cwd=cwd,
+            env=dict(env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            shell=isinstance(cmd, str),
+        )
+        assert proc.stdout is not None
+        with proc.stdout:
+            for raw in proc.stdout:
+                stamp = time.perf_counter() - start
+                line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+                output.append((stamp, line))
+                log_file.write(f"{stamp:9.3f} {line}\n")
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise CommandFailed(f"exit {proc.returncode}: {_last_line(output)} (log: {log_path})")
+    return Run(
+        seconds=seconds,
+        max_rss=usage.ru_maxrss * 1024,  # Linux reports KiB
+        cpu_seconds=usage.ru_utime + usage.ru_stime,
+        output=tuple(output),
+    )
+
+
+_RUNNING = re.compile(r"^Running stage '([^']+)':")
+#: Printed by the `python` shim when a stage command exits (see python_shim()).
+COMMAND_DONE = "@@bench: stage command finished"
+
+
+@dataclass(frozen=True)
+class Span:
+    """One stage inside `dvc repro`: its command, then DVC's hashing, caching and lock update."""
+
+    total: float  # from DVC's `Running stage` line to the next stage's (or the end)
+    command: float | None = None  # until the command exited; None without the shim's marker
+
+    @property
+    def dvc(self) -> float | None:
+        return None if self.command is None else self.total - self.command
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    """Where the time of one `dvc repro` went."""
+
+    startup: float  # DVC, before the first stage starts
+    stages: dict[str, Span]
+
+    @property
+    def dvc_seconds(self) -> float | None:
+        """DVC's own time: its startup plus its work after each command."""
+        extra = [span.dvc for span in self.stages.values()]
+        if any(value is None for value in extra):
+            return None
+        return self.startup + sum(value for value in extra if value is not None)
+
+
+def repro_breakdown(run: Run) -> Breakdown | None:
+    """Split a `dvc repro` into stages from when DVC's and the shim's lines appeared.
+
+    Measured inside one run, DVC's share is not blurred by load that differs between runs.
+    """
+    starts = [(stamp, m.group(1)) for stamp, line in run.output if (m := _RUNNING.match(line))]
+    if not starts:
+        return None
+    done = [stamp for stamp, line in run.output if line.strip() == COMMAND_DONE]
+    ends = [stamp for stamp, _ in starts[1:]] + [run.seconds]
+    spans = {}
+    for (begin, name), end in zip(starts, ends, strict=True):
+        exits = [stamp for stamp in done if begin <= stamp <= end]
+        spans[name] = Span(end - begin, exits[-1] - begin if exits else None)
+    return Breakdown(startup=starts[0][0], stages=spans)
+
+
+def python_shim(directory: Path) -> Path:
+    """A directory holding a `python` that runs this interpreter, then marks the command's end.
+
+    DVC prints when a stage starts but not when its command ends; put first on PATH, the shim's
+    marker splits each stage of `dvc repro` into the command and what DVC does after it.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    shim = directory / "python"
+    shim.write_text(
+        f'#!/bin/sh\n{shlex.quote(sys.executable)} "$@"\nstatus=$?\n'
+        f'echo "{COMMAND_DONE}"\nexit $status\n',
+        encoding="utf-8",
+    )
+    shim.chmod(0o755)
+    return directory
+
+
+# --- the throw-away repository ---------------------------------------------------------------
+
+
+def copy_template(source: Path, dest: Path) -> None:
+    """Copy the template's tracked files and make `dest` a git repository with DVC set up."""
+    for rel in TEMPLATE_FILES:
+        src = source / rel
+        if not src.exists():
+            raise BenchError(f"{src} is missing; run the benchmark from a complete checkout")
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_dir():
+            shutil.copytree(src, target, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            shutil.copy2(src, target)
+    # What `dvc init` adds besides the config we copied.
+    (dest / ".dvc" / ".gitignore").write_text("/config.local\n/tmp\n/cache\n", encoding="utf-8")
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=dest, check=True)
+
+
+def bench_env(workdir: Path, repo: Path, threads: int | None = None) -> dict[str, str]:
+    """The environment of `make`, plus a private MLflow store and the copy's own source code."""
+    env = dict(os.environ)
+    if threads is not None:
+        env.update(dict.fromkeys(THREAD_VARS, str(threads)))
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    # The copy's src/ is what DVC hashes as a dependency, so it is also what runs.
+    env["PYTHONPATH"] = str(repo / "src")
+    env.update(
+        DVC_NO_ANALYTICS="1",
+        MLFLOW_DISABLE_TELEMETRY="true",
+        DO_NOT_TRACK="1",
+        MLFLOW_TRACKING_URI=f"sqlite:///{workdir / 'mlflow.db'}",
+        GIT_CONFIG_GLOBAL=os.devnull,
+        GIT_CONFIG_NOSYSTEM="1",
+    )
+    return env
+
+
+@contextlib.contextmanager
+def workspace(size: Size, keep: bool) -> Iterator[Path]:
+    """A temporary directory for one size; kept with --keep, or when something failed."""
+    workdir = Path(tempfile.mkdtemp(prefix=f"gitops-ml-bench-{size.name}-"))
+    try:
+        yield workdir
+    except BaseException:
+        log.info("%s: kept %s for inspection", size.name, workdir)
+        raise
+    if keep:
+        log.info("%s: kept %s", size.name, workdir)
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _step(
+    size: Size,
+    what: str,
+    cmd: str | Sequence[str],
+    repo: Path,
+    env: Mapping[str, str],
+    log_path: Path,
+) -> Run:
+    try:
+        run = measure(cmd, cwd=repo, env=env, log_path=log_path)
+    except CommandFailed as exc:
+        raise BenchError(f"{size.name}: {what} failed, {exc}") from None
+    log.info("%s: %-22s %8.2f s %8.0f MB", size.name, what, run.seconds, run.max_rss / MB)
+    return run
+
+
+def fastest(runs: Sequence[Run]) -> Run:
+    """The quickest of repeated runs, with the largest peak memory any of them reached.
+
+    Other work on the machine only ever adds time, so the minimum is the best estimate of the
+    undisturbed cost; memory does not shrink with load, so its maximum is kept.
+    """
+    if not runs:
+        raise ValueError("no runs")
+    best = min(runs, key=lambda run: run.seconds)
+    return dataclasses.replace(best, max_rss=max(run.max_rss for run in runs))
+
+
+def prepare(
+    size: Size, workdir: Path, threads: int | None
+) -> tuple[Path, dict[str, str], dict[str, str]]:
+    """The template copy for this size: its root, environment and stage commands."""
+    repo = workdir / "repo"
+    copy_template(ROOT, repo)
+    params_path = repo / "params.yaml"
+    params = yaml.safe_load(params_path.read_text(encoding="utf-8"))
+    params_path.write_text(yaml.safe_dump(size_params(params, size), sort_keys=False))
+    commands = load_stage_commands(repo)
+    if TRAIN_STAGE not in commands:
+        raise BenchError(f"dvc.yaml has no '{TRAIN_STAGE}' stage for the baseline")
+    return repo, bench_env(workdir, repo, threads), commands
+
+
+def bench_size(size: Size, *, repeat: int, threads: int | None, keep: bool) -> SizeResult:
+    """Measure one size in its own throw-away repository."""
+    with workspace(size, keep) as workdir:
+        repo, env, commands = prepare(size, workdir, threads)
+        logs = workdir / "logs"
+
+        def step(what: str, cmd: str | Sequence[str], log_name: str, **extra_env: str) -> Run:
+            return _step(size, what, cmd, repo, {**env, **extra_env}, logs / f"{log_name}.log")
+
+        # MLflow migrates a new sqlite store on first use: a one-off, timed on its own.
+        setup = step(
+            "MLflow store setup",
+            [sys.executable, "-c", "import mlflow; mlflow.MlflowClient().search_experiments()"],
+            "mlflow-setup",
+        )
+        stages = {
+            name: step(f"stage {name}", cmd, f"stage-{name}") for name, cmd in commands.items()
+        }
+        # Alternating the two keeps a burst of outside load from landing on one side only.
+        baseline_cmd = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--baseline-fit",
+            option_value(commands[TRAIN_STAGE], "--train"),
+        ]
+        shim_path = f"{python_shim(workdir / 'shim')}{os.pathsep}{env['PATH']}"
+        repros, baselines = [], []
+        for i in range(repeat):
+            repros.append(
+                step("dvc repro -f", ["dvc", "repro", "-f"], f"repro-{i}", PATH=shim_path)
+            )
+            baselines.append(step("baseline fit", baseline_cmd, f"baseline-{i}"))
+        noop = [step("no-op dvc repro", ["dvc", "repro"], f"noop-{i}") for i in range(NOOP_REPEATS)]
+        clean = all(any(UP_TO_DATE in line for _, line in run.output) for run in noop)
+        if not clean:
+            log.warning("%s: the no-op dvc repro re-ran stages; see %s", size.name, logs)
+
+        baseline = fastest(baselines)
+        info = parse_baseline(line for _, line in baseline.output)
+        return SizeResult(
+            size=size,
+            stages=stages,
+            repro=fastest(repros),
+            noop_seconds=[run.seconds for run in noop],
+            noop_clean=clean,
+            baseline=baseline,
+            baseline_fit_seconds=info["fit_seconds"],
+            train_rows=info["rows"],
+            mlflow_setup=setup,
+            repeats=repeat,
+            workdir=workdir if keep else None,
+        )
+
+
+# --- the baseline (runs in its own process) --------------------------------------------------
+
+
+def baseline_fit(train_path: Path, params_path: Path) -> dict[str, float]:
+    """Fit the training Pipeline on the train split with nothing around it.
+
+    The reference the pipeline's wall time is divided by: same data, same model, same params,
+    but no DVC, no MLflow, no model file and no evaluation.
+    """
+    import pandas as pd
+
+    from gitops_ml.config import load_params
+    from gitops_ml.models import build_pipeline, feature_columns
+
+    params = load_params(params_path)
+    start = time.perf_counter()
+    df = pd.read_parquet(train_path)
+    read_seconds = time.perf_counter() - start
+    target = params.data.target
+    numeric, categorical = feature_columns(df, target)
+    pipeline = build_pipeline(
+        params.train.model,
+        params.data.task,
+        dict(params.train.hyperparams),
+        params.train.seed,
+        numeric,
+        categorical,
+    )
+    start = time.perf_counter()
+    pipeline.fit(df.drop(columns=[target]), df[target])
+    return {
+        "rows": len(df),
+        "read_seconds": read_seconds,
+        "fit_seconds": time.perf_counter() - start,
+    }
+
+
+def parse_baseline(lines: Iterable[str]) -> dict[str, Any]:
+    """The baseline's result line from its output (the last one, if it somehow printed two)."""
+    found = [line for line in lines if line.startswith(BASELINE_MARK)]
+    if not found:
+        raise BenchError("the baseline printed no result line")
+    return json.loads(found[-1][len(BASELINE_MARK) :])
+
+
+# --- targets and the report ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Target:
+    """A goal the pipeline should meet; `size` None means at every size measured."""
+
+    name: str
+    size: str | None
+    limit: float
+    measure: Callable[[SizeResult], float]
+    fmt: Callable[[float], str]
+
+
+@dataclass(frozen=True)
+class Check:
+    """One target evaluated at one size."""
+
+    target: Target
+    size: str
+    value: float
+
+    @property
+    def passed(self) -> bool:
+        return self.value <= self.target.limit
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.2f} s" if abs(value) < 10 else f"{value:.1f} s"
+
+
+def _ratio(value: float) -> str:
+    return f"{value:.2f}x"
+
+
+def _memory(value: float) -> str:
+    return f"{value / GB:.2f} GB" if value >= GB else f"{value / MB:.0f} MB"
+
+
+TARGETS = (
+    Target("`dvc repro -f` / baseline", "1m", 1.5, lambda r: r.ratio, _ratio),
+    Target("no-op `dvc repro` (median)", None, 2.0, lambda r: r.noop_median, _seconds),
+    Target("peak memory (max RSS)", "1m", 3 * GB, lambda r: float(r.peak_rss), _memory),
+)
+
+
+def evaluate_targets(
+    results: Sequence[SizeResult], targets: Sequence[Target] = TARGETS
+) -> list[Check]:
+    """Every target at the sizes it applies to; a target whose size was not run is skipped."""
+    checks = []
+    for target in targets:
+        for result in results:
+            if target.size in (None, result.size.name):
+                checks.append(Check(target, result.size.name, target.measure(result)))
+    return checks
+
+
+def _cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def machine_info() -> dict[str, str]:
+    """What the numbers depend on: cores, memory, Python and the heavy packages."""
+    cores = os.cpu_count() or 0
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cores
+    try:
+        ram = f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / GB:.1f} GB"
+    except (ValueError, OSError, AttributeError):
+        ram = "unknown"
+    versions = []
+    for name in PACKAGES:
+        try:
+            versions.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            versions.append(f"{name} (not installed)")
+    return {
+        "CPU": f"{usable} usable of {cores} cores, {_cpu_model()}",
+        "Memory": ram,
+        "OS": f"{platform.system()} {platform.release()}",
+        "Python": platform.python_version(),
+        "Packages": ", ".join(versions),
+    }
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|:--" + "|--:" * (len(header) - 1) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def render_markdown(
+    results: Sequence[SizeResult], checks: Sequence[Check], machine: Mapping[str, str], when: str
+) -> str:
+    """The report: wall times, peak memory, targets and the machine they were measured on."""
+    header = ["size", *(r.size.name for r in results)]
+    repeats = max((r.repeats for r in results), default=1)
+    stage_names = list(dict.fromkeys(name for r in results for name in r.stages))
+
+    def row(label: str, cell: Callable[[SizeResult], str]) -> list[str]:
+        return [label, *(cell(r) for r in results)]
+
+    def _opt(value: float | None) -> str:
+        return "-" if value is None else _seconds(value)
+
+    def in_repro(r: SizeResult, name: str) -> str:
+        breakdown = repro_breakdown(r.repro)
+        span = breakdown.stages.get(name) if breakdown else None
+        if span is None:
+            return "-"
+        if span.command is None:
+            return _seconds(span.total)
+        return f"{_seconds(span.command)} + {_opt(span.dvc)}"
+
+    def stage_time(name: str) -> Callable[[SizeResult], str]:
+        return lambda r: (
+            f"{_seconds(r.stages[name].seconds)} / {in_repro(r, name)}" if name in r.stages else "-"
+        )
+
+    def dvc_part(value: Callable[[Breakdown], float | None]) -> Callable[[SizeResult], str]:
+        return lambda r: _opt(value(b)) if (b := repro_breakdown(r.repro)) else "-"
+
+    def stage_memory(name: str) -> Callable[[SizeResult], str]:
+        return lambda r: _memory(r.stages[name].max_rss) if name in r.stages else "-"
+
+    times = [
+        row("rows in the train split", lambda r: f"{r.train_rows:,}"),
+        *(
+            row(f"stage `{n}`: alone / in repro: command + DVC after it", stage_time(n))
+            for n in stage_names
+        ),
+        row("sum of stages alone", lambda r: _seconds(r.stage_seconds)),
+        row("DVC startup before the first stage", dvc_part(lambda b: b.startup)),
+        row(
+            "DVC's own time in repro (startup + after each stage)",
+            dvc_part(lambda b: b.dvc_seconds),
+        ),
+        row("**`dvc repro -f`**", lambda r: f"**{_seconds(r.repro.seconds)}**"),
+        row("baseline: one process, read + fit", lambda r: _seconds(r.baseline.seconds)),
+        row("baseline: `fit()` alone", lambda r: _seconds(r.baseline_fit_seconds)),
+        row("**repro / baseline**", lambda r: f"**{_ratio(r.ratio)}**"),
+        row(
+            "CPU time (user + sys): repro / baseline",
+            lambda r: (
+                f"{_seconds(r.repro.cpu_seconds)} / {_seconds(r.baseline.cpu_seconds)}"
+                f" = {_ratio(r.cpu_ratio)}"
+            ),
+        ),
+        row(
+            f"no-op `dvc repro` (median of {NOOP_REPEATS})",
+            lambda r: _seconds(r.noop_median) + ("" if r.noop_clean else " (re-ran stages!)"),
+        ),
+        row(
+            "one-off MLflow store creation (not in the above)",
+            lambda r: _seconds(r.mlflow_setup.seconds) if r.mlflow_setup else "-",
+        ),
+    ]
+    memory = [
+        *(row(f"stage `{n}`", stage_memory(n)) for n in stage_names),
+        row("`dvc repro -f` (any of its processes)", lambda r: _memory(r.repro.max_rss)),
+        row("**pipeline peak**", lambda r: f"**{_memory(r.peak_rss)}**"),
+        row("baseline", lambda r: _memory(r.baseline.max_rss)),
+    ]
+    verdicts = [
+        [
+            c.target.name,
+            c.size,
+            c.target.fmt(c.value),
+            f"<= {c.target.fmt(c.target.limit)}",
+            "pass" if c.passed else "**FAIL**",
+        ]
+        for c in checks
+    ]
+    lines = [
+        "# Pipeline benchmark",
+        "",
+        f"Measured {when} by `scripts/bench.py` in a fresh copy of the template per size "
+        "(`adult`: the shipped data; the others: `data.source: synthetic` with that many rows).",
+        "A stage alone is its dvc.yaml command run by itself; in repro, the same command inside "
+        "`dvc repro -f`, then DVC's hashing, caching and lock-file work before the next stage. "
+        "The no-op repro follows `dvc repro -f`."
+        + (f" `dvc repro -f` and the baseline: fastest of {repeats} runs." if repeats > 1 else ""),
+        "",
+        "## Wall time",
+        "",
+        *_table(header, times),
+        "",
+        "## Peak memory (max RSS)",
+        "",
+        *_table(header, memory),
+        "",
+        "## Targets",
+        "",
+        *_table(["target", "size", "measured", "limit", "result"], verdicts),
+        "",
+        "## Machine",
+        "",
+        *(f"- {key}: {value}" for key, value in machine.items()),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+# --- command line ----------------------------------------------------------------------------
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--sizes",
+        default=DEFAULT_SIZES,
+        help=f"comma-separated: adult and/or synthetic row counts like 100k, 1m (default {DEFAULT_SIZES})",
+    )
+    parser.add_argument("--output", type=Path, help="also write the markdown report here")
+    parser.add_argument(
+        "--repeat",
+        type=_positive_int,
+        default=1,
+        help="run `dvc repro -f` and the baseline this many times, keep the fastest (default 1)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=_positive_int,
+        help="cap the OpenMP/BLAS threads of every measured process (pipeline and baseline "
+        "alike); on a busy machine, 1 gives far steadier numbers (default: the libraries' own)",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the temporary repositories")
+    parser.add_argument("--baseline-fit", metavar="TRAIN", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark; exit 1 with a one-line error if any step fails."""
+    args = _parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s", stream=sys.stderr)
+    if args.baseline_fit:  # the child process of bench_size(): params.yaml is in its cwd
+        info = baseline_fit(Path(args.baseline_fit), Path("params.yaml"))
+        sys.stdout.write(BASELINE_MARK + json.dumps(info) + "\n")
+        return 0
+    try:
+        sizes = parse_sizes(args.sizes)
+        when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+        load_start = os.getloadavg()[0]
+        subprocess.run([sys.executable, "-c", WARMUP], check=True, capture_output=True)
+        results = [
+            bench_size(size, repeat=args.repeat, threads=args.threads, keep=args.keep)
+            for size in sizes
+        ]
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except subprocess.CalledProcessError as exc:
+        print(f"error: {shlex.join(map(str, exc.cmd))} exited {exc.returncode}", file=sys.stderr)
+        return 1
+    checks = evaluate_targets(results)
+    machine = machine_info()
+    # Other work on the machine inflates wall times (CPU times much less): say how busy it was.
+    machine["Load average (1 min)"] = (
+        f"{load_start:.2f} at the start, {os.getloadavg()[0]:.2f} at the end"
+    )
+    machine["Threads"] = (
+        "the libraries' defaults (all cores)"
+        if args.threads is None
+        else f"{args.threads} per process ({', '.join(THREAD_VARS)}; --threads)"
+    )
+    report = render_markdown(results, checks, machine, when)
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(report, encoding="utf-8")
+        log.info("wrote %s", args.output)
+    sys.stdout.write(report)
+    failed = [c for c in checks if not c.passed]
+    for check in failed:
+        log.warning("target missed: %s at %s", check.target.name, check.size)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
