@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
+from threadpoolctl import threadpool_limits
 
 from gitops_ml.errors import ConfigError, DataError
 
@@ -278,15 +279,18 @@ def permutation_importance_rows(
         scoring = "roc_auc" if n_classes == 2 else "roc_auc_ovr"
     else:
         scoring = "r2"
-    result = permutation_importance(
-        model,
-        features,
-        target,
-        scoring=scoring,
-        n_repeats=repeats,
-        random_state=seed,
-        n_jobs=1,
-    )
+    # Many small predictions: one thread avoids OpenMP's hand-off cost, which dominates on a
+    # busy runner; the predictions, and so the importances, are the same with any thread count.
+    with threadpool_limits(limits=1):
+        result = permutation_importance(
+            model,
+            features,
+            target,
+            scoring=scoring,
+            n_repeats=repeats,
+            random_state=seed,
+            n_jobs=1,
+        )
     rows = [
         {"feature": str(col), "importance": _num(mean), "std": _num(std)}
         for col, mean, std in zip(

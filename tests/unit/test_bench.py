@@ -288,6 +288,7 @@ def test_bench_env_points_everything_into_the_work_dir(tmp_path: Path) -> None:
     env = bench.bench_env(tmp_path, tmp_path / "repo", threads=1)
     assert env["MLFLOW_TRACKING_URI"] == f"sqlite:///{tmp_path / 'mlflow.db'}"
     assert env["PYTHONPATH"] == str(tmp_path / "repo" / "src")
+    assert env["DVC_SITE_CACHE_DIR"].startswith(str(tmp_path))
     assert env["PATH"].split(":")[0] == str(Path(sys.executable).parent)
     assert {env[name] for name in bench.THREAD_VARS} == {"1"}
     assert env["DVC_NO_ANALYTICS"] == "1" and env["MLFLOW_DISABLE_TELEMETRY"] == "true"
