@@ -532,22 +532,14 @@ def baseline_fit(train_path: Path, params_path: Path) -> dict[str, float]:
     import pandas as pd
 
     from gitops_ml.config import load_params
-    from gitops_ml.models import build_pipeline, feature_columns
+    from gitops_ml.stages.train import configured_pipeline
 
     params = load_params(params_path)
     start = time.perf_counter()
     df = pd.read_parquet(train_path)
     read_seconds = time.perf_counter() - start
     target = params.data.target
-    numeric, categorical = feature_columns(df, target)
-    pipeline = build_pipeline(
-        params.train.model,
-        params.data.task,
-        dict(params.train.hyperparams),
-        params.train.seed,
-        numeric,
-        categorical,
-    )
+    pipeline = configured_pipeline(df, params)
     start = time.perf_counter()
     pipeline.fit(df.drop(columns=[target]), df[target])
     return {

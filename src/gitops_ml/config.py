@@ -326,17 +326,23 @@ def parse_params(raw: Any) -> Params:
     )
 
 
-def load_params(path: str | os.PathLike[str] = "params.yaml") -> Params:
-    """Read and validate params.yaml; every problem is a ConfigError naming the key."""
+def read_yaml(path: str | os.PathLike[str], what: str) -> Any:
+    """Parse a YAML file the user edits (`what`: "params", "schema"); errors name the file."""
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"params: file not found: {p}") from None
+        raise ConfigError(f"{p}: {what} file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p}: cannot read the {what} file: {exc}") from None
     try:
-        raw = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise ConfigError(f"params: {p} is not valid YAML{where}") from None
-    return parse_params(raw)
+        raise ConfigError(f"{p}: not valid YAML{where}") from None
+
+
+def load_params(path: str | os.PathLike[str] = "params.yaml") -> Params:
+    """Read and validate params.yaml; every problem is a ConfigError naming the key."""
+    return parse_params(read_yaml(path, "params"))

@@ -41,9 +41,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
-import yaml
 from pandera.errors import SchemaErrors
 
+from gitops_ml.config import read_yaml
 from gitops_ml.errors import ConfigError
 
 DTYPES = ("int", "float", "category", "str")
@@ -99,20 +99,8 @@ class Schema:
 
 def load_schema(path: str | os.PathLike[str]) -> Schema:
     """Read a schema file; a malformed one is a ConfigError naming the file and the key."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{p}: schema file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{p}: cannot read the schema file: {exc}") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise ConfigError(f"{p}: not valid YAML{where}") from None
-    return parse_schema(raw, source=str(p))
+    raw = read_yaml(path, "schema")
+    return parse_schema(raw, source=str(Path(path)))
 
 
 class _Reader:

@@ -98,11 +98,10 @@ def _train_metrics(
     }
 
 
-def train(df: pd.DataFrame, params: Params) -> TrainResult:
-    """Fit the configured Pipeline on `df` (features + target) and measure it."""
-    X, y = split_features(df, params.data.target, params.data.task)
+def configured_pipeline(df: pd.DataFrame, params: Params) -> Pipeline:
+    """The unfitted Pipeline params.yaml describes, with column roles read from `df`."""
     numeric, categorical = feature_columns(df, params.data.target)
-    pipeline = build_pipeline(
+    return build_pipeline(
         params.train.model,
         params.data.task,
         dict(params.train.hyperparams),
@@ -110,6 +109,12 @@ def train(df: pd.DataFrame, params: Params) -> TrainResult:
         numeric,
         categorical,
     )
+
+
+def train(df: pd.DataFrame, params: Params) -> TrainResult:
+    """Fit the configured Pipeline on `df` (features + target) and measure it."""
+    X, y = split_features(df, params.data.target, params.data.task)
+    pipeline = configured_pipeline(df, params)
     start = time.perf_counter()
     pipeline.fit(X, y)
     fit_seconds = time.perf_counter() - start
