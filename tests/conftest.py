@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -9,6 +10,7 @@ import pytest
 from sklearn.model_selection import train_test_split
 
 from gitops_ml.sources import ADULT_COLUMNS, ADULT_NUMERIC
+from tests.fake_github import FakeGitHub, serve_fake_github
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,3 +54,13 @@ REGRESSION_GATE = {
     "max_regression": {"rmse": 1.0},
     "worst_slice": None,
 }
+
+
+# --------------------------------------------------------------------------------------------
+# GitHub: the few REST endpoints the project calls, served on loopback (tests/fake_github.py)
+
+
+@pytest.fixture
+def github() -> Iterator[FakeGitHub]:
+    with serve_fake_github() as gh:
+        yield gh

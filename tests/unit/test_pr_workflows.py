@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.unit.test_github import OWNER, REPO, TAG, TOKEN, FakeGitHub, github  # noqa: F401
+from tests.fake_github import OWNER, REPO, TAG, TOKEN, FakeGitHub
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"
@@ -264,7 +264,7 @@ def _python_fallback(runner: dict[str, Path], gh: FakeGitHub, report: str) -> No
 
 def test_python_fallback_posts_one_comment_both_posters_recognise(
     runner: dict[str, Path],
-    github: FakeGitHub,  # noqa: F811
+    github: FakeGitHub,
 ) -> None:
     _python_fallback(runner, github, "## Report v1\n")
     _python_fallback(runner, github, "## Report v2\n")
@@ -277,7 +277,7 @@ def test_python_fallback_posts_one_comment_both_posters_recognise(
 
 def test_python_fallback_updates_the_comment_cml_posted(
     runner: dict[str, Path],
-    github: FakeGitHub,  # noqa: F811
+    github: FakeGitHub,
 ) -> None:
     github.add_comment(7, "unrelated")
     github.add_comment(7, f"{TAG}\n## Report by CML\n\n{CML_WATERMARK}", "github-actions[bot]")

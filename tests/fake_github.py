@@ -1,0 +1,206 @@
+"""A stand-in for the few GitHub REST endpoints the project calls, served on loopback.
+
+Issue comments (list with pagination, create, update), pull requests (list by head, create) and
+the pull requests of a commit, kept in memory. A page holds at most PAGE_SIZE items whatever
+`per_page` asks, so pagination is really followed; chosen calls can be told to fail.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from gitops_ml.gitops.github import marker_tag
+
+OWNER, REPO = "acme", "churn"
+TOKEN = "ghs_test-token-123"
+PAGE_SIZE = 2
+MARKER = "pr-report"
+TAG = marker_tag(MARKER)
+
+
+@dataclass
+class Failure:
+    """Answer `status` to requests matching `method` and `path` (a regex), `times` times."""
+
+    method: str
+    path: str
+    status: int
+    times: int = 1_000
+    message: str = "Injected failure"
+    apply: bool = False  # perform the change anyway, like a 502 from a proxy after the write
+
+
+@dataclass
+class FakeGitHub:
+    """In-memory issue comments and pull requests of one repository."""
+
+    url: str = ""
+    comments: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    pulls: list[dict[str, Any]] = field(default_factory=list)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+    next_id: int = 1000
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add_comment(self, number: int, body: str, login: str = "someone") -> dict[str, Any]:
+        self.next_id += 1
+        comment = {
+            "id": self.next_id,
+            "body": body,
+            "user": {"login": login},
+            "html_url": f"https://github.test/{OWNER}/{REPO}/pull/{number}#issuecomment-{self.next_id}",
+        }
+        self.comments.setdefault(number, []).append(comment)
+        return comment
+
+    def fail(self, method: str, path: str, status: int, **kwargs: Any) -> None:
+        self.failures.append(Failure(method, path, status, **kwargs))
+
+    def calls(self, method: str, path_regex: str = "") -> list[dict[str, Any]]:
+        return [
+            r for r in self.requests if r["method"] == method and re.search(path_regex, r["path"])
+        ]
+
+    def marked(self, number: int) -> list[dict[str, Any]]:
+        return [c for c in self.comments.get(number, []) if TAG in c["body"]]
+
+
+def _handler(gh: FakeGitHub) -> type[BaseHTTPRequestHandler]:
+    base = f"/repos/{OWNER}/{REPO}"
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:  # keep pytest output clean
+            pass
+
+        def do_GET(self) -> None:
+            self._handle("GET")
+
+        def do_POST(self) -> None:
+            self._handle("POST")
+
+        def do_PATCH(self) -> None:
+            self._handle("PATCH")
+
+        def _reply(self, status: int, data: Any, headers: dict[str, str] | None = None) -> None:
+            raw = json.dumps(data).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(raw)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(raw)
+
+        def _handle(self, method: str) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            payload = json.loads(self.rfile.read(length)) if length else None
+            split = urllib.parse.urlsplit(self.path)
+            query = dict(urllib.parse.parse_qsl(split.query))
+            with gh.lock:
+                gh.requests.append(
+                    {
+                        "method": method,
+                        "path": split.path,
+                        "query": query,
+                        "headers": dict(self.headers),
+                        "json": payload,
+                    }
+                )
+                failure = next(
+                    (
+                        f
+                        for f in gh.failures
+                        if f.times > 0 and f.method == method and re.fullmatch(f.path, split.path)
+                    ),
+                    None,
+                )
+                if failure is not None:
+                    failure.times -= 1
+                    if failure.apply:
+                        self._route(method, split.path, query, payload, base)
+                    self._reply(failure.status, {"message": failure.message})
+                    return
+                status, data, headers = self._route(method, split.path, query, payload, base)
+            self._reply(status, data, headers)
+
+        def _route(
+            self, method: str, path: str, query: dict[str, str], payload: Any, base: str
+        ) -> tuple[int, Any, dict[str, str]]:
+            if m := re.fullmatch(rf"{base}/issues/(\d+)/comments", path):
+                number = int(m[1])
+                if method == "GET":
+                    return self._page(gh.comments.get(number, []), path, query)
+                if method == "POST":
+                    return 201, gh.add_comment(number, payload["body"], "github-actions[bot]"), {}
+            if (m := re.fullmatch(rf"{base}/issues/comments/(\d+)", path)) and method == "PATCH":
+                for comment in (c for cs in gh.comments.values() for c in cs):
+                    if comment["id"] == int(m[1]):
+                        comment["body"] = payload["body"]
+                        return 200, comment, {}
+                return 404, {"message": "Not Found"}, {}
+            if path == f"{base}/pulls" and method == "GET":
+                pulls = [
+                    p
+                    for p in gh.pulls
+                    if p["state"] == query.get("state", "open")
+                    and ("head" not in query or p["head"]["label"] == query["head"])
+                ]
+                return 200, pulls, {}
+            if path == f"{base}/pulls" and method == "POST":
+                label = f"{OWNER}:{payload['head']}"
+                if any(p["head"]["label"] == label and p["state"] == "open" for p in gh.pulls):
+                    return 422, {"message": "Validation Failed", "errors": [{"message": "A pull request already exists"}]}, {}  # fmt: skip
+                number = len(gh.pulls) + 1
+                pull = {
+                    "number": number,
+                    "state": "open",
+                    "title": payload["title"],
+                    "body": payload["body"],
+                    "head": {"ref": payload["head"], "label": label},
+                    "base": {"ref": payload["base"]},
+                    "html_url": f"https://github.test/{OWNER}/{REPO}/pull/{number}",
+                }
+                gh.pulls.append(pull)
+                return 201, pull, {}
+            return 404, {"message": "Not Found"}, {}
+
+        def _page(
+            self, items: list[dict[str, Any]], path: str, query: dict[str, str]
+        ) -> tuple[int, Any, dict[str, str]]:
+            """Like GitHub, but never more than PAGE_SIZE per page, whatever per_page asks."""
+            page = int(query.get("page", "1"))
+            size = min(int(query.get("per_page", "30")), PAGE_SIZE)
+            chunk = items[(page - 1) * size : page * size]
+            headers = {}
+            if page * size < len(items):
+                nxt = urllib.parse.urlencode({**query, "page": page + 1})
+                headers["Link"] = (
+                    f'<{gh.url}{path}?{nxt}>; rel="next", <{gh.url}{path}>; rel="last"'
+                )
+            return 200, chunk, headers
+
+    return Handler
+
+
+@contextmanager
+def serve_fake_github(host: str = "127.0.0.1") -> Iterator[FakeGitHub]:
+    """Run the fake on a free port of `host` until the block ends."""
+    gh = FakeGitHub()
+    server = ThreadingHTTPServer((host, 0), _handler(gh))
+    gh.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
+    thread.start()
+    try:
+        yield gh
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
