@@ -61,6 +61,22 @@ class FakeGitHub:
         self.comments.setdefault(number, []).append(comment)
         return comment
 
+    def add_merged_pull(self, number: int, merge_commit_sha: str, head: str = "feature") -> None:
+        """A pull request already merged as `merge_commit_sha` (what a push to main follows)."""
+        self.pulls.append(
+            {
+                "number": number,
+                "state": "closed",
+                "merged_at": "2026-01-01T00:00:00Z",
+                "merge_commit_sha": merge_commit_sha,
+                "title": f"PR {number}",
+                "body": "",
+                "head": {"ref": head, "label": f"{OWNER}:{head}"},
+                "base": {"ref": "main"},
+                "html_url": f"https://github.test/{OWNER}/{REPO}/pull/{number}",
+            }
+        )
+
     def fail(self, method: str, path: str, status: int, **kwargs: Any) -> None:
         self.failures.append(Failure(method, path, status, **kwargs))
 
@@ -170,6 +186,10 @@ def _handler(gh: FakeGitHub) -> type[BaseHTTPRequestHandler]:
                 }
                 gh.pulls.append(pull)
                 return 201, pull, {}
+            if (
+                m := re.fullmatch(rf"{base}/commits/([0-9a-f]{{40}})/pulls", path)
+            ) and method == "GET":
+                return 200, [p for p in gh.pulls if p.get("merge_commit_sha") == m[1]], {}
             return 404, {"message": "Not Found"}, {}
 
         def _page(

@@ -88,7 +88,15 @@ def _comment(args: argparse.Namespace) -> int:
         raise GitopsMLError(
             f"--body-file {args.body_file} is empty; refusing to post an empty report"
         )
-    action, url = GitHubClient.from_env().upsert_comment(args.pr, body, args.marker)
+    client = GitHubClient.from_env()
+    number = args.pr
+    if number is None:
+        pull = client.pull_for_commit(args.commit)
+        if pull is None:
+            print(f"no pull request brought in commit {args.commit[:12]}: nothing to comment on")
+            return 0
+        number = pull["number"]
+    action, url = client.upsert_comment(number, body, args.marker)
     print(f"{action} {url}")
     return 0
 
@@ -166,7 +174,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_schema_infer)
 
     p = sub.add_parser("comment", help="create or update the sticky report comment on a PR")
-    p.add_argument("--pr", required=True, type=_pr_number, help="pull request number")
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--pr", type=_pr_number, help="pull request number")
+    target.add_argument(
+        "--commit", help="comment on the pull request that brought in this commit (40 hex SHA)"
+    )
     p.add_argument("--body-file", required=True, help="Markdown file to post, or - for stdin")
     p.add_argument(
         "--marker", default="pr-report", help="names the sticky comment (default: %(default)s)"

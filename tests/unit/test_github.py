@@ -405,3 +405,39 @@ def test_cli_errors_are_one_line_exit_2(
     assert "error: GITHUB_REPOSITORY is not set" in capsys.readouterr().err
     assert len(github.calls("POST")) == 1  # only the refused one; nothing was ever created
     assert not github.comments.get(3)
+
+
+# -- the pull request of a commit (promote.yml comments on the merged PR) -----------------------
+
+MERGE_SHA = "ab" * 20
+
+
+def test_pull_for_commit_prefers_the_merged_pull(github: FakeGitHub, client: GitHubClient) -> None:
+    assert client.pull_for_commit(MERGE_SHA) is None
+    github.add_merged_pull(12, MERGE_SHA)
+    pull = client.pull_for_commit(MERGE_SHA)
+    assert pull is not None and pull["number"] == 12
+    assert github.calls("GET", rf"/commits/{MERGE_SHA}/pulls$")
+
+
+@pytest.mark.parametrize("bad", ["", "HEAD", "ab" * 19, "AB" * 20, "../../x" + "a" * 33])
+def test_pull_for_commit_rejects_what_is_not_a_sha(bad: str, client: GitHubClient) -> None:
+    with pytest.raises(GitopsMLError, match="invalid commit SHA"):
+        client.pull_for_commit(bad)
+
+
+def test_cli_comment_on_the_pull_of_a_commit(
+    github: FakeGitHub, env: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    body = tmp_path / "promotion.md"
+    body.write_text("## Promoted version 3\n")
+    assert cli_main(["comment", "--commit", MERGE_SHA, "--body-file", str(body)]) == 0
+    assert "nothing to comment on" in capsys.readouterr().out
+    assert not github.calls("POST")
+
+    github.add_merged_pull(5, MERGE_SHA)
+    args = ["comment", "--commit", MERGE_SHA, "--body-file", str(body), "--marker", "promotion"]
+    assert cli_main(args) == 0
+    assert cli_main(args) == 0
+    posted = [c for c in github.comments[5] if marker_tag("promotion") in c["body"]]
+    assert len(posted) == 1 and "Promoted version 3" in posted[0]["body"]

@@ -40,6 +40,7 @@ _MAX_ISSUE_NUMBER = 2**31 - 1
 _REPOSITORY_RE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _MARKER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _LINK_RE = re.compile(r'<([^>]+)>\s*;\s*rel="([^"]+)"')
+_SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 _MAX_PAGES = 100  # 100 pages x 100 comments: far beyond any real pull request
 _COMMENT_WRITE_HINT = (
     "the workflow token needs `permissions: pull-requests: write` (and `issues: write`)"
@@ -300,6 +301,22 @@ class GitHubClient:
         if not isinstance(data, list):
             raise GitopsMLError(f"GitHub API: GET {self._repo_path}/pulls did not return a list")
         return data[0] if data else None
+
+    def pull_for_commit(self, sha: str) -> dict[str, Any] | None:
+        """The pull request that brought commit `sha` in: the merged one first, else any.
+
+        A merge, squash or rebase commit on the default branch is associated with its PR; a
+        direct push to the branch has none.
+        """
+        if not _SHA_RE.match(sha):
+            raise GitopsMLError(f"invalid commit SHA {sha!r}: expected 40 hex digits")
+        path = f"{self._repo_path}/commits/{sha}/pulls"
+        data = self._request("GET", f"{path}?per_page=100").data
+        if not isinstance(data, list):
+            raise GitopsMLError(f"GitHub API: GET {path} did not return a list")
+        pulls = [p for p in data if isinstance(p, dict) and isinstance(p.get("number"), int)]
+        merged = [p for p in pulls if p.get("merged_at")]
+        return (merged or pulls or [None])[0]
 
     def create_pull(self, title: str, head: str, base: str, body: str) -> dict[str, Any]:
         """Open a pull request from `head` into `base`; callers check `find_open_pull` first.
