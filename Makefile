@@ -8,6 +8,8 @@ VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 STAMP := $(VENV)/.installed
 LOCK := requirements.lock
+# Node packages for the tests only (the real Mermaid library checks the report's chart).
+NODE_STAMP := node_modules/.installed
 
 # The stages run `python -m ...`: put the project's interpreter first. Telemetry stays off.
 export PATH := $(BIN):$(PATH)
@@ -31,12 +33,17 @@ $(STAMP): $(LOCK) pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
+$(NODE_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null || { echo "error: npm is needed for the chart tests (Node.js 20.19 or newer)"; exit 1; }
+	npm ci --no-audit --no-fund
+	@touch $(NODE_STAMP)
+
 install: $(STAMP) ## Create .venv and install the pinned dependencies (requirements.lock)
 
 repro: $(STAMP) ## Run the DVC pipeline (dvc repro)
 	$(BIN)/dvc repro
 
-test: $(STAMP) ## Run the whole test suite, slow tests included
+test: $(STAMP) $(NODE_STAMP) ## Run the whole test suite, slow tests included
 	$(BIN)/python -m pytest
 
 test-fast: $(STAMP) ## Run the tests not marked slow
@@ -67,5 +74,5 @@ lock: ## Re-resolve the dependencies of pyproject.toml into requirements.lock
 	  .lock-venv/bin/python -m pip freeze --all --exclude-editable | grep -v -E '^(pip|gitops-ml)[= ]'; } > $(LOCK)
 	rm -rf .lock-venv
 
-clean: ## Remove the virtualenv and caches (keeps data, models and the DVC cache)
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+clean: ## Remove the virtualenv, node_modules and caches (keeps data, models and the DVC cache)
+	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache

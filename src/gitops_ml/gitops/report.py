@@ -163,17 +163,27 @@ def mermaid_chart(
     """A Mermaid xychart-beta bar chart, champion and challenger side by side, per key metric.
 
     Mermaid draws several bar series on top of each other, so each model gets its own bar.
+    It draws every bar up from the bottom of the y axis and, given no range, puts the smallest
+    value there, so that bar would vanish: the range is always given, and starts at zero (or
+    below the lowest negative value) outside the 0-1 scale. A primary metric off the 0-1 scale
+    (an rmse of 3200, say) is charted alone, as the other metrics' bars would be flat on its
+    axis. Non-finite values are left out: the parser takes only plain decimals.
     """
+
+    def finite(value: Any) -> float | None:
+        number = _num(value)
+        return number if number is not None and math.isfinite(number) else None
+
     names = [primary] + [m for m in CHART_METRICS if m != primary]
     labels: list[str] = []
     values: list[float] = []
     for name in names:
-        new = _num(challenger.get(name))
-        old = _num((champion or {}).get(name))
+        new = finite(challenger.get(name))
+        old = finite((champion or {}).get(name))
         if new is None or (name != primary and name in LOWER_IS_BETTER):
             continue
-        if name != primary and not 0 <= new <= 1:
-            continue
+        if name != primary and not (0 <= new <= 1 and all(0 <= v <= 1 for v in values)):
+            continue  # off the primary's scale, or the primary is off the 0-1 scale
         if old is not None:
             labels.append(f"{name} champion")
             values.append(old)
@@ -181,12 +191,21 @@ def mermaid_chart(
         values.append(new)
     if not values:
         return None
-    lo = min(values)
-    axis = ""
-    if lo >= 0 and max(values) <= 1:
+    lo, hi = min(values), max(values)
+    if lo >= 0 and hi <= 1:
         floor = max(0.0, math.floor(lo * 10) / 10 - 0.1)
-        axis = f" {floor:.1f} --> 1"
-    x_axis = ", ".join(json.dumps(label) for label in labels)
+        axis = f"{floor:.1f} --> 1"
+    else:
+        bottom, top = min(0.0, lo), max(0.0, hi)
+        span = top - bottom
+        exponent = math.floor(math.log10(span)) - 1
+        step = 10.0**exponent
+        if bottom < 0:
+            bottom = math.floor(round((bottom - 0.05 * span) / step, 9)) * step
+        top = math.ceil(round(top / step, 9)) * step
+        decimals = max(0, -exponent)
+        axis = f"{bottom:.{decimals}f} --> {top:.{decimals}f}"
+    x_axis = ", ".join('"' + label.replace('"', "'") + '"' for label in labels)
     bars = ", ".join(f"{v:.4f}" for v in values)
     title = "Champion vs challenger" if champion else "Challenger"
     return "\n".join(
@@ -195,7 +214,7 @@ def mermaid_chart(
             "xychart-beta",
             f'    title "{title} on the PR\'s test set"',
             f"    x-axis [{x_axis}]",
-            f'    y-axis "score"{axis}',
+            f'    y-axis "score" {axis}',
             f"    bar [{bars}]",
             "```",
         ]
