@@ -111,6 +111,12 @@ def _gate(args: argparse.Namespace) -> int:
 
     params = load_params(args.params)
     root = git.repo_root(Path.cwd())
+
+    def rescore(base_sha: str) -> tuple[dict | None, str]:
+        from gitops_ml.gitops.report import champion_metrics
+
+        return champion_metrics(root, base_sha, params, rebuild=not args.no_rebuild)
+
     result = run_gate(
         params.gate,
         root=root,
@@ -118,6 +124,7 @@ def _gate(args: argparse.Namespace) -> int:
         slices_path=Path(args.slices),
         base=args.base,
         check_lock=not args.no_lock_check,
+        rescore=None if args.committed_metrics else rescore,
     )
     write_json(args.output, result.to_dict())
     print("\n".join(summary_lines(result)))
@@ -192,6 +199,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics", default="reports/metrics.json", help="the PR's metrics JSON")
     p.add_argument("--slices", default="reports/slices.json", help="the PR's slice metrics JSON")
     p.add_argument("--no-lock-check", action="store_true", help="skip the stale dvc.lock rule")
+    p.add_argument(
+        "--no-rebuild",
+        action="store_true",
+        help="take the champion from the DVC cache or remote only, never rebuild it",
+    )
+    p.add_argument(
+        "--committed-metrics",
+        action="store_true",
+        help="compare with the base's committed metrics instead of re-scoring the champion",
+    )
     p.set_defaults(func=_gate)
 
     p = sub.add_parser("report", help="write the PR report (markdown) against a base ref")

@@ -110,6 +110,10 @@ def test_hyperparameter_pr_report(repo: Path, tmp_path: Path) -> None:
     assert {r["name"] for r in verdict["rules"]} >= {"threshold:roc_auc", "stale_lock"}
     stale = next(r for r in verdict["rules"] if r["name"] == "stale_lock")
     assert stale["passed"] is True, stale["message"]
+    # The regression rules compare with the champion re-scored on this PR's test split.
+    assert "loaded from the DVC cache" in verdict["champion_source"]
+    assert "scored on the PR's `data/processed/test.parquet`" in verdict["champion_source"]
+    assert "champion: Champion `models/model.joblib`" in proc.stdout
 
     proc = report(repo, "--gate", str(tmp_path / "gate.json"))
     assert proc.returncode == 0, proc.stderr
@@ -133,6 +137,12 @@ def test_hyperparameter_pr_report(repo: Path, tmp_path: Path) -> None:
     cached.unlink()
     md = report(repo, "--gate", str(tmp_path / "gate.json")).stdout
     assert "fetched from the DVC remote" in md
+    assert "Regression rules compare with the champion: Champion" in md
+    proc = run_in(repo, "gitops-ml", "gate", "--base", "main", "--committed-metrics",
+                  "--output", str(tmp_path / "committed.json"), check=False)  # fmt: skip
+    committed = json.loads((tmp_path / "committed.json").read_text())
+    assert committed["champion_source"].startswith("main's committed reports/metrics.json")
+    assert "champion: main's committed" in proc.stdout
 
     # Neither cache nor remote, no rebuild: the committed metrics, with a warning.
     cached.unlink(missing_ok=True)

@@ -31,8 +31,8 @@ import math
 import os
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +69,7 @@ class GateResult:
     base: str | None = None
     head: str | None = None
     primary: Mapping[str, Any] = field(default_factory=dict)
+    champion_source: str | None = None  # what the regression rules compared with
 
     @property
     def passed(self) -> bool:
@@ -82,6 +83,7 @@ class GateResult:
             "base": self.base,
             "head": self.head,
             "primary": dict(self.primary),
+            "champion_source": self.champion_source,
             "rules": [{**asdict(r), "details": dict(r.details)} for r in self.rules],
             "warnings": list(self.warnings),
         }
@@ -402,7 +404,7 @@ def evaluate_gate(
 
 def summary_lines(result: GateResult) -> list[str]:
     """One line per rule, then the warnings and the verdict: what the CLI prints."""
-    lines = []
+    lines = [f"champion: {result.champion_source}"] if result.champion_source else []
     for rule in result.rules:
         tag = "SKIP" if rule.skipped else ("PASS" if rule.passed else "FAIL")
         lines.append(f"{tag} {rule.name}: {rule.message}")
@@ -475,8 +477,14 @@ def run_gate(
     base: str | None,
     head: str = "HEAD",
     check_lock: bool = True,
+    rescore: Callable[[str], tuple[Mapping[str, Any] | None, str]] | None = None,
 ) -> GateResult:
-    """Gather the inputs from the workspace and git, then evaluate every rule."""
+    """Gather the inputs from the workspace and git, then evaluate every rule.
+
+    `rescore(base_sha)` gives the champion's metrics on the PR's own test split (and where the
+    model came from); without it, or when it finds no model, the regression rules compare with
+    the base's committed metrics, which were measured on the base's test split.
+    """
     from gitops_ml.gitops import git
 
     metrics = read_json(metrics_path, "metrics")
@@ -487,10 +495,19 @@ def run_gate(
     champion = None
     reason = "no --base given"
     base_sha = None
+    champion_source = None
     if base is not None:
         base_sha = git.resolve(base, cwd=root)
-        champion = parse_json_text(git.show(base_sha, rel, cwd=root), f"{base}:{rel}")
+        committed = parse_json_text(git.show(base_sha, rel, cwd=root), f"{base}:{rel}")
         reason = f"{base} has no {rel}"
+        rescored, why = rescore(base_sha) if rescore is not None else (None, "")
+        if rescored is not None:
+            champion, champion_source = rescored, why
+        elif committed is not None:
+            champion = committed
+            champion_source = f"{base}'s committed {rel} (its test split may differ from the PR's)"
+            if why:
+                champion_source += f"; {why}"
     head_sha = git.resolve(head, cwd=root)
     lock_rule = None
     if check_lock:
@@ -503,7 +520,7 @@ def run_gate(
         )
         status = dvc_status(root) if committed is not None else None
         lock_rule = stale_lock_rule(committed, workspace, status)
-    return evaluate_gate(
+    result = evaluate_gate(
         cfg,
         metrics,
         champion=champion,
@@ -513,6 +530,7 @@ def run_gate(
         base=base_sha,
         head=head_sha,
     )
+    return replace(result, champion_source=champion_source)
 
 
 def _relative(path: Path, root: Path) -> str:

@@ -284,6 +284,8 @@ def render_gate(gate: Mapping[str, Any]) -> list[str]:
         out.append(
             f"| `{rule.get('name')}` | {result} | {fmt(observed)} | {fmt(limit)} | {message} |"
         )
+    if gate.get("champion_source"):
+        out += ["", f"Regression rules compare with the champion: {gate['champion_source']}."]
     for warning in gate.get("warnings", []):
         out.append(f"\n> ⚠️ {warning}")
     return out
@@ -594,6 +596,31 @@ def _champion(
     same = file_md5(dest) == md5
     note = "" if same else " (its bytes differ from the base's dvc.lock: another OS or CPU)"
     return dest, f"Champion rebuilt from the base with `dvc repro` in a git worktree{note}"
+
+
+def champion_metrics(
+    root: Path, base_sha: str, params: Any, *, rebuild: bool = True
+) -> tuple[dict[str, Any] | None, str]:
+    """The base's model scored on the PR's test split, and where it came from.
+
+    (None, why) when the champion model or the test split is not to be had; the gate then
+    falls back to the base's committed metrics. A rebuilt champion lands in the shared DVC cache,
+    so the report that follows finds it there instead of rebuilding it again.
+    """
+    base_lock = _yaml_at(base_sha, LOCK_PATH, root)
+    test_file = root / TEST_PATH
+    with tempfile.TemporaryDirectory(prefix="gitops-ml-gate-") as tmp:
+        champion_file, source = _champion(root, base_sha, base_lock, rebuild, Path(tmp))
+        if champion_file is None:
+            return None, source
+        if not test_file.exists():
+            return None, f"{source}, but `{TEST_PATH}` is not in the workspace"
+        import pandas as pd
+
+        from gitops_ml.stages.evaluate import load_model
+
+        metrics, _ = score(load_model(champion_file), pd.read_parquet(test_file), params)
+    return metrics, f"{source}, scored on the PR's `{TEST_PATH}`"
 
 
 def build_report(
