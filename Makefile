@@ -20,7 +20,7 @@ export DO_NOT_TRACK := 1
 # HistGradientBoosting down by an order of magnitude. Results do not depend on it.
 export OMP_WAIT_POLICY := passive
 
-.PHONY: help install repro test test-fast lint format bench report ui lock clean
+.PHONY: help install repro test test-fast lint format bench report ui serve lock clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -65,6 +65,9 @@ report: $(STAMP) ## Preview the pull-request report against main (markdown on st
 
 ui: $(STAMP) ## Open the MLflow UI on http://127.0.0.1:5000 for the runs in mlflow.db
 	$(BIN)/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}" --host 127.0.0.1 --port 5000
+
+serve: $(STAMP) ## Serve models:/<mlflow.model_name>@champion on http://127.0.0.1:5001
+	$(BIN)/gitops-ml serve --host 127.0.0.1 --port $${PORT:-5001}
 
 lock: ## Re-resolve the dependencies of pyproject.toml into requirements.lock
 	rm -rf .lock-venv

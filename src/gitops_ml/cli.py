@@ -224,6 +224,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="never rebuild the champion in a git worktree; fall back to its committed metrics",
     )
     p.set_defaults(func=_report)
+    from gitops_ml.gitops import serve
+
+    serve.register(sub)
+    from gitops_ml.gitops import drift
+
+    drift.register(sub)
     return parser
 
 

@@ -1,0 +1,126 @@
+"""Latency and throughput of a running scoring server (`gitops-ml serve`), measured from loopback.
+
+A bounded number of single-row (or `batch_rows`-row) ``/invocations`` requests is sent from a few
+client threads; the answer is the latency distribution and the rows scored per second. Only
+loopback servers are measured: this is a check of the local serving stack, not a load test of
+somebody else's host.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+from gitops_ml.errors import GitopsMLError
+from gitops_ml.gitops.serve import is_loopback
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+#: Upper bounds that keep a measurement short whatever the caller asks for.
+MAX_REQUESTS = 10_000
+MAX_CONCURRENCY = 32
+INVOCATIONS_PATH = "/invocations"
+
+
+def invocations_url(url: str) -> str:
+    """``http://host:port[/invocations]`` -> the invocations URL; non-loopback hosts fail."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise GitopsMLError(f"not an http URL: {url!r}")
+    if not is_loopback(parts.hostname):
+        raise GitopsMLError(f"{url}: only a server on loopback (127.0.0.1, ::1) is measured")
+    path = parts.path.rstrip("/") or INVOCATIONS_PATH
+    return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+
+
+def dataframe_split_payload(rows: pd.DataFrame) -> bytes:
+    """``{"dataframe_split": {"columns": [...], "data": [[...]]}}``, missing values as null."""
+    split = json.loads(rows.to_json(orient="split", index=False, date_format="iso"))
+    return json.dumps({"dataframe_split": split}).encode("utf-8")
+
+
+def post_json(url: str, body: bytes, timeout: float = 30.0) -> tuple[int, bytes]:
+    """POST a JSON body; (HTTP status, response body), HTTP errors included."""
+    request = urllib.request.Request(
+        url, data=body, headers={"Content-Type": "application/json"}, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def _percentile(values: list[float], q: float) -> float:
+    import numpy as np
+
+    return float(np.percentile(np.asarray(values), q)) if values else float("nan")
+
+
+def measure_serving(
+    url: str,
+    rows: pd.DataFrame,
+    n_requests: int = 200,
+    concurrency: int = 4,
+    *,
+    batch_rows: int = 1,
+    timeout: float = 30.0,
+) -> dict[str, Any]:
+    """Send `n_requests` requests of `batch_rows` rows (cycling through `rows`) from
+    `concurrency` threads, after one warm-up request; return latency and throughput.
+
+    Keys: ``requests``, ``concurrency``, ``batch_rows``, ``errors``, ``p50_ms``, ``p99_ms``,
+    ``mean_ms``, ``max_ms`` (successful requests), ``rows_per_s``, ``seconds`` (wall time).
+    """
+    target = invocations_url(url)
+    if not 1 <= n_requests <= MAX_REQUESTS:
+        raise GitopsMLError(f"n_requests must be in 1..{MAX_REQUESTS}, got {n_requests}")
+    if not 1 <= concurrency <= MAX_CONCURRENCY:
+        raise GitopsMLError(f"concurrency must be in 1..{MAX_CONCURRENCY}, got {concurrency}")
+    if batch_rows < 1 or len(rows) == 0:
+        raise GitopsMLError("need at least one row and batch_rows >= 1")
+    n = len(rows)
+    payloads = [
+        dataframe_split_payload(rows.iloc[[(i * batch_rows + j) % n for j in range(batch_rows)]])
+        for i in range(n_requests)
+    ]
+    try:
+        status, body = post_json(target, payloads[0], timeout)
+    except OSError as exc:
+        raise GitopsMLError(f"{target}: no answer: {exc}") from None
+    if status != 200:
+        first = body.decode("utf-8", "replace").strip().splitlines()[:1]
+        raise GitopsMLError(f"{target}: warm-up request answered HTTP {status}: {first}")
+
+    def one(body: bytes) -> float | None:
+        start = time.perf_counter()
+        try:
+            code, _ = post_json(target, body, timeout)
+        except OSError:
+            return None
+        return time.perf_counter() - start if code == 200 else None
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        results = list(pool.map(one, payloads))
+    wall = time.perf_counter() - start
+    latencies = [r * 1000 for r in results if r is not None]
+    ok = len(latencies)
+    return {
+        "requests": n_requests,
+        "concurrency": concurrency,
+        "batch_rows": batch_rows,
+        "errors": n_requests - ok,
+        "p50_ms": round(_percentile(latencies, 50), 3),
+        "p99_ms": round(_percentile(latencies, 99), 3),
+        "mean_ms": round(sum(latencies) / ok, 3) if ok else float("nan"),
+        "max_ms": round(max(latencies), 3) if ok else float("nan"),
+        "rows_per_s": round(ok * batch_rows / wall, 1) if wall > 0 else float("nan"),
+        "seconds": round(wall, 3),
+    }

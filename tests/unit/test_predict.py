@@ -1,0 +1,396 @@
+"""`gitops-ml predict` against a real MLflow registry: a small Adult model registered @champion.
+
+One model is fitted, logged and registered once per module in a throw-away SQLite store; each
+test scores a batch through the CLI and compares with the joblib file of the same model.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import joblib
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from threadpoolctl import threadpool_limits
+
+from gitops_ml import tracking
+from gitops_ml.cli import main as cli_main
+from gitops_ml.config import load_params
+from gitops_ml.errors import DataError, GitopsMLError
+from gitops_ml.files import file_md5
+from gitops_ml.gitops import loadtest, serve
+from gitops_ml.stages import train
+
+ROOT = Path(__file__).resolve().parents[2]
+MODEL_NAME = "test-champion"
+EXPERIMENT = "test-predict"
+TRAIN_ROWS = 3000
+TARGET = "income"
+POSITIVE = ">50K"
+LOG_NAME = re.compile(r"^\d{8}T\d{6}-[0-9a-f]{8}\.parquet$")
+
+
+@dataclass(frozen=True)
+class Champion:
+    """A workspace whose registry holds one model version aliased @champion."""
+
+    ws: Path
+    model_file: Path
+    md5: str
+    version: str
+
+    @property
+    def uri(self) -> str:
+        return serve.champion_uri(MODEL_NAME)
+
+
+def build_champion(ws: Path, train_df: pd.DataFrame) -> Champion:
+    """Copy params.yaml, dvc.yaml and the schema into `ws`, fit a small model on `train_df`,
+    log it with `tracking.log_training_run` and register it as `MODEL_NAME@champion`.
+
+    The caller points MLFLOW_TRACKING_URI at a store of its own and runs this inside `ws`.
+    """
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    raw["mlflow"].update(model_name=MODEL_NAME, experiment=EXPERIMENT)
+    (ws / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    shutil.copy(ROOT / "dvc.yaml", ws / "dvc.yaml")
+    (ws / "data/schema").mkdir(parents=True)
+    shutil.copy(ROOT / "data/schema/adult.yaml", ws / "data/schema/adult.yaml")
+    params = load_params(ws / "params.yaml")
+
+    with threadpool_limits(limits=1, user_api="openmp"):
+        result = train.train(train_df, params)
+    model_file = ws / "models/model.joblib"
+    model_file.parent.mkdir()
+    train.save_model(result.pipeline, model_file)
+    md5 = file_md5(model_file)
+    X, _ = train.split_features(train_df, TARGET, "classification")
+    run_id = tracking.log_training_run(
+        experiment=EXPERIMENT,
+        run_name=f"champion-{md5[:8]}",
+        params=train.run_params(params),
+        metrics=result.metrics,
+        tags={tracking.TAG_MODEL_MD5: md5},
+        model=result.pipeline,
+        sample=X.head(train.SIGNATURE_ROWS),
+    )
+    client = mlflow.MlflowClient()
+    logged = client.get_run(run_id).data.tags[tracking.TAG_MODEL_URI]
+    version = mlflow.register_model(logged, MODEL_NAME, tags={tracking.TAG_MODEL_MD5: md5})
+    client.set_registered_model_alias(MODEL_NAME, serve.CHAMPION_ALIAS, version.version)
+    return Champion(ws=ws, model_file=model_file, md5=md5, version=str(version.version))
+
+
+@pytest.fixture(scope="module")
+def champion(
+    adult_split: tuple[pd.DataFrame, pd.DataFrame], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Champion]:
+    ws = tmp_path_factory.mktemp("predict")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(ws)
+        mp.setenv(tracking.TRACKING_URI_ENV, f"sqlite:///{ws / 'mlflow.db'}")
+        yield build_champion(ws, adult_split[0].head(TRAIN_ROWS))
+
+
+@pytest.fixture(scope="module")
+def batch(adult_split: tuple[pd.DataFrame, pd.DataFrame]) -> pd.DataFrame:
+    """200 test rows, target included. Do not mutate."""
+    return adult_split[1].head(200).copy()
+
+
+def expected(champion: Champion, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """The joblib model's own labels and probability of the positive class."""
+    model = joblib.load(champion.model_file)
+    X = frame.drop(columns=[TARGET], errors="ignore")
+    proba = model.predict_proba(X)
+    return model.predict(X), proba[:, list(model.classes_).index(POSITIVE)]
+
+
+def predict(*args: str | Path) -> int:
+    return cli_main(["predict", *map(str, args)])
+
+
+def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error:")]
+    assert len(errors) == 1, lines
+    return errors[0]
+
+
+# --------------------------------------------------------------------------------------------
+# scoring
+
+
+def test_champion_csv_scores_equal_the_joblib_model(
+    champion: Champion, batch: pd.DataFrame, tmp_path: Path
+) -> None:
+    batch.to_csv(tmp_path / "in.csv", index=False)
+    assert predict("--input", tmp_path / "in.csv", "--output", tmp_path / "out.csv") == 0
+    out = pd.read_csv(tmp_path / "out.csv")
+    labels, score = expected(champion, batch)
+    assert list(out.columns) == [*batch.columns, "prediction", "score"]
+    assert len(out) == len(batch)
+    assert out["prediction"].tolist() == labels.tolist()
+    assert np.array_equal(out["score"].to_numpy(), score)
+    assert out[TARGET].tolist() == batch[TARGET].tolist()  # kept, not used
+    assert out["age"].tolist() == batch["age"].tolist()
+
+
+def test_parquet_in_and_out_and_a_local_joblib_model_agree(
+    champion: Champion, batch: pd.DataFrame, tmp_path: Path
+) -> None:
+    features = batch.drop(columns=[TARGET])  # the target may be absent
+    features.to_parquet(tmp_path / "in.parquet", index=False)
+    assert predict("--input", tmp_path / "in.parquet", "--output", tmp_path / "a.parquet") == 0
+    args = ["--model", champion.model_file, "--output", tmp_path / "b.parquet"]
+    assert predict("--input", tmp_path / "in.parquet", *args) == 0
+    a, b = pd.read_parquet(tmp_path / "a.parquet"), pd.read_parquet(tmp_path / "b.parquet")
+    labels, score = expected(champion, features)
+    assert list(a.columns) == [*features.columns, "prediction", "score"]
+    assert a["prediction"].tolist() == labels.tolist()
+    assert np.array_equal(a["score"].to_numpy(), score)
+    pd.testing.assert_frame_equal(a, b)
+    pd.testing.assert_frame_equal(a.drop(columns=["prediction", "score"]), features)
+
+
+def test_prediction_cuts_the_score_at_the_evaluate_threshold(
+    champion: Champion, batch: pd.DataFrame, tmp_path: Path
+) -> None:
+    raw = yaml.safe_load((champion.ws / "params.yaml").read_text(encoding="utf-8"))
+    raw["evaluate"]["threshold"] = 0.2
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    batch.to_parquet(tmp_path / "in.parquet", index=False)
+    args = ["--params", params, "--schema", champion.ws / "data/schema/adult.yaml"]
+    assert (
+        predict("--input", tmp_path / "in.parquet", "--output", tmp_path / "o.parquet", *args) == 0
+    )
+    out = pd.read_parquet(tmp_path / "o.parquet")
+    assert ((out["score"] >= 0.2) == (out["prediction"] == POSITIVE)).all()
+    assert (out["prediction"] == POSITIVE).sum() > (expected(champion, batch)[0] == POSITIVE).sum()
+
+
+# --------------------------------------------------------------------------------------------
+# the data contract
+
+
+def test_missing_column_is_refused_without_output(
+    champion: Champion, batch: pd.DataFrame, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    batch.drop(columns=["age", "sex"]).to_csv(tmp_path / "in.csv", index=False)
+    out = tmp_path / "out.csv"
+    log_dir = tmp_path / "log"
+    assert predict("--input", tmp_path / "in.csv", "--output", out, "--log-dir", log_dir) == 2
+    line = one_error_line(capsys)
+    assert "column(s) age, sex break the data contract" in line
+    assert "'age': missing" in line
+    assert not out.exists() and not log_dir.exists()
+
+
+def test_text_in_a_numeric_column_is_refused(
+    champion: Champion, batch: pd.DataFrame, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = batch.astype({"hours_per_week": "str"})
+    bad.loc[3, "hours_per_week"] = "forty"
+    bad.to_csv(tmp_path / "in.csv", index=False)
+    out = tmp_path / "out.parquet"
+    assert predict("--input", tmp_path / "in.csv", "--output", out) == 2
+    line = one_error_line(capsys)
+    assert "column(s) hours_per_week break" in line
+    assert "expected int, got str" in line and "'forty'" in line
+    assert not out.exists()
+
+
+def test_out_of_range_value_is_refused(
+    champion: Champion, batch: pd.DataFrame, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = batch.copy()
+    bad.loc[0, "age"] = 150
+    bad.to_parquet(tmp_path / "in.parquet", index=False)
+    assert predict("--input", tmp_path / "in.parquet", "--output", tmp_path / "o.csv") == 2
+    line = one_error_line(capsys)
+    assert "column(s) age break" in line and "values above 90" in line
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_unknown_categories_follow_the_schema_rate(
+    champion: Champion, batch: pd.DataFrame, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As in the validate stage: within max_unknown_rate (workclass: 1%) a warning, above it
+    an error."""
+    few = batch.copy()
+    few.loc[0, "workclass"] = "Space-force"  # 1 of ~190 known values
+    few.to_parquet(tmp_path / "few.parquet", index=False)
+    assert predict("--input", tmp_path / "few.parquet", "--output", tmp_path / "few.csv") == 0
+    err = capsys.readouterr().err
+    assert "warning:" in err and "column 'workclass', rule max_unknown_rate" in err
+    assert "'Space-force'" in err
+    assert (tmp_path / "few.csv").exists()
+
+    many = few.head(20)  # 1 of 20: 5%
+    many.to_parquet(tmp_path / "many.parquet", index=False)
+    assert predict("--input", tmp_path / "many.parquet", "--output", tmp_path / "many.csv") == 2
+    assert "column(s) workclass break" in one_error_line(capsys)
+    assert not (tmp_path / "many.csv").exists()
+
+
+def test_extra_columns_are_ignored_with_a_note(
+    champion: Champion, batch: pd.DataFrame, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    extra = batch.assign(customer_id=[f"c{i}" for i in range(len(batch))])
+    extra.to_parquet(tmp_path / "in.parquet", index=False)
+    out = tmp_path / "out.parquet"
+    assert predict("--input", tmp_path / "in.parquet", "--output", out) == 0
+    err = capsys.readouterr().err
+    assert "ignoring 1 column(s) not in the schema: customer_id" in err
+    assert "error" not in err
+    scored = pd.read_parquet(out)
+    assert scored["customer_id"].tolist() == extra["customer_id"].tolist()
+    assert np.array_equal(scored["score"].to_numpy(), expected(champion, batch)[1])
+
+
+def test_a_column_with_no_values_is_scored_as_missing(
+    champion: Champion, batch: pd.DataFrame, tmp_path: Path
+) -> None:
+    """A small CSV batch can lack every value of a numeric column; the Pipeline imputes it."""
+    rows = batch.head(3).astype({"capital_gain": "float64"})
+    rows["capital_gain"] = np.nan
+    rows.to_csv(tmp_path / "in.csv", index=False)
+    assert predict("--input", tmp_path / "in.csv", "--output", tmp_path / "out.parquet") == 0
+    out = pd.read_parquet(tmp_path / "out.parquet")
+    assert out["capital_gain"].isna().all()
+    assert np.array_equal(out["score"].to_numpy(), expected(champion, rows)[1])
+
+
+def test_bad_model_and_output_format_fail_in_one_line(
+    champion: Champion, batch: pd.DataFrame, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    batch.to_parquet(tmp_path / "in.parquet", index=False)
+    args = ["--input", tmp_path / "in.parquet", "--output", tmp_path / "o.csv"]
+    assert predict(*args, "--model", "models:/no-such-model@champion") == 2
+    assert "resolving models:/no-such-model@champion failed" in one_error_line(capsys)
+    assert predict(*args, "--model", tmp_path / "missing.joblib") == 2
+    assert "missing.joblib: model file not found" in one_error_line(capsys)
+    assert not (tmp_path / "o.csv").exists()
+    assert predict("--input", tmp_path / "in.parquet", "--output", tmp_path / "o.xlsx") == 2
+    assert "unknown output format" in one_error_line(capsys)
+
+
+# --------------------------------------------------------------------------------------------
+# the prediction log
+
+
+def test_each_call_appends_one_log_file(
+    champion: Champion, batch: pd.DataFrame, tmp_path: Path
+) -> None:
+    log_dir = tmp_path / "log"
+    first, second = batch.head(30), batch.iloc[30:80].assign(customer_id="x")
+    first.to_parquet(tmp_path / "a.parquet", index=False)
+    second.to_csv(tmp_path / "b.csv", index=False)
+    assert (
+        predict(
+            "--input", tmp_path / "a.parquet", "--output", tmp_path / "a.csv", "--log-dir", log_dir
+        )
+        == 0
+    )
+    assert len(list(log_dir.iterdir())) == 1
+    assert (
+        predict(
+            "--input", tmp_path / "b.csv", "--output", tmp_path / "b.out.csv", "--log-dir", log_dir
+        )
+        == 0
+    )
+    files = sorted(p.name for p in log_dir.iterdir())
+    assert len(files) == 2 and all(LOG_NAME.match(name) for name in files), files
+
+    log = serve.read_prediction_log(log_dir)
+    features = [c for c in batch.columns if c != TARGET]
+    assert list(log.columns) == [
+        *features,
+        "prediction",
+        "score",
+        "scored_at",
+        "model_uri",
+        "model_version",
+        "model_md5",
+    ]
+    assert len(log) == 80
+    assert set(log["model_uri"]) == {champion.uri}
+    assert set(log["model_version"]) == {champion.version}
+    assert set(log["model_md5"]) == {champion.md5}
+    assert str(log["scored_at"].dt.tz) == "UTC"
+    assert log["scored_at"].iloc[0] <= log["scored_at"].iloc[-1]
+    labels, score = expected(champion, batch.head(80))
+    assert log["prediction"].tolist() == labels.tolist()
+    assert np.array_equal(log["score"].to_numpy(), score)
+    pd.testing.assert_frame_equal(log[features], batch.head(80)[features], check_dtype=False)
+
+
+def test_bare_log_dir_means_monitoring_predictions(
+    champion: Champion,
+    batch: pd.DataFrame,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    batch.head(5).to_parquet("in.parquet", index=False)
+    args = ["--params", champion.ws / "params.yaml", "--model", champion.model_file]
+    assert predict("--input", "in.parquet", "--output", "out.parquet", *args, "--log-dir") == 0
+    (logged,) = (tmp_path / serve.DEFAULT_LOG_DIR).iterdir()
+    frame = serve.read_prediction_log(serve.DEFAULT_LOG_DIR)
+    assert len(frame) == 5 and frame["model_version"].isna().all()
+    assert set(frame["model_md5"]) == {champion.md5}
+    assert logged.suffix == ".parquet"
+
+
+def test_read_prediction_log_needs_logged_batches(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="no prediction log directory"):
+        serve.read_prediction_log(tmp_path / "absent")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no logged predictions"):
+        serve.read_prediction_log(tmp_path / "empty")
+
+
+# --------------------------------------------------------------------------------------------
+# serve and the load client: what is refused before any process or request
+
+
+def test_serve_refuses_remote_hosts_joblib_files_and_unknown_aliases(
+    champion: Champion, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli_main(["serve", "--host", "0.0.0.0"]) == 2
+    assert "pass --allow-remote" in one_error_line(capsys)
+    assert cli_main(["serve", "--model", str(champion.model_file)]) == 2
+    assert "not a joblib file" in one_error_line(capsys)
+    assert cli_main(["serve", "--model", "models:/no-such-model@champion"]) == 2
+    assert "resolving models:/no-such-model@champion failed" in one_error_line(capsys)
+
+
+def test_serve_command_puts_this_venv_first() -> None:
+    cmd = serve.serve_command("models:/m@champion", "127.0.0.1", 5123)
+    assert cmd[1:] == [
+        "-m", "mlflow", "models", "serve", "-m", "models:/m@champion", "--env-manager", "local",
+        "--host", "127.0.0.1", "--port", "5123", "--workers", "1",
+    ]  # fmt: skip
+    env = serve.serve_env("sqlite:///x.db", {"PATH": "/usr/bin"})
+    assert env["PATH"].split(":")[0] == str(Path(cmd[0]).parent)
+    assert env[tracking.TRACKING_URI_ENV] == "sqlite:///x.db"
+    assert serve.pinned_uri("models:/m@champion", "3") == "models:/m/3"
+    assert serve.pinned_uri("runs:/abc/model", None) == "runs:/abc/model"
+    assert serve.is_loopback("127.0.0.2") and serve.is_loopback("::1")
+    assert not serve.is_loopback("0.0.0.0") and not serve.is_loopback("example.com")
+
+
+def test_measure_serving_only_targets_loopback(batch: pd.DataFrame) -> None:
+    with pytest.raises(GitopsMLError, match="only a server on loopback"):
+        loadtest.measure_serving("http://example.invalid:5001", batch, 1, 1)
+    with pytest.raises(GitopsMLError, match="n_requests"):
+        loadtest.measure_serving("http://127.0.0.1:9", batch, loadtest.MAX_REQUESTS + 1, 1)
+    assert loadtest.invocations_url("http://localhost:5001") == "http://localhost:5001/invocations"
