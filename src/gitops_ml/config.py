@@ -103,6 +103,26 @@ class GateConfig:
 
 
 @dataclass(frozen=True)
+class DriftConfig:
+    """When a batch of production data no longer looks like the training data (`gitops-ml drift`).
+
+    A feature drifts on a large PSI, on a KS test that is both significant and large (with
+    thousands of rows a significant p-value alone flags differences too small to matter), or on
+    a jump in its missing rate; the batch drifts when the prediction distribution drifts or more
+    than `max_drifted_features` features do.
+    """
+
+    min_rows: int
+    bins: int
+    psi_threshold: float
+    ks_pvalue: float
+    ks_statistic: float
+    max_missing_rate_increase: float
+    prediction_psi_threshold: float
+    max_drifted_features: int
+
+
+@dataclass(frozen=True)
 class Params:
     """Everything in params.yaml."""
 
@@ -112,6 +132,7 @@ class Params:
     evaluate: EvaluateConfig
     mlflow: MlflowConfig
     gate: GateConfig
+    drift: DriftConfig
     raw: Mapping[str, Any] = field(repr=False, compare=False)
 
 
@@ -304,6 +325,33 @@ def _gate(raw: Mapping[str, Any], task: str) -> GateConfig:
     )
 
 
+def _positive(value: Any, key: str) -> float:
+    number = _number(value, key)
+    if number <= 0:
+        raise ConfigError(f"params: '{key}' must be > 0, got {value}")
+    return number
+
+
+def _drift(raw: Mapping[str, Any]) -> DriftConfig:
+    s = _build(DriftConfig, raw, "drift")
+    return DriftConfig(
+        min_rows=_int(s["min_rows"], "drift.min_rows", minimum=2),
+        bins=_int(s["bins"], "drift.bins", minimum=2),
+        psi_threshold=_positive(s["psi_threshold"], "drift.psi_threshold"),
+        ks_pvalue=_fraction(s["ks_pvalue"], "drift.ks_pvalue"),
+        ks_statistic=_fraction(s["ks_statistic"], "drift.ks_statistic", inclusive=True),
+        max_missing_rate_increase=_fraction(
+            s["max_missing_rate_increase"], "drift.max_missing_rate_increase", inclusive=True
+        ),
+        prediction_psi_threshold=_positive(
+            s["prediction_psi_threshold"], "drift.prediction_psi_threshold"
+        ),
+        max_drifted_features=_int(
+            s["max_drifted_features"], "drift.max_drifted_features", minimum=0
+        ),
+    )
+
+
 def parse_params(raw: Any) -> Params:
     """Validate an already-parsed params mapping."""
     if not isinstance(raw, Mapping):
@@ -322,6 +370,7 @@ def parse_params(raw: Any) -> Params:
         evaluate=_evaluate(raw),
         mlflow=_mlflow(raw),
         gate=_gate(raw, data.task),
+        drift=_drift(raw),
         raw=MappingProxyType(dict(raw)),
     )
 

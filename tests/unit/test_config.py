@@ -63,6 +63,19 @@ def test_shipped_params_load() -> None:
         ({"gate": {"max_regression": {"roc_auc": -0.1}}}, "gate.max_regression.roc_auc"),
         ({"gate": {"fail_on_violation": "yes"}}, "gate.fail_on_violation"),
         ({"gate": {"worst_slice": {"metric": "roc_auc", "min": 0.8}}}, "gate.worst_slice.min_rows"),
+        ({"drift": {"psi_treshold": 0.2}}, "drift.psi_treshold"),
+        ({"drift": {"psi_threshold": 0}}, "drift.psi_threshold"),
+        ({"drift": {"psi_threshold": "high"}}, "drift.psi_threshold"),
+        ({"drift": {"prediction_psi_threshold": -0.1}}, "drift.prediction_psi_threshold"),
+        ({"drift": {"ks_pvalue": 1.5}}, "drift.ks_pvalue"),
+        ({"drift": {"ks_pvalue": 0}}, "drift.ks_pvalue"),
+        ({"drift": {"ks_statistic": 2}}, "drift.ks_statistic"),
+        ({"drift": {"max_missing_rate_increase": -0.05}}, "drift.max_missing_rate_increase"),
+        ({"drift": {"bins": 1}}, "drift.bins"),
+        ({"drift": {"bins": 10.5}}, "drift.bins"),
+        ({"drift": {"min_rows": 1}}, "drift.min_rows"),
+        ({"drift": {"max_drifted_features": -1}}, "drift.max_drifted_features"),
+        ({"drift": {"max_drifted_features": True}}, "drift.max_drifted_features"),
     ],
 )
 def test_bad_values_name_the_key(changes: dict, needle: str) -> None:
@@ -86,6 +99,23 @@ def test_unknown_and_missing_sections() -> None:
     del raw["mlflow"]
     with pytest.raises(ConfigError, match="section 'mlflow'"):
         parse_params(raw)
+    raw = copy.deepcopy(DEFAULTS)
+    del raw["drift"]
+    with pytest.raises(ConfigError, match="section 'drift'"):
+        parse_params(raw)
+    raw = copy.deepcopy(DEFAULTS)
+    del raw["drift"]["ks_statistic"]
+    with pytest.raises(ConfigError, match=r"missing key 'drift\.ks_statistic'"):
+        parse_params(raw)
+
+
+def test_shipped_drift_section() -> None:
+    drift = load_params(ROOT / "params.yaml").drift
+    assert drift.psi_threshold == 0.2
+    assert 0 < drift.ks_pvalue < 1
+    assert drift.min_rows >= 100
+    assert drift.max_drifted_features == 0
+    assert set(DEFAULTS["drift"]) == set(drift.__dataclass_fields__)
 
 
 def test_unreadable_files(tmp_path: Path) -> None:

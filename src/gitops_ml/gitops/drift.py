@@ -1,0 +1,904 @@
+"""Data drift: does a batch of new data still look like the data the model was trained on?
+
+`gitops-ml drift` compares a batch (a CSV or parquet file, or a prediction log directory that
+`gitops-ml predict --log-dir` fills) with the reference data (the training split), feature by
+feature, and the batch's scores with the scores of the test split. The thresholds are the
+``drift:`` section of params.yaml.
+
+Per feature, on the non-missing values:
+
+- ``psi``: the population stability index. Numeric features are binned at the reference's
+  quantiles (``drift.bins``; tied quantiles merge, so a mostly-zero column gets few bins);
+  categorical features use one bin per category, the reference's most frequent
+  `MAX_CATEGORIES` and one for the rest. Empty bins and unseen categories count as `EPSILON`.
+- ``ks_statistic``, ``pvalue``: numeric features only, scipy's two-sample Kolmogorov-Smirnov test.
+- ``missing_rate_ref``, ``missing_rate_cur``: the share of missing values in each.
+
+A feature drifts on ``psi >= drift.psi_threshold``, on a KS test that is both significant
+(``pvalue < drift.ks_pvalue``) and large (``ks_statistic >= drift.ks_statistic``), or when its
+missing rate grows by more than ``drift.max_missing_rate_increase``. The predictions drift when
+the PSI of the scores reaches ``drift.prediction_psi_threshold``; the scores are the batch's
+``score`` column if it has one (a prediction log does), else the model's scores of the batch.
+The batch drifts when the predictions drift or more than ``drift.max_drifted_features``
+features drift. Schema violations (the batch against the data contract's column rules) are
+listed beside the verdict but do not decide it.
+
+Exit codes: 0 no drift, 1 drift, 2 the input cannot be judged (unreadable or empty batch,
+missing feature columns, text in numeric columns, fewer than ``drift.min_rows`` rows): a
+one-line ``error:`` and no report written.
+
+The JSON report (keys sorted; floats to 6 significant digits)::
+
+    {"drift": bool, "reasons": [str], "summary": str,
+     "reference": path, "current": path, "schema": path,
+     "rows": {"reference": int, "current": int},
+     "features": {name: {"kind": "numeric" | "categorical", "psi": float | null,
+                         "ks_statistic": float | null, "pvalue": float | null,
+                         "missing_rate_ref": float, "missing_rate_cur": float,
+                         "drifted": bool, "reasons": [str]}},
+     "drifted_features": [name, ...],            # largest PSI first
+     "prediction": {"source": "score column" | "model", "psi": float | null,
+                    "ks_statistic": float | null, "pvalue": float | null,
+                    "mean_ref": float | null, "mean_cur": float | null,
+                    "rows_ref": int, "rows_cur": int, "drifted": bool, "reasons": [str]},
+     "schema_violations": [{"column": str, "rule": str, "message": str}],
+     "thresholds": {the drift: section of params.yaml}}
+
+`gitops-ml demo-batch` writes an offline stream of batches to try this on: rows drawn from the
+test split (the Adult rows the pipeline holds out from training) with a controlled shift.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from gitops_ml.config import DataConfig, DriftConfig, load_params
+from gitops_ml.errors import DataError
+from gitops_ml.files import atomic_path, write_json
+from gitops_ml.gitops.serve import (
+    MODEL_COLUMNS,
+    PREDICTION_COLUMN,
+    SCORE_COLUMN,
+    SCORED_AT_COLUMN,
+    default_schema_path,
+)
+
+#: Share counted for an empty bin or an unseen category, so the PSI stays finite.
+EPSILON = 1e-4
+#: Categorical features: the reference's most frequent categories that get a bin of their own.
+MAX_CATEGORIES = 100
+#: Columns a prediction log adds to the features; never compared as features.
+LOG_COLUMNS = (PREDICTION_COLUMN, SCORE_COLUMN, SCORED_AT_COLUMN, *MODEL_COLUMNS)
+_OTHER = "\x00other"
+
+# --------------------------------------------------------------------------------------------
+# the statistics
+
+
+def psi(ref_counts: Sequence[float], cur_counts: Sequence[float]) -> float:
+    """Population stability index of two histograms over the same bins.
+
+    ``sum((cur - ref) * ln(cur / ref))`` over the bins' shares, each share at least `EPSILON`.
+    """
+    ref = np.asarray(ref_counts, dtype=float)
+    cur = np.asarray(cur_counts, dtype=float)
+    if ref.shape != cur.shape or ref.sum() <= 0 or cur.sum() <= 0:
+        raise ValueError("psi needs two non-empty histograms over the same bins")
+    p = np.maximum(ref / ref.sum(), EPSILON)
+    q = np.maximum(cur / cur.sum(), EPSILON)
+    return float(np.sum((q - p) * np.log(q / p)))
+
+
+def quantile_edges(ref: np.ndarray, bins: int) -> np.ndarray:
+    """Inner bin edges at the reference's quantiles; tied quantiles give one edge."""
+    return np.unique(np.quantile(ref, np.linspace(0, 1, bins + 1)[1:-1]))
+
+
+def numeric_psi(ref: np.ndarray, cur: np.ndarray, bins: int) -> float:
+    """PSI over `bins` quantile bins of the reference: ``(-inf, e1], (e1, e2], ..., (ek, inf)``."""
+    edges = quantile_edges(ref, bins)
+    k = len(edges) + 1
+    ref_counts = np.bincount(np.searchsorted(edges, ref, side="left"), minlength=k)
+    cur_counts = np.bincount(np.searchsorted(edges, cur, side="left"), minlength=k)
+    return psi(ref_counts, cur_counts)
+
+
+def categorical_psi(ref: pd.Series, cur: pd.Series) -> float:
+    """PSI with one bin per category (compared as text); categories beyond the reference's most
+    frequent `MAX_CATEGORIES` share one bin, so do values the reference never had."""
+    ref_text = ref.astype(str)
+    cur_text = cur.astype(str)
+    counts = ref_text.value_counts()
+    kept = list(counts.index[:MAX_CATEGORIES])
+    ref_binned = ref_text.where(ref_text.isin(kept), _OTHER)
+    cur_binned = cur_text.where(cur_text.isin(kept), _OTHER)
+    cats = [*kept, _OTHER]
+    ref_counts = ref_binned.value_counts().reindex(cats, fill_value=0).to_numpy()
+    cur_counts = cur_binned.value_counts().reindex(cats, fill_value=0).to_numpy()
+    return psi(ref_counts, cur_counts)
+
+
+def _sig(value: float | None) -> float | None:
+    """A float rounded to 6 significant digits (small, stable diffs of the JSON report)."""
+    if value is None or not math.isfinite(value):
+        return None
+    return float(f"{value:.6g}")
+
+
+# --------------------------------------------------------------------------------------------
+# the report
+
+
+@dataclass(frozen=True)
+class FeatureDrift:
+    """One feature: its statistics, and why it drifted (no reasons: it did not)."""
+
+    name: str
+    kind: str  # numeric | categorical
+    psi: float | None
+    ks_statistic: float | None
+    pvalue: float | None
+    missing_rate_ref: float
+    missing_rate_cur: float
+    reasons: tuple[str, ...] = ()
+
+    @property
+    def drifted(self) -> bool:
+        return bool(self.reasons)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "psi": _sig(self.psi),
+            "ks_statistic": _sig(self.ks_statistic),
+            "pvalue": _sig(self.pvalue),
+            "missing_rate_ref": _sig(self.missing_rate_ref),
+            "missing_rate_cur": _sig(self.missing_rate_cur),
+            "drifted": self.drifted,
+            "reasons": list(self.reasons),
+        }
+
+
+@dataclass(frozen=True)
+class PredictionDrift:
+    """The score distribution of the batch against the test split's."""
+
+    source: str  # "score column" (the batch's own) or "model" (scored here)
+    psi: float | None
+    ks_statistic: float | None
+    pvalue: float | None
+    mean_ref: float | None
+    mean_cur: float | None
+    rows_ref: int
+    rows_cur: int
+    reasons: tuple[str, ...] = ()
+
+    @property
+    def drifted(self) -> bool:
+        return bool(self.reasons)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "psi": _sig(self.psi),
+            "ks_statistic": _sig(self.ks_statistic),
+            "pvalue": _sig(self.pvalue),
+            "mean_ref": _sig(self.mean_ref),
+            "mean_cur": _sig(self.mean_cur),
+            "rows_ref": self.rows_ref,
+            "rows_cur": self.rows_cur,
+            "drifted": self.drifted,
+            "reasons": list(self.reasons),
+        }
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    """Everything `gitops-ml drift` found about one batch."""
+
+    features: Mapping[str, FeatureDrift]
+    prediction: PredictionDrift
+    rows_reference: int
+    rows_current: int
+    thresholds: DriftConfig
+    schema_violations: tuple[Mapping[str, Any], ...] = ()
+    sources: Mapping[str, str | None] = field(default_factory=dict)
+
+    @property
+    def drifted_features(self) -> list[str]:
+        """Names of the drifted features, largest PSI first."""
+        drifted = [f for f in self.features.values() if f.drifted]
+        return [f.name for f in sorted(drifted, key=_psi_order)]
+
+    @property
+    def reasons(self) -> list[str]:
+        """Why the batch drifts (empty: it does not)."""
+        out = []
+        names = self.drifted_features
+        limit = self.thresholds.max_drifted_features
+        if len(names) > limit:
+            out.append(
+                f"{len(names)} of {len(self.features)} features drifted (more than {limit}): "
+                + ", ".join(names)
+            )
+        if self.prediction.drifted:
+            out.append("the predictions drifted: " + "; ".join(self.prediction.reasons))
+        return out
+
+    @property
+    def drift(self) -> bool:
+        return bool(self.reasons)
+
+    def summary(self) -> str:
+        names = self.drifted_features
+        shown = f" ({', '.join(names[:5])}{', ...' if len(names) > 5 else ''})" if names else ""
+        p = self.prediction
+        score = f"prediction PSI {p.psi:.3f}" if p.psi is not None else "prediction PSI n/a"
+        return (
+            f"{'DRIFT' if self.drift else 'no drift'}: {len(names)} of {len(self.features)} "
+            f"features drifted{shown}; {score} "
+            f"(limit {self.thresholds.prediction_psi_threshold}); "
+            f"{len(self.schema_violations)} schema violation(s); "
+            f"{self.rows_current} rows vs {self.rows_reference} reference rows"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "drift": self.drift,
+            "reasons": self.reasons,
+            "summary": self.summary(),
+            "reference": self.sources.get("reference"),
+            "current": self.sources.get("current"),
+            "schema": self.sources.get("schema"),
+            "rows": {"reference": self.rows_reference, "current": self.rows_current},
+            "features": {name: f.to_dict() for name, f in self.features.items()},
+            "drifted_features": self.drifted_features,
+            "prediction": self.prediction.to_dict(),
+            "schema_violations": [dict(v) for v in self.schema_violations],
+            "thresholds": dataclasses.asdict(self.thresholds),
+        }
+
+
+def _psi_order(f: FeatureDrift) -> tuple[float, str]:
+    return (-(f.psi if f.psi is not None else -1.0), f.name)
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    if value is None:
+        return "-"
+    if value != 0 and abs(value) < 10**-digits:
+        return f"{value:.1e}"
+    return f"{value:.{digits}f}"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def markdown(report: DriftReport) -> str:
+    """A readable summary: the verdict, then every feature as a table sorted by PSI."""
+    t = report.thresholds
+    lines = [
+        f"## Data drift: {'**drift detected**' if report.drift else 'no drift'}",
+        "",
+        f"Batch `{report.sources.get('current')}`: {report.rows_current} rows, against "
+        f"`{report.sources.get('reference')}`: {report.rows_reference} rows.",
+        "",
+    ]
+    if report.reasons:
+        lines += [f"- {_cell(r)}" for r in report.reasons] + [""]
+    p = report.prediction
+    lines += [
+        "### Predictions",
+        "",
+        "| scores from | PSI | KS statistic | p-value | mean score (reference → batch) | drifted |",
+        "|---|---:|---:|---:|---|---|",
+        f"| {p.source} | {_fmt(p.psi)} | {_fmt(p.ks_statistic)} | {_fmt(p.pvalue)} "
+        f"| {_fmt(p.mean_ref)} → {_fmt(p.mean_cur)} | {'**yes**' if p.drifted else 'no'} |",
+        "",
+        "### Features",
+        "",
+        "| feature | kind | PSI | KS statistic | p-value | missing (reference → batch) | drifted |",
+        "|---|---|---:|---:|---:|---|---|",
+    ]
+    for f in sorted(report.features.values(), key=_psi_order):
+        mark = f"**yes**: {_cell('; '.join(f.reasons))}" if f.drifted else "no"
+        name = f"**{f.name}**" if f.drifted else f.name
+        lines.append(
+            f"| {name} | {f.kind} | {_fmt(f.psi)} | {_fmt(f.ks_statistic)} | {_fmt(f.pvalue)} "
+            f"| {f.missing_rate_ref:.1%} → {f.missing_rate_cur:.1%} | {mark} |"
+        )
+    lines += ["", "### Data contract", ""]
+    if report.sources.get("schema") is None:
+        lines.append("Not checked.")
+    elif not report.schema_violations:
+        lines.append(f"The batch meets the column rules of `{report.sources['schema']}`.")
+    else:
+        lines += [
+            f"- `{v['column']}` {v['rule']}: {_cell(str(v['message']))}"
+            for v in report.schema_violations
+        ]
+    lines += [
+        "",
+        f"Thresholds (params.yaml `drift:`): feature PSI ≥ {t.psi_threshold}; KS p < "
+        f"{t.ks_pvalue} and statistic ≥ {t.ks_statistic}; missing rate +"
+        f"{t.max_missing_rate_increase:.0%}; prediction PSI ≥ {t.prediction_psi_threshold}; "
+        f"the batch drifts when more than {t.max_drifted_features} feature(s) drift or the "
+        "predictions do.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# checking and comparing
+
+
+def feature_columns(reference: pd.DataFrame, target: str | None) -> list[str]:
+    """The reference's columns that are features: not the target, not prediction-log columns."""
+    return [str(c) for c in reference.columns if c != target and c not in LOG_COLUMNS]
+
+
+def _is_numeric(s: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)
+
+
+def check_batch(
+    current: pd.DataFrame,
+    reference: pd.DataFrame,
+    features: Sequence[str],
+    cfg: DriftConfig,
+    *,
+    source: str = "batch",
+) -> pd.DataFrame:
+    """The batch ready to compare (numeric features as numbers), or a DataError naming the problem.
+
+    Refused: no rows, fewer than ``drift.min_rows``, missing feature columns, and text in a
+    column that is numeric in the reference.
+    """
+    if len(reference) == 0:
+        raise DataError("the reference data has no rows")
+    if len(current) == 0:
+        raise DataError(f"{source}: the batch has no rows")
+    missing = [c for c in features if c not in current.columns]
+    if missing:
+        raise DataError(
+            f"{source}: missing feature column(s) {', '.join(missing)} "
+            "(the reference data has them)"
+        )
+    out = current
+    bad: list[str] = []
+    for col in features:
+        if not _is_numeric(reference[col]) or _is_numeric(current[col]):
+            continue
+        values = current[col]
+        numbers = pd.to_numeric(values.astype(object), errors="coerce")
+        wrong = values[numbers.isna() & values.notna()]
+        if len(wrong):
+            bad.append(f"'{col}' (e.g. {wrong.iloc[0]!r})")
+            continue
+        out = out.copy() if out is current else out
+        out[col] = numbers.astype("float64")
+    if bad:
+        raise DataError(f"{source}: non-numeric values in numeric column(s) {', '.join(bad)}")
+    if len(current) < cfg.min_rows:
+        raise DataError(
+            f"{source}: {len(current)} rows, fewer than drift.min_rows ({cfg.min_rows}); "
+            "too few to judge drift"
+        )
+    return out
+
+
+def feature_drift(name: str, ref: pd.Series, cur: pd.Series, cfg: DriftConfig) -> FeatureDrift:
+    """Compare one feature of the reference and the batch (see the module docstring)."""
+    from scipy.stats import ks_2samp
+
+    numeric = _is_numeric(ref)
+    miss_ref = float(ref.isna().mean())
+    miss_cur = float(cur.isna().mean())
+    r, c = ref.dropna(), cur.dropna()
+    value_psi = ks = pvalue = None
+    if len(r) and len(c):
+        if numeric:
+            r_values = r.to_numpy(dtype=float)
+            c_values = c.to_numpy(dtype=float)
+            value_psi = numeric_psi(r_values, c_values, cfg.bins)
+            test = ks_2samp(r_values, c_values)
+            ks, pvalue = float(test.statistic), float(test.pvalue)
+        else:
+            value_psi = categorical_psi(r, c)
+    reasons = []
+    if value_psi is not None and value_psi >= cfg.psi_threshold:
+        reasons.append(f"PSI {value_psi:.3f} >= {cfg.psi_threshold}")
+    if ks is not None and pvalue is not None and pvalue < cfg.ks_pvalue and ks >= cfg.ks_statistic:
+        reasons.append(
+            f"KS statistic {ks:.3f} >= {cfg.ks_statistic} (p = {pvalue:.2g} < {cfg.ks_pvalue})"
+        )
+    increase = miss_cur - miss_ref
+    if increase > cfg.max_missing_rate_increase:
+        reasons.append(
+            f"missing rate {miss_ref:.1%} -> {miss_cur:.1%} "
+            f"(+{increase:.1%} > {cfg.max_missing_rate_increase:.1%})"
+        )
+    return FeatureDrift(
+        name=name,
+        kind="numeric" if numeric else "categorical",
+        psi=value_psi,
+        ks_statistic=ks,
+        pvalue=pvalue,
+        missing_rate_ref=miss_ref,
+        missing_rate_cur=miss_cur,
+        reasons=tuple(reasons),
+    )
+
+
+def prediction_drift(
+    ref_scores: np.ndarray, cur_scores: np.ndarray, cfg: DriftConfig, source: str
+) -> PredictionDrift:
+    """PSI (and, for information, KS) of the batch's scores against the reference scores."""
+    from scipy.stats import ks_2samp
+
+    ref = np.asarray(ref_scores, dtype=float)
+    cur = np.asarray(cur_scores, dtype=float)
+    ref, cur = ref[np.isfinite(ref)], cur[np.isfinite(cur)]
+    if not len(ref):
+        raise DataError("the reference predictions have no scores")
+    if not len(cur):
+        raise DataError("the batch has no scores")
+    value = numeric_psi(ref, cur, cfg.bins)
+    test = ks_2samp(ref, cur)
+    reasons = []
+    if value >= cfg.prediction_psi_threshold:
+        reasons.append(f"score PSI {value:.3f} >= {cfg.prediction_psi_threshold}")
+    return PredictionDrift(
+        source=source,
+        psi=value,
+        ks_statistic=float(test.statistic),
+        pvalue=float(test.pvalue),
+        mean_ref=float(ref.mean()),
+        mean_cur=float(cur.mean()),
+        rows_ref=len(ref),
+        rows_cur=len(cur),
+        reasons=tuple(reasons),
+    )
+
+
+def detect_drift(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    cfg: DriftConfig,
+    *,
+    ref_scores: np.ndarray,
+    cur_scores: np.ndarray,
+    target: str | None = None,
+    score_source: str = "score column",
+    schema_violations: Sequence[Mapping[str, Any]] = (),
+    sources: Mapping[str, str | None] | None = None,
+) -> DriftReport:
+    """Compare a batch with the reference data, and its scores with the reference scores.
+
+    The batch is checked first (`check_batch`): a DataError means it cannot be judged.
+    """
+    features = feature_columns(reference, target)
+    batch = check_batch(current, reference, features, cfg)
+    results = {name: feature_drift(name, reference[name], batch[name], cfg) for name in features}
+    return DriftReport(
+        features=results,
+        prediction=prediction_drift(ref_scores, cur_scores, cfg, score_source),
+        rows_reference=len(reference),
+        rows_current=len(current),
+        thresholds=cfg,
+        schema_violations=tuple(schema_violations),
+        sources=dict(sources or {}),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# scores and the data contract
+
+
+def score_column(df: pd.DataFrame) -> str | None:
+    """The column holding scores: ``score`` (classification), else a numeric ``prediction``
+    (regression); None when there is neither."""
+    if SCORE_COLUMN in df.columns:
+        return SCORE_COLUMN
+    if PREDICTION_COLUMN in df.columns and _is_numeric(df[PREDICTION_COLUMN]):
+        return PREDICTION_COLUMN
+    return None
+
+
+def column_scores(df: pd.DataFrame, column: str, source: str) -> np.ndarray:
+    """A score column as floats; text in it is a DataError."""
+    values = df[column]
+    numbers = pd.to_numeric(values.astype(object), errors="coerce")
+    wrong = values[numbers.isna() & values.notna()]
+    if len(wrong):
+        raise DataError(
+            f"{source}: non-numeric values in the '{column}' column (e.g. {wrong.iloc[0]!r})"
+        )
+    out = numbers.to_numpy(dtype=float)
+    if not np.isfinite(out).any():
+        raise DataError(f"{source}: the '{column}' column has no values")
+    return out
+
+
+def model_scores(model: Any, batch: pd.DataFrame, data: DataConfig) -> np.ndarray:
+    """Score a batch as the evaluate stage does: the probability of ``data.positive_label``
+    (classification) or the prediction (regression)."""
+    from gitops_ml import metrics as m
+
+    names = [str(c) for c in getattr(model, "feature_names_in_", [])]
+    missing = [c for c in names if c not in batch.columns]
+    if missing:
+        raise DataError(f"the batch lacks column(s) the model was trained on: {', '.join(missing)}")
+    X = batch.loc[:, names] if names else batch
+    if data.task == "regression":
+        return np.asarray(model.predict(X), dtype=float)
+    if not hasattr(model, "predict_proba"):
+        raise DataError(f"the model ({type(model).__name__}) gives no probabilities to compare")
+    classes = np.asarray(model.classes_)
+    positive = m.positive_class(classes.tolist(), data.positive_label)
+    proba = model.predict_proba(X)
+    return np.asarray(proba[:, int(np.flatnonzero(classes == positive)[0])], dtype=float)
+
+
+def schema_violations(batch: pd.DataFrame, schema: Any, features: Sequence[str]) -> list[dict]:
+    """The data contract's column rules the batch breaks, for its feature columns.
+
+    Dataset rules (row count, duplicates, extra columns) and the target's rules describe a
+    training set, not a batch, so they are left out.
+    """
+    from gitops_ml.schema import validate
+
+    wanted = set(features)
+    report = validate(batch.loc[:, [c for c in batch.columns if c in wanted]], schema)
+    return [
+        {"column": c.column, "rule": c.rule, "message": c.message}
+        for c in report.failures
+        if c.column in wanted
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# reading
+
+
+def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """A parquet file, or a CSV read as the ingest stage reads one."""
+    from gitops_ml.files import read_parquet
+    from gitops_ml.sources import read_csv
+
+    p = Path(path)
+    if p.name.lower().endswith(".parquet"):
+        return read_parquet(p)
+    return read_csv(p)
+
+
+def read_current(path: str | os.PathLike[str], required: Sequence[str] = ()) -> pd.DataFrame:
+    """The batch: one parquet/CSV file, or every parquet file of a directory (a prediction log),
+    oldest name first; each file must have the `required` columns."""
+    p = Path(path)
+    if not p.is_dir():
+        return read_table(p)
+    from gitops_ml.files import read_parquet
+
+    files = sorted(f for f in p.glob("*.parquet") if not f.name.startswith("."))
+    if not files:
+        raise DataError(f"{p}: no parquet files in the directory")
+    frames = []
+    for f in files:
+        frame = read_parquet(f)
+        missing = [c for c in required if c not in frame.columns]
+        if missing:
+            raise DataError(f"{f}: missing feature column(s) {', '.join(missing)}")
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def _load_model(path: Path) -> Any:
+    import joblib
+
+    if not path.is_file():
+        raise DataError(f"{path}: model file not found (the batch has no score column to use)")
+    try:
+        return joblib.load(path)
+    except Exception as exc:  # unpickling raises anything; the user passed a wrong file
+        raise DataError(f"{path}: cannot load a model from it: {type(exc).__name__}") from None
+
+
+def run_drift(
+    *,
+    reference: Path,
+    current: Path,
+    predictions: Path,
+    model: Path,
+    params_path: Path,
+    schema_path: Path | None,
+) -> DriftReport:
+    """Read everything, check the batch, compare; nothing is written."""
+    from gitops_ml.schema import load_schema
+
+    params = load_params(params_path)
+    cfg = params.drift
+    schema_file = schema_path or default_schema_path(params_path.parent / "dvc.yaml")
+    schema = load_schema(schema_file)
+    ref = read_table(reference)
+    features = feature_columns(ref, params.data.target)
+    batch = read_current(current, required=features)
+    batch = check_batch(batch, ref, features, cfg, source=str(current))
+
+    preds = read_table(predictions)
+    ref_column = score_column(preds)
+    if ref_column is None:
+        raise DataError(f"{predictions}: no 'score' (or numeric 'prediction') column")
+    ref_scores = column_scores(preds, ref_column, str(predictions))
+    cur_column = score_column(batch)
+    if cur_column is not None:
+        cur_scores = column_scores(batch, cur_column, str(current))
+        source = "score column"
+    else:
+        cur_scores = model_scores(_load_model(model), batch, params.data)
+        source = "model"
+    return detect_drift(
+        ref,
+        batch,
+        cfg,
+        ref_scores=ref_scores,
+        cur_scores=cur_scores,
+        target=params.data.target,
+        score_source=source,
+        schema_violations=schema_violations(batch, schema, features),
+        sources={"reference": str(reference), "current": str(current), "schema": str(schema_file)},
+    )
+
+
+def _drift(args: argparse.Namespace) -> int:
+    report = run_drift(
+        reference=Path(args.reference),
+        current=Path(args.current),
+        predictions=Path(args.predictions),
+        model=Path(args.model),
+        params_path=Path(args.params),
+        schema_path=Path(args.schema) if args.schema else None,
+    )
+    write_json(args.json, report.to_dict())
+    with atomic_path(args.markdown) as tmp:
+        tmp.write_text(markdown(report), encoding="utf-8")
+    print(report.summary())
+    for reason in report.reasons:
+        print(f"  - {reason}")
+    print(f"wrote {args.json} and {args.markdown}")
+    return 1 if report.drift else 0
+
+
+# --------------------------------------------------------------------------------------------
+# the demo stream
+
+#: The shifts `demo-batch` can apply (see `make_batch`).
+SHIFTS = ("none", "age", "sex", "income_mix", "missing")
+#: age: rows are drawn with weight exp(AGE_TILT * (age - mean age)): about 9 years older.
+AGE_TILT = 0.05
+#: income_mix: this share of the rows have Adult's positive label (Adult: 24%).
+INCOME_MIX_SHARE = 0.5
+POSITIVE_LABEL = ">50K"
+#: missing: workclass and occupation are blanked in this share of the rows that have them.
+MISSING_SHARE = 0.2
+#: fnlwgt (the census sampling weight) is scaled by a random factor within 1 ± this.
+FNLWGT_JITTER = 0.02
+DEFAULT_POOL = "data/processed/test.parquet"
+
+
+def _need(pool: pd.DataFrame, columns: Sequence[str], shift: str) -> None:
+    missing = [c for c in columns if c not in pool.columns]
+    if missing:
+        raise DataError(f"shift '{shift}' needs the column(s) {', '.join(missing)} in the pool")
+
+
+def _draw_groups(
+    rng: np.random.Generator, groups: Sequence[tuple[str, np.ndarray, int]]
+) -> np.ndarray:
+    """Draw `size` of the row numbers of each (label, rows, size) group, without replacement."""
+    out = []
+    for label, rows, size in groups:
+        if size > len(rows):
+            raise DataError(
+                f"the pool has only {len(rows)} rows with {label}, {size} needed; "
+                "ask for fewer rows"
+            )
+        out.append(rng.choice(rows, size=size, replace=False))
+    return np.concatenate(out)
+
+
+def make_batch(pool: pd.DataFrame, rows: int, seed: int, shift: str = "none") -> pd.DataFrame:
+    """`rows` rows drawn without replacement from `pool` (Adult columns), with a controlled shift.
+
+    - ``none``: a uniform sample: the same distribution as the pool.
+    - ``age``: an older population: rows drawn with weight ``exp(AGE_TILT * (age - mean))``,
+      so age moves and what goes with age (marital status, income) follows as in the census.
+    - ``sex``: the shares of the sexes swapped (Adult: 67% male becomes 67% female).
+    - ``income_mix``: `INCOME_MIX_SHARE` of the rows earn >50K: a label shift that no single
+      feature shows strongly but the model's scores do.
+    - ``missing``: workclass and occupation blanked in `MISSING_SHARE` of the rows that have
+      them (an upstream form that stopped asking).
+
+    Every row's ``fnlwgt`` (the census sampling weight, not a trait of the person) is scaled
+    by a random factor within ``1 ± FNLWGT_JITTER``, so a batch appended to the data for a
+    retrain adds new rows rather than exact duplicates of held-out ones (which the schema's
+    ``max_duplicate_rate`` refuses). The same pool, rows, seed and shift give the same frame.
+    """
+    if shift not in SHIFTS:
+        raise DataError(f"unknown shift '{shift}'; choose one of {', '.join(SHIFTS)}")
+    if rows < 1:
+        raise DataError(f"rows must be at least 1, got {rows}")
+    n = len(pool)
+    if rows > n:
+        raise DataError(f"the pool has {n} rows; ask for at most {n}")
+    rng = np.random.default_rng(seed)
+    if shift in ("none", "missing"):
+        idx = rng.choice(n, size=rows, replace=False)
+    elif shift == "age":
+        _need(pool, ["age"], shift)
+        age = pd.to_numeric(pool["age"]).to_numpy(dtype=float)
+        weights = np.exp(AGE_TILT * (age - np.nanmean(age)))
+        weights = np.where(np.isfinite(weights), weights, 0.0)
+        idx = rng.choice(n, size=rows, replace=False, p=weights / weights.sum())
+    elif shift == "sex":
+        _need(pool, ["sex"], shift)
+        shares = pool["sex"].value_counts(normalize=True)
+        if len(shares) < 2:
+            raise DataError("shift 'sex' needs at least two values of 'sex' in the pool")
+        swapped = dict(zip(shares.index, shares.to_numpy()[::-1], strict=True))
+        sizes = {k: round(rows * v) for k, v in swapped.items()}
+        first = next(iter(sizes))
+        sizes[first] += rows - sum(sizes.values())
+        sex = pool["sex"].to_numpy()
+        idx = _draw_groups(
+            rng, [(f"sex {k}", np.flatnonzero(sex == k), size) for k, size in sizes.items()]
+        )
+    else:  # income_mix
+        _need(pool, ["income"], shift)
+        positive = (pool["income"] == POSITIVE_LABEL).to_numpy()
+        n_pos = round(rows * INCOME_MIX_SHARE)
+        idx = _draw_groups(
+            rng,
+            [
+                (f"income {POSITIVE_LABEL}", np.flatnonzero(positive), n_pos),
+                (f"income other than {POSITIVE_LABEL}", np.flatnonzero(~positive), rows - n_pos),
+            ],
+        )
+    batch = pool.iloc[rng.permutation(idx)].reset_index(drop=True)
+    if shift == "missing":
+        _need(batch, ["workclass", "occupation"], shift)
+        has = np.flatnonzero((batch["workclass"].notna() & batch["occupation"].notna()).to_numpy())
+        blank = rng.choice(has, size=round(len(has) * MISSING_SHARE), replace=False)
+        mask = np.zeros(len(batch), dtype=bool)
+        mask[blank] = True
+        for col in ("workclass", "occupation"):
+            batch[col] = batch[col].mask(mask)
+    if "fnlwgt" in batch.columns:
+        weight = pd.to_numeric(batch["fnlwgt"]).to_numpy(dtype=float)
+        factor = rng.uniform(1 - FNLWGT_JITTER, 1 + FNLWGT_JITTER, size=len(batch))
+        jittered = np.maximum(np.rint(weight * factor), 1)
+        jittered = np.where(jittered == weight, weight + 1, jittered)
+        batch["fnlwgt"] = jittered.astype(batch["fnlwgt"].dtype)
+    return batch
+
+
+def write_table(path: str | os.PathLike[str], df: pd.DataFrame) -> None:
+    """Write a frame as parquet or CSV (by suffix), atomically."""
+    from gitops_ml.files import write_parquet
+
+    name = Path(path).name.lower()
+    if name.endswith(".parquet"):
+        write_parquet(path, df)
+    elif name.endswith(".csv"):
+        with atomic_path(path) as tmp:
+            df.to_csv(tmp, index=False)
+    else:
+        raise DataError(f"{path}: unknown output format; use a .parquet or .csv file")
+
+
+def _demo_batch(args: argparse.Namespace) -> int:
+    name = Path(args.output).name.lower()
+    if not name.endswith((".parquet", ".csv")):
+        raise DataError(f"{args.output}: unknown output format; use a .parquet or .csv file")
+    pool = read_table(args.source)
+    batch = make_batch(pool, args.rows, args.seed, args.shift)
+    write_table(args.output, batch)
+    print(
+        f"wrote {len(batch)} rows (shift {args.shift}, seed {args.seed}) "
+        f"from {args.source} to {args.output}"
+    )
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# the CLI
+
+
+def _rows(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    return number
+
+
+def _seed(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {number}")
+    return number
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `drift` and `demo-batch` to the `gitops-ml` subcommands."""
+    p = sub.add_parser(
+        "drift",
+        help="compare a batch of new data with the training data (exit 1 on drift)",
+        description="Feature drift (PSI, KS test, missing rates), prediction drift (score PSI) "
+        "and data-contract violations of a batch. Exit 0: no drift, 1: drift, 2: the batch "
+        "cannot be judged (nothing is written).",
+    )
+    p.add_argument(
+        "--reference",
+        default="data/processed/train.parquet",
+        help="the data the model learned from, parquet or CSV (default: %(default)s)",
+    )
+    p.add_argument(
+        "--current",
+        required=True,
+        help="the batch: a parquet or CSV file, or a directory of parquet files (prediction log)",
+    )
+    p.add_argument(
+        "--predictions",
+        default="data/predictions/test.parquet",
+        help="reference scores: the evaluate stage's test predictions (default: %(default)s)",
+    )
+    p.add_argument(
+        "--model",
+        default="models/model.joblib",
+        help="scores the batch when it has no 'score' column (default: %(default)s)",
+    )
+    p.add_argument("--params", default="params.yaml", help="the params file (default: %(default)s)")
+    p.add_argument(
+        "--schema",
+        default=None,
+        help="data contract YAML (default: the 'schema' var of dvc.yaml beside --params)",
+    )
+    p.add_argument("--json", default="reports/drift.json", help="JSON report to write")
+    p.add_argument("--markdown", default="reports/drift.md", help="markdown summary to write")
+    p.set_defaults(func=_drift)
+
+    p = sub.add_parser(
+        "demo-batch",
+        help="write a held-out Adult batch with a controlled shift (offline demo data)",
+        description="Draw rows from the test split (held out from training) and shift them: "
+        + ", ".join(SHIFTS)
+        + ". The same seed gives the same batch.",
+    )
+    p.add_argument("--output", required=True, help="batch to write (.parquet or .csv)")
+    p.add_argument("--rows", type=_rows, default=2000, help="rows (default: %(default)s)")
+    p.add_argument("--seed", type=_seed, default=0, help="random seed (default: %(default)s)")
+    p.add_argument("--shift", choices=SHIFTS, default="none", help="(default: %(default)s)")
+    p.add_argument(
+        "--source",
+        default=DEFAULT_POOL,
+        help="rows to draw from, parquet or CSV with the ingested columns (default: %(default)s)",
+    )
+    p.set_defaults(func=_demo_batch)

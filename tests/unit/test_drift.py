@@ -1,0 +1,507 @@
+"""`gitops-ml drift` and `gitops-ml demo-batch`: the statistics, the verdict at the shipped
+params, the demo shifts, and the CLI's exit codes, reports and one-line errors.
+
+The reference is the training part of the `adult_split` fixture; batches are drawn from its
+held-out part, scored by a small model fitted with the train stage's own Pipeline.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from threadpoolctl import threadpool_limits
+
+from gitops_ml.cli import main as cli_main
+from gitops_ml.config import DriftConfig, load_params, parse_params
+from gitops_ml.errors import DataError
+from gitops_ml.gitops import drift
+from gitops_ml.stages import train
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMA = ROOT / "data" / "schema" / "adult.yaml"
+FEATURE_KEYS = {
+    "kind",
+    "psi",
+    "ks_statistic",
+    "pvalue",
+    "missing_rate_ref",
+    "missing_rate_cur",
+    "drifted",
+    "reasons",
+}
+PREDICTION_KEYS = {
+    "source",
+    "psi",
+    "ks_statistic",
+    "pvalue",
+    "mean_ref",
+    "mean_cur",
+    "rows_ref",
+    "rows_cur",
+    "drifted",
+    "reasons",
+}
+REPORT_KEYS = {
+    "drift",
+    "reasons",
+    "summary",
+    "reference",
+    "current",
+    "schema",
+    "rows",
+    "features",
+    "drifted_features",
+    "prediction",
+    "schema_violations",
+    "thresholds",
+}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_openmp_thread() -> Iterator[None]:
+    with threadpool_limits(limits=1, user_api="openmp"):
+        yield
+
+
+@pytest.fixture(scope="module")
+def params():
+    return load_params(ROOT / "params.yaml")
+
+
+@pytest.fixture(scope="module")
+def cfg(params) -> DriftConfig:
+    return params.drift
+
+
+@pytest.fixture(scope="module")
+def reference(adult_split) -> pd.DataFrame:
+    return adult_split[0]
+
+
+@pytest.fixture(scope="module")
+def pool(adult_split) -> pd.DataFrame:
+    """Rows held out from `reference`: what the demo batches are drawn from."""
+    return adult_split[1]
+
+
+@pytest.fixture(scope="module")
+def model(reference: pd.DataFrame):
+    """A small gradient-boosting Pipeline, built as the train stage builds it."""
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    raw["train"].update(model="hist_gradient_boosting", hyperparams={"max_iter": 40})
+    small = parse_params(raw)
+    sample = reference.sample(8000, random_state=0)
+    X, y = train.split_features(sample, small.data.target, small.data.task)
+    return train.configured_pipeline(sample, small).fit(X, y)
+
+
+@pytest.fixture(scope="module")
+def ref_scores(model, pool: pd.DataFrame, params) -> np.ndarray:
+    """The reference scores: the model's scores of the held-out rows, as evaluate saves them."""
+    return drift.model_scores(model, pool, params.data)
+
+
+def judge(batch, reference, cfg, model, ref_scores, params) -> drift.DriftReport:
+    return drift.detect_drift(
+        reference,
+        batch,
+        cfg,
+        ref_scores=ref_scores,
+        cur_scores=drift.model_scores(model, batch, params.data),
+        target=params.data.target,
+        score_source="model",
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# the statistics
+
+
+def test_psi_is_zero_for_equal_shares_and_grows_with_the_shift() -> None:
+    assert drift.psi([10, 20, 70], [1, 2, 7]) == pytest.approx(0.0)
+    small = drift.psi([50, 50], [55, 45])
+    large = drift.psi([50, 50], [80, 20])
+    assert 0 < small < 0.05 < 0.2 < large
+    # An empty bin counts as EPSILON: large but finite.
+    empty = drift.psi([50, 50], [100, 0])
+    assert np.isfinite(empty) and empty > 1
+
+
+def test_numeric_bins_merge_tied_quantiles_and_categorical_psi_sees_new_categories() -> None:
+    ref = np.array([0.0] * 900 + list(range(1, 101)), dtype=float)
+    edges = drift.quantile_edges(ref, 10)
+    assert edges[0] == 0 and len(edges) < 9  # the zeros share one bin
+    assert drift.numeric_psi(ref, ref.copy(), 10) == pytest.approx(0.0)
+    assert drift.numeric_psi(ref, ref + 50, 10) > 0.2
+
+    ref_cat = pd.Series(["a"] * 50 + ["b"] * 50)
+    assert drift.categorical_psi(ref_cat, pd.Series(["b", "a"] * 30)) == pytest.approx(0.0)
+    unseen = pd.Series(["a"] * 40 + ["b"] * 40 + ["z"] * 20)
+    assert drift.categorical_psi(ref_cat, unseen) > 0.2
+
+
+def test_missing_rate_increase_drifts_a_feature_and_a_decrease_does_not(cfg) -> None:
+    rng = np.random.default_rng(0)
+    ref = pd.Series(rng.normal(size=5000))
+    cur = pd.Series(rng.normal(size=2000))
+    assert not drift.feature_drift("x", ref, cur, cfg).drifted
+    holes = cur.mask(rng.random(2000) < 0.10)
+    result = drift.feature_drift("x", ref, holes, cfg)
+    assert result.drifted
+    assert result.missing_rate_cur == pytest.approx(holes.isna().mean())
+    assert [r for r in result.reasons if r.startswith("missing rate")] == list(result.reasons)
+    assert not drift.feature_drift("x", holes, cur, cfg).drifted
+
+
+def test_ks_needs_a_large_statistic_not_only_a_small_p_value(cfg) -> None:
+    rng = np.random.default_rng(1)
+    ref = pd.Series(rng.normal(size=40000))
+    nudged = pd.Series(rng.normal(0.08, 1, size=5000))  # significant, but a trivial effect
+    result = drift.feature_drift("x", ref, nudged, cfg)
+    assert result.pvalue < cfg.ks_pvalue
+    assert result.ks_statistic < cfg.ks_statistic
+    assert not result.drifted
+    moved = drift.feature_drift("x", ref, pd.Series(rng.normal(0.4, 1, size=5000)), cfg)
+    assert any(r.startswith("KS statistic") for r in moved.reasons)
+
+
+# --------------------------------------------------------------------------------------------
+# the verdict at the shipped params
+
+
+@pytest.mark.parametrize(("seed", "rows"), [(0, 2000), (1, 2000), (2, 5000), (3, 500), (4, 3000)])
+def test_a_same_distribution_batch_does_not_drift(
+    seed, rows, pool, reference, cfg, model, ref_scores, params
+) -> None:
+    batch = drift.make_batch(pool, rows, seed, "none")
+    report = judge(batch, reference, cfg, model, ref_scores, params)
+    assert not report.drift, report.summary()
+    assert report.drifted_features == []
+    assert not report.prediction.drifted
+    assert report.rows_current == rows
+
+
+@pytest.mark.parametrize(
+    ("shift", "seed", "expected"),
+    [
+        ("age", 0, "age"),
+        ("age", 7, "age"),
+        ("sex", 0, "sex"),
+        ("sex", 7, "sex"),
+        ("missing", 0, "occupation"),
+    ],
+)
+def test_each_feature_shift_drifts_and_names_the_shifted_feature(
+    shift, seed, expected, pool, reference, cfg, model, ref_scores, params
+) -> None:
+    batch = drift.make_batch(pool, 2000, seed, shift)
+    report = judge(batch, reference, cfg, model, ref_scores, params)
+    assert report.drift
+    assert expected in report.drifted_features
+    if shift == "missing":
+        assert set(report.drifted_features) == {"workclass", "occupation"}
+        assert all(r.startswith("missing rate") for r in report.features["workclass"].reasons)
+    else:
+        assert report.drifted_features[0] == expected  # the largest PSI
+    untouched = {"capital_gain", "capital_loss", "hours_per_week", "race", "native_country"}
+    assert not untouched & set(report.drifted_features)
+
+
+def test_the_income_mix_shift_shows_in_the_predictions(
+    pool, reference, cfg, model, ref_scores, params
+) -> None:
+    batch = drift.make_batch(pool, 2000, 0, "income_mix")
+    report = judge(batch, reference, cfg, model, ref_scores, params)
+    assert report.drift
+    assert report.prediction.drifted
+    assert report.prediction.mean_cur > report.prediction.mean_ref + 0.1
+    assert any(r.startswith("the predictions drifted") for r in report.reasons)
+
+
+def test_prediction_drift_is_found_when_only_the_scores_shift(
+    pool, reference, cfg, ref_scores
+) -> None:
+    batch = pool.iloc[:2000]
+    same = drift.detect_drift(
+        reference, batch, cfg, ref_scores=ref_scores, cur_scores=ref_scores[2000:4000]
+    )
+    assert not same.prediction.drifted and not same.drift
+    shifted = np.sqrt(ref_scores[2000:4000])  # every score moves up
+    moved = drift.detect_drift(reference, batch, cfg, ref_scores=ref_scores, cur_scores=shifted)
+    assert moved.prediction.drifted
+    assert moved.prediction.psi >= cfg.prediction_psi_threshold
+    assert moved.drift and moved.drifted_features == []
+
+
+def test_max_drifted_features_tolerates_that_many(pool, reference, cfg, ref_scores) -> None:
+    batch = drift.make_batch(pool, 2000, 0, "missing")  # two features drift, scores do not
+    scores = ref_scores[:2000]
+    strict = drift.detect_drift(reference, batch, cfg, ref_scores=ref_scores, cur_scores=scores)
+    lenient_cfg = dataclasses.replace(cfg, max_drifted_features=2)
+    lenient = drift.detect_drift(
+        reference, batch, lenient_cfg, ref_scores=ref_scores, cur_scores=scores
+    )
+    assert strict.drift and not lenient.drift
+    assert lenient.drifted_features == strict.drifted_features
+
+
+# --------------------------------------------------------------------------------------------
+# the demo stream
+
+
+def test_demo_batches_are_deterministic_held_out_rows_with_the_shift_applied(pool) -> None:
+    a = drift.make_batch(pool, 1000, 3, "none")
+    pd.testing.assert_frame_equal(a, drift.make_batch(pool, 1000, 3, "none"))
+    assert not a.equals(drift.make_batch(pool, 1000, 4, "none"))
+    assert list(a.columns) == list(pool.columns)
+    assert (a.dtypes == pool.dtypes).all()
+    # Real records, except fnlwgt: no row duplicates a pool row, so a batch can be appended.
+    assert a.merge(pool, how="inner").empty
+    rest = [c for c in pool.columns if c != "fnlwgt"]
+    pairs = a.reset_index(names="row").merge(pool, on=rest, suffixes=("", "_pool"))
+    close = pairs[(pairs["fnlwgt"] / pairs["fnlwgt_pool"]).between(0.98, 1.02)]
+    assert close["row"].nunique() == len(a)  # each row is a pool record, fnlwgt within 2%
+
+    male_pool = (pool["sex"] == "Male").mean()
+    flipped = drift.make_batch(pool, 1000, 3, "sex")
+    assert (flipped["sex"] == "Female").mean() == pytest.approx(male_pool, abs=0.001)
+    older = drift.make_batch(pool, 1000, 3, "age")
+    assert older["age"].mean() > pool["age"].mean() + 5
+    rich = drift.make_batch(pool, 1000, 3, "income_mix")
+    assert (rich["income"] == ">50K").mean() == pytest.approx(drift.INCOME_MIX_SHARE)
+    holes = drift.make_batch(pool, 1000, 3, "missing")
+    assert holes["occupation"].isna().mean() > pool["occupation"].isna().mean() + 0.15
+
+
+def test_demo_batch_refuses_what_it_cannot_draw(pool) -> None:
+    with pytest.raises(DataError, match="ask for at most"):
+        drift.make_batch(pool, len(pool) + 1, 0, "none")
+    with pytest.raises(DataError, match=r"only \d+ rows with income >50K"):
+        drift.make_batch(pool, 6000, 0, "income_mix")
+    with pytest.raises(DataError, match="unknown shift 'weather'"):
+        drift.make_batch(pool, 10, 0, "weather")
+    with pytest.raises(DataError, match="needs the column"):
+        drift.make_batch(pool.drop(columns=["age"]), 10, 0, "age")
+
+
+# --------------------------------------------------------------------------------------------
+# the CLI
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory, reference, pool, model, ref_scores) -> Path:
+    """reference, test predictions, model and params, as the pipeline leaves them."""
+    ws = tmp_path_factory.mktemp("drift-ws")
+    reference.to_parquet(ws / "train.parquet", index=False)
+    pd.DataFrame({"actual": pool["income"], "prediction": "<=50K", "score": ref_scores}).to_parquet(
+        ws / "predictions.parquet", index=False
+    )
+    train.save_model(model, ws / "model.joblib")
+    (ws / "params.yaml").write_text((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    return ws
+
+
+def run_cli(ws: Path, current: Path, out: Path, *extra: str) -> int:
+    return cli_main(
+        [
+            "drift",
+            "--reference",
+            str(ws / "train.parquet"),
+            "--current",
+            str(current),
+            "--predictions",
+            str(ws / "predictions.parquet"),
+            "--model",
+            str(ws / "model.joblib"),
+            "--params",
+            str(ws / "params.yaml"),
+            "--schema",
+            str(SCHEMA),
+            "--json",
+            str(out / "drift.json"),
+            "--markdown",
+            str(out / "drift.md"),
+            *extra,
+        ]
+    )
+
+
+def test_cli_exit_codes_and_stable_report(workspace, pool, tmp_path, capsys) -> None:
+    calm = tmp_path / "calm.parquet"
+    drift.make_batch(pool, 2000, 11, "none").to_parquet(calm, index=False)
+    assert run_cli(workspace, calm, tmp_path) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("no drift: 0 of 14 features drifted")
+    report = json.loads((tmp_path / "drift.json").read_text())
+    assert set(report) == REPORT_KEYS
+    assert report["drift"] is False and report["reasons"] == []
+    assert report["rows"] == {"reference": 26048, "current": 2000}
+    assert set(report["features"]) == {c for c in pool.columns if c != "income"}
+    assert all(set(f) == FEATURE_KEYS for f in report["features"].values())
+    assert report["features"]["age"]["kind"] == "numeric"
+    assert report["features"]["sex"]["kind"] == "categorical"
+    assert report["features"]["sex"]["ks_statistic"] is None
+    assert set(report["prediction"]) == PREDICTION_KEYS
+    assert report["prediction"]["source"] == "model"
+    assert report["schema_violations"] == []
+    assert report["thresholds"] == yaml.safe_load((ROOT / "params.yaml").read_text())["drift"]
+
+    aged = tmp_path / "aged.csv"
+    drift.make_batch(pool, 2000, 11, "age").to_csv(aged, index=False)
+    assert run_cli(workspace, aged, tmp_path) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("DRIFT:") and "age" in out.splitlines()[0]
+    report = json.loads((tmp_path / "drift.json").read_text())
+    assert set(report) == REPORT_KEYS
+    assert report["drift"] is True
+    assert report["drifted_features"][0] == "age"
+    assert report["features"]["age"]["drifted"] is True
+    md = (tmp_path / "drift.md").read_text()
+    assert md.startswith("## Data drift: **drift detected**")
+    rows = [line for line in md.splitlines() if line.startswith("| ")]
+    feature_rows = rows[rows.index(next(r for r in rows if r.startswith("| feature"))) + 1 :]
+    assert feature_rows[0].startswith("| **age** | numeric |")  # sorted by PSI, marked
+    assert sum("**yes**" in r for r in feature_rows) == len(report["drifted_features"])
+
+
+def test_cli_reads_a_prediction_log_directory(workspace, pool, model, params, tmp_path) -> None:
+    log_dir = tmp_path / "log"
+    log_dir.mkdir()
+    batch = drift.make_batch(pool, 3000, 5, "missing").drop(columns=["income"])
+    batch["prediction"] = "<=50K"
+    batch["score"] = drift.model_scores(model, batch, params.data)
+    batch["scored_at"] = pd.Timestamp("2024-01-01", tz="UTC")
+    for i, part in enumerate(np.array_split(np.arange(len(batch)), 3)):
+        batch.iloc[part].to_parquet(log_dir / f"20240101T00000{i}-abcd.parquet", index=False)
+    (log_dir / ".20240101T000009-x.tmp").write_text("half-written")
+    out = tmp_path / "out"
+    assert run_cli(workspace, log_dir, out) == 1
+    report = json.loads((out / "drift.json").read_text())
+    assert report["rows"]["current"] == 3000
+    assert report["prediction"]["source"] == "score column"
+    assert report["prediction"]["rows_cur"] == 3000
+    assert set(report["drifted_features"]) == {"workclass", "occupation"}
+    violated = {(v["column"], v["rule"]) for v in report["schema_violations"]}
+    assert violated == {("workclass", "max_missing_rate"), ("occupation", "max_missing_rate")}
+
+
+def _garbage(path: Path, pool: pd.DataFrame) -> Path:
+    path.write_bytes(b"PAR1 this is not a parquet file")
+    return path
+
+
+def _no_age(path: Path, pool: pd.DataFrame) -> Path:
+    pool.iloc[:1000].drop(columns=["age", "sex"]).to_parquet(path, index=False)
+    return path
+
+
+def _empty(path: Path, pool: pd.DataFrame) -> Path:
+    pool.iloc[:0].to_parquet(path, index=False)
+    return path
+
+
+def _text_in_numbers(path: Path, pool: pd.DataFrame) -> Path:
+    path = path.with_suffix(".csv")
+    bad = pool.iloc[:1000].copy()
+    bad["hours_per_week"] = bad["hours_per_week"].astype(str)
+    bad.loc[5, "hours_per_week"] = "forty"
+    bad.to_csv(path, index=False)
+    return path
+
+
+def _too_few(path: Path, pool: pd.DataFrame) -> Path:
+    pool.iloc[:100].to_parquet(path, index=False)
+    return path
+
+
+def _empty_dir(path: Path, pool: pd.DataFrame) -> Path:
+    path = path.with_suffix("")
+    path.mkdir()
+    return path
+
+
+def _missing_file(path: Path, pool: pd.DataFrame) -> Path:
+    return path.with_name("nope.parquet")
+
+
+def _log_file_without_a_feature(path: Path, pool: pd.DataFrame) -> Path:
+    path = path.with_suffix("")
+    path.mkdir()
+    pool.iloc[:600].to_parquet(path / "20240101T000000-aaaa.parquet", index=False)
+    pool.iloc[600:1200].drop(columns=["race"]).to_parquet(
+        path / "20240102T000000-bbbb.parquet", index=False
+    )
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "needle"),
+    [
+        (_garbage, "cannot read parquet"),
+        (_no_age, "missing feature column(s) age, sex"),
+        (_empty, "the batch has no rows"),
+        (
+            _text_in_numbers,
+            "non-numeric values in numeric column(s) 'hours_per_week' (e.g. 'forty')",
+        ),
+        (_too_few, "100 rows, fewer than drift.min_rows (500)"),
+        (_empty_dir, "no parquet files in the directory"),
+        (_missing_file, "file not found"),
+        (
+            _log_file_without_a_feature,
+            "20240102T000000-bbbb.parquet: missing feature column(s) race",
+        ),
+    ],
+)
+def test_cli_refuses_a_malformed_batch_in_one_line_and_writes_nothing(
+    make, needle, workspace, pool, tmp_path, capsys
+) -> None:
+    current = make(tmp_path / "batch.parquet", pool)
+    out = tmp_path / "out"
+    assert run_cli(workspace, current, out) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith("error: ") and needle in err[0]
+    assert captured.out == ""
+    assert not out.exists()
+
+
+def test_cli_refuses_a_bad_drift_section(workspace, pool, tmp_path, capsys) -> None:
+    raw = yaml.safe_load((workspace / "params.yaml").read_text())
+    bad = copy.deepcopy(raw)
+    bad["drift"]["psi_threshold"] = 0
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    for name in ("train.parquet", "predictions.parquet", "model.joblib"):
+        (ws / name).symlink_to(workspace / name)
+    (ws / "params.yaml").write_text(yaml.safe_dump(bad))
+    current = tmp_path / "batch.parquet"
+    pool.iloc[:600].to_parquet(current, index=False)
+    assert run_cli(ws, current, tmp_path / "out") == 2
+    assert "drift.psi_threshold" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_demo_batch_cli_writes_parquet_or_csv(pool, tmp_path, capsys) -> None:
+    source = tmp_path / "test.parquet"
+    pool.to_parquet(source, index=False)
+    args = ["demo-batch", "--source", str(source), "--rows", "700", "--seed", "9"]
+    assert cli_main([*args, "--output", str(tmp_path / "a.parquet"), "--shift", "sex"]) == 0
+    assert "wrote 700 rows (shift sex, seed 9)" in capsys.readouterr().out
+    written = pd.read_parquet(tmp_path / "a.parquet")
+    pd.testing.assert_frame_equal(written, drift.make_batch(pool, 700, 9, "sex"))
+    assert cli_main([*args, "--output", str(tmp_path / "a.csv"), "--shift", "sex"]) == 0
+    as_csv = drift.read_table(tmp_path / "a.csv")
+    assert list(as_csv.columns) == list(pool.columns) and len(as_csv) == 700
+    assert cli_main([*args, "--output", str(tmp_path / "a.xlsx")]) == 2
+    assert "unknown output format" in capsys.readouterr().err
+    assert not (tmp_path / "a.xlsx").exists()
