@@ -62,6 +62,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from gitops_ml.cliargs import whole_number
 from gitops_ml.config import DataConfig, DriftConfig, load_params
 from gitops_ml.errors import DataError
 from gitops_ml.files import atomic_path, write_json
@@ -826,26 +827,6 @@ def _demo_batch(args: argparse.Namespace) -> int:
 # the CLI
 
 
-def _rows(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
-    return number
-
-
-def _seed(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {number}")
-    return number
-
-
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `drift` and `demo-batch` to the `gitops-ml` subcommands."""
     p = sub.add_parser(
@@ -893,8 +874,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         + ". The same seed gives the same batch.",
     )
     p.add_argument("--output", required=True, help="batch to write (.parquet or .csv)")
-    p.add_argument("--rows", type=_rows, default=2000, help="rows (default: %(default)s)")
-    p.add_argument("--seed", type=_seed, default=0, help="random seed (default: %(default)s)")
+    p.add_argument("--rows", type=whole_number(1), default=2000, help="rows (default: %(default)s)")
+    p.add_argument(
+        "--seed", type=whole_number(0), default=0, help="random seed (default: %(default)s)"
+    )
     p.add_argument("--shift", choices=SHIFTS, default="none", help="(default: %(default)s)")
     p.add_argument(
         "--source",

@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gitops_ml import tracking
+from gitops_ml.cliargs import port as port_number
+from gitops_ml.cliargs import whole_number
 from gitops_ml.config import Params, load_params, read_yaml
 from gitops_ml.errors import ConfigError, DataError, GitopsMLError
 
@@ -447,26 +449,6 @@ def serve_env(tracking_uri: str, base: Mapping[str, str] | None = None) -> dict[
 # the CLI
 
 
-def _port(value: str) -> int:
-    try:
-        port = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {value!r}") from None
-    if not 1 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"port must be in 1..65535, got {port}")
-    return port
-
-
-def _positive(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
-    return number
-
-
 def _predict(args: argparse.Namespace) -> int:
     import pandas as pd
 
@@ -579,9 +561,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--host", default=DEFAULT_HOST, help="address to bind (default: %(default)s)")
     p.add_argument(
-        "--port", default=DEFAULT_PORT, type=_port, help="port to listen on (default: %(default)s)"
+        "--port",
+        default=DEFAULT_PORT,
+        type=port_number,
+        help="port to listen on (default: %(default)s)",
     )
-    p.add_argument("--workers", default=1, type=_positive, help="uvicorn workers (default: 1)")
+    p.add_argument(
+        "--workers", default=1, type=whole_number(1), help="uvicorn workers (default: 1)"
+    )
     p.add_argument(
         "--model",
         default=None,
