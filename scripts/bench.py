@@ -7,7 +7,11 @@ MLflow store), so the numbers are what a team sees after `make repro`, not a war
 - the whole `dvc repro -f`, split into each command and DVC's own work around it, and the
   no-op `dvc repro` that follows it (median of 3);
 - a bare baseline: one Python process that reads the same train split and fits the same
-  Pipeline (no DVC, no MLflow, no evaluation), so `repro / baseline` is the price of the tooling.
+  Pipeline (no DVC, no MLflow, no evaluation), so `repro / baseline` is the price of the tooling;
+- at the Adult size only (skipped with --no-serving): the repository committed, the first
+  `gitops-ml promote` (registers a version), a second, no-op one, `gitops-ml verify`, then
+  `gitops-ml serve` on a free loopback port: its start-up until `GET /ping` answers, the latency
+  of single-row requests and the rows per second of concurrent and batched ones.
 
 Run `python scripts/bench.py --help`; `make bench` writes reports/bench.md.
 """
@@ -25,18 +29,25 @@ import platform
 import re
 import shlex
 import shutil
+import signal
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger("bench")
 
@@ -69,6 +80,19 @@ UP_TO_DATE = "Data and pipelines are up to date"
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 MB = 1_000_000
 GB = 1_000_000_000
+#: The size whose repository is also promoted and served.
+SERVING_SIZE = "adult"
+#: Seconds `gitops-ml serve` may take to answer `GET /ping` (it loads mlflow and the model).
+SERVER_START_TIMEOUT = 180.0
+#: Left in a work directory by a step that failed without aborting the run: keep it to inspect.
+KEEP_MARK = "KEEP"
+#: The local identity of the throw-away repository's one commit.
+GIT_IDENTITY = {
+    "GIT_AUTHOR_NAME": "bench",
+    "GIT_AUTHOR_EMAIL": "bench@localhost",
+    "GIT_COMMITTER_NAME": "bench",
+    "GIT_COMMITTER_EMAIL": "bench@localhost",
+}
 
 
 class BenchError(Exception):
@@ -228,6 +252,7 @@ class SizeResult:
     train_rows: int
     mlflow_setup: Run | None = None
     repeats: int = 1  # of `dvc repro -f` and the baseline; the fastest is kept
+    deployment: Deployment | None = None  # promotion and serving, at SERVING_SIZE only
     workdir: Path | None = field(default=None, compare=False)
 
     @property
@@ -417,7 +442,7 @@ def workspace(size: Size, keep: bool) -> Iterator[Path]:
     except BaseException:
         log.info("%s: kept %s for inspection", size.name, workdir)
         raise
-    if keep:
+    if keep or (workdir / KEEP_MARK).exists():
         log.info("%s: kept %s", size.name, workdir)
     else:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -466,8 +491,10 @@ def prepare(
     return repo, bench_env(workdir, repo, threads), commands
 
 
-def bench_size(size: Size, *, repeat: int, threads: int | None, keep: bool) -> SizeResult:
-    """Measure one size in its own throw-away repository."""
+def bench_size(
+    size: Size, *, repeat: int, threads: int | None, keep: bool, serve: bool = False
+) -> SizeResult:
+    """Measure one size in its own throw-away repository; with `serve`, promote and serve it."""
     with workspace(size, keep) as workdir:
         repo, env, commands = prepare(size, workdir, threads)
         logs = workdir / "logs"
@@ -505,6 +532,7 @@ def bench_size(size: Size, *, repeat: int, threads: int | None, keep: bool) -> S
 
         baseline = fastest(baselines)
         info = parse_baseline(line for _, line in baseline.output)
+        deployment = bench_deployment(size, repo, env, workdir, step) if serve else None
         return SizeResult(
             size=size,
             stages=stages,
@@ -516,8 +544,283 @@ def bench_size(size: Size, *, repeat: int, threads: int | None, keep: bool) -> S
             train_rows=info["rows"],
             mlflow_setup=setup,
             repeats=repeat,
+            deployment=deployment,
             workdir=workdir if keep else None,
         )
+
+
+# --- promotion and serving (one size) --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """One timed `gitops-ml promote`, with what its `--json` says it did."""
+
+    seconds: float
+    version: str
+    created: bool  # a new registry version, rather than one found by its model md5
+    source: str  # where the artifact came from: workspace, cache, remote, rebuild, registry
+
+
+def parse_promotion(data: Mapping[str, Any], seconds: float) -> Promotion:
+    """A Promotion from the JSON `gitops-ml promote --json` writes; a missing key is named."""
+    if not isinstance(data, Mapping):
+        raise BenchError("promote --json: not a JSON object")
+    for key in ("version", "created", "artifact_source"):
+        if key not in data:
+            raise BenchError(f"promote --json: no '{key}'")
+    if not isinstance(data["created"], bool):
+        raise BenchError(f"promote --json: 'created' is not true/false: {data['created']!r}")
+    return Promotion(seconds, str(data["version"]), data["created"], str(data["artifact_source"]))
+
+
+@dataclass(frozen=True)
+class LoadPlan:
+    """One bounded load on the scoring server: how many requests, of how many rows, how many
+    at a time."""
+
+    label: str
+    n_requests: int
+    concurrency: int
+    batch_rows: int = 1
+
+
+LOAD_PLANS = (
+    LoadPlan("1-row requests, 1 at a time", 200, 1),
+    LoadPlan("1-row requests, 4 at a time", 400, 4),
+    LoadPlan("100-row batches, 2 at a time", 100, 2, batch_rows=100),
+)
+
+
+@dataclass(frozen=True)
+class Load:
+    """What `measure_serving` measured for one plan (latencies of the successful requests)."""
+
+    plan: LoadPlan
+    errors: int
+    p50_ms: float
+    p99_ms: float
+    rows_per_s: float
+    seconds: float
+
+
+def parse_load(plan: LoadPlan, data: Mapping[str, Any]) -> Load:
+    """A Load from `gitops_ml.gitops.loadtest.measure_serving`'s result; a missing key is named."""
+    keys = ("errors", "p50_ms", "p99_ms", "rows_per_s", "seconds")
+    missing = [key for key in keys if key not in data]
+    if missing:
+        raise BenchError(f"serving measurement of '{plan.label}': no '{missing[0]}'")
+    return Load(
+        plan,
+        int(data["errors"]),
+        float(data["p50_ms"]),
+        float(data["p99_ms"]),
+        float(data["rows_per_s"]),
+        float(data["seconds"]),
+    )
+
+
+@dataclass
+class Deployment:
+    """Promotion and serving of one size's repository; filled step by step, so a failure keeps
+    what was measured before it, and says what failed in `error`."""
+
+    promotions: list[Promotion] = field(default_factory=list)  # the first, then the no-op rerun
+    verify_seconds: float | None = None
+    server_start_seconds: float | None = None
+    loads: list[Load] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def rerun_was_no_op(self) -> bool | None:
+        """Did the second promotion find the first one's version? None if it did not run."""
+        if len(self.promotions) < 2:
+            return None
+        first, second = self.promotions[:2]
+        return not second.created and second.version == first.version
+
+
+def deployment_problems(deployment: Deployment) -> list[str]:
+    """What went wrong: a failed step, a rerun that was not a no-op, requests that failed."""
+    problems = []
+    if deployment.error:
+        problems.append(deployment.error)
+    if deployment.rerun_was_no_op is False:
+        first, second = deployment.promotions[:2]
+        problems.append(
+            f"the second promotion was not a no-op: version {second.version} "
+            f"({'created' if second.created else 'already registered'}), "
+            f"the first made version {first.version}"
+        )
+    problems += [
+        f"{load.plan.label}: {load.errors} of {load.plan.n_requests} requests failed"
+        for load in deployment.loads
+        if load.errors
+    ]
+    return problems
+
+
+def serving_size(sizes: Sequence[Size], *, enabled: bool = True) -> tuple[Size | None, str | None]:
+    """The size to promote and serve (the first named SERVING_SIZE), or None and why not."""
+    if not enabled:
+        return None, "skipped (--no-serving)"
+    found = next((size for size in sizes if size.name == SERVING_SIZE), None)
+    if found is None:
+        return None, f"skipped: `{SERVING_SIZE}` is not among the sizes measured"
+    return found, None
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on at 127.0.0.1 right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _tail(path: Path, lines: int = 3) -> str:
+    text = path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
+    return " | ".join(text.strip().splitlines()[-lines:]) or "(no output)"
+
+
+def _ping(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/ping", timeout=2.0) as response:
+            return bool(response.status == 200)
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+def stop_server(proc: subprocess.Popen[bytes]) -> None:
+    """Stop the server's process group: `mlflow models serve` and the uvicorn it starts."""
+    for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            proc.wait(timeout=wait)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    with contextlib.suppress(ProcessLookupError):  # a worker may outlive the group leader
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def running_server(
+    repo: Path, env: Mapping[str, str], log_path: Path, timeout: float = SERVER_START_TIMEOUT
+) -> Iterator[tuple[str, float]]:
+    """`gitops-ml serve` on a free loopback port: (its URL, seconds until `/ping` answered 200).
+
+    It runs in a session of its own, and the whole group is stopped on the way out, whatever
+    happened in between.
+    """
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("wb") as log_file:
+        start = time.perf_counter()
+        proc = subprocess.Popen(
+            ["gitops-ml", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+            cwd=repo,
+            env=dict(env),
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            while not _ping(url):
+                if proc.poll() is not None:
+                    raise BenchError(
+                        f"gitops-ml serve exited {proc.returncode}: {_tail(log_path)} "
+                        f"(log: {log_path})"
+                    )
+                if time.perf_counter() - start > timeout:
+                    raise BenchError(
+                        f"gitops-ml serve: no /ping answer in {timeout:.0f} s (log: {log_path})"
+                    )
+                time.sleep(0.2)
+            yield url, time.perf_counter() - start
+        finally:
+            stop_server(proc)
+
+
+def feature_rows(repo: Path) -> pd.DataFrame:
+    """The test split without its target column: what a client would send for scoring."""
+    import pandas as pd
+
+    params = yaml.safe_load((repo / "params.yaml").read_text(encoding="utf-8")) or {}
+    target = (params.get("data") or {}).get("target")
+    df = pd.read_parquet(repo / "data" / "processed" / "test.parquet")
+    if target not in df.columns:
+        raise BenchError(f"data/processed/test.parquet has no target column '{target}'")
+    return df.drop(columns=[target])
+
+
+def bench_deployment(
+    size: Size,
+    repo: Path,
+    env: Mapping[str, str],
+    workdir: Path,
+    step: Callable[..., Run],
+) -> Deployment:
+    """Commit the reproduced repository, promote it twice, verify, then serve and load it.
+
+    The model is in the workspace and the DVC cache (a warm cache): what `promote` costs after
+    `dvc repro`, without a rebuild. A failed step ends the measurement, is recorded in the
+    result (not raised) and keeps the work directory.
+    """
+    from gitops_ml.errors import GitopsMLError
+    from gitops_ml.gitops.loadtest import measure_serving
+
+    deployment = Deployment()
+    logs = workdir / "logs"
+    try:
+        step(
+            "git commit",
+            "git add -A && git commit -q -m 'pipeline state'",
+            "commit",
+            **GIT_IDENTITY,
+        )
+        for i in (1, 2):
+            out = workdir / f"promote-{i}.json"
+            run = step(
+                f"gitops-ml promote #{i}",
+                ["gitops-ml", "promote", "--json", str(out)],
+                f"promote-{i}",
+            )
+            try:
+                data = json.loads(out.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise BenchError(f"promote --json: cannot read {out}: {exc}") from None
+            deployment.promotions.append(parse_promotion(data, run.seconds))
+        deployment.verify_seconds = step(
+            "gitops-ml verify", ["gitops-ml", "verify"], "verify"
+        ).seconds
+        rows = feature_rows(repo)
+        with running_server(repo, env, logs / "serve.log") as (url, started):
+            deployment.server_start_seconds = started
+            log.info("%s: %-22s %8.2f s", size.name, "server start (/ping)", started)
+            for plan in LOAD_PLANS:
+                measured = measure_serving(
+                    url, rows, plan.n_requests, plan.concurrency, batch_rows=plan.batch_rows
+                )
+                load = parse_load(plan, measured)
+                deployment.loads.append(load)
+                log.info(
+                    "%s: %-30s p50 %.1f ms, p99 %.1f ms, %.0f rows/s, %d errors",
+                    size.name,
+                    plan.label,
+                    load.p50_ms,
+                    load.p99_ms,
+                    load.rows_per_s,
+                    load.errors,
+                )
+    except (BenchError, GitopsMLError, OSError) as exc:
+        deployment.error = str(exc).removeprefix(f"{size.name}: ")
+        log.error("error: %s: %s", size.name, deployment.error)
+        (workdir / KEEP_MARK).touch()
+    return deployment
 
 
 # --- the baseline (runs in its own process) --------------------------------------------------
@@ -652,10 +955,97 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     return lines
 
 
+def _ms(value: float) -> str:
+    return f"{value:.1f} ms" if abs(value) < 100 else f"{value:.0f} ms"
+
+
+def _promotion_result(p: Promotion) -> str:
+    how = "created" if p.created else "already registered"
+    return f"version {p.version} {how} (artifact: {p.source})"
+
+
+def render_deployment(results: Sequence[SizeResult], note: str | None = None) -> list[str]:
+    """The promotion and serving section: wall times, load results and their sanity checks."""
+    measured = next((r for r in results if r.deployment is not None), None)
+    if measured is None or measured.deployment is None:
+        heading = f"## Promotion and serving (`{SERVING_SIZE}`)"
+        return [heading, "", f"Not measured: {note or 'no size was promoted'}.", ""]
+    d = measured.deployment
+    lines = [
+        f"## Promotion and serving (`{measured.size.name}`)",
+        "",
+        "After `dvc repro -f`, the repository is committed, then `gitops-ml promote` runs with "
+        "the model in the workspace and the DVC cache, and once more (which must be a no-op), "
+        "then `gitops-ml verify`. `gitops-ml serve` (`mlflow models serve --env-manager local`, "
+        "one worker) then answers on loopback to rows of the test split, sent from this machine "
+        "by `gitops_ml.gitops.loadtest.measure_serving` after one warm-up request. "
+        "No targets: the numbers are reported, the checks are sanity checks.",
+        "",
+    ]
+    steps: list[list[str]] = []
+    if d.promotions:
+        steps.append(
+            [
+                "first `gitops-ml promote`",
+                _seconds(d.promotions[0].seconds),
+                _promotion_result(d.promotions[0]),
+            ]
+        )
+    if len(d.promotions) > 1:
+        second = d.promotions[1]
+        steps.append(
+            [
+                "second `gitops-ml promote` (no-op)",
+                _seconds(second.seconds),
+                ("pass: " if d.rerun_was_no_op else "**FAIL**: ") + _promotion_result(second),
+            ]
+        )
+    if d.verify_seconds is not None:
+        steps.append(
+            [
+                "`gitops-ml verify`",
+                _seconds(d.verify_seconds),
+                "pass: @champion is dvc.lock's model",
+            ]
+        )
+    if d.server_start_seconds is not None:
+        steps.append(
+            [
+                "`gitops-ml serve` start, until `GET /ping` answers 200",
+                _seconds(d.server_start_seconds),
+                "",
+            ]
+        )
+    if steps:
+        lines += [*_table(["step", "wall time", "check"], steps), ""]
+    if d.loads:
+        loads = [
+            [
+                load.plan.label,
+                f"{load.plan.n_requests}",
+                _ms(load.p50_ms),
+                _ms(load.p99_ms),
+                f"{load.rows_per_s:,.0f}",
+                f"{load.errors}" if load.errors == 0 else f"**{load.errors}**",
+            ]
+            for load in d.loads
+        ]
+        header = ["load", "requests", "p50 latency", "p99 latency", "rows/s", "errors"]
+        lines += [*_table(header, loads), ""]
+    if d.error:
+        lines += [f"**Failed:** {d.error}", ""]
+    return lines
+
+
 def render_markdown(
-    results: Sequence[SizeResult], checks: Sequence[Check], machine: Mapping[str, str], when: str
+    results: Sequence[SizeResult],
+    checks: Sequence[Check],
+    machine: Mapping[str, str],
+    when: str,
+    deployment_note: str | None = None,
 ) -> str:
-    """The report: wall times, peak memory, targets and the machine they were measured on."""
+    """The report: wall times, peak memory, targets, promotion and serving, and the machine
+    they were measured on; `deployment_note` says why promotion and serving were not measured."""
     header = ["size", *(r.size.name for r in results)]
     repeats = max((r.repeats for r in results), default=1)
     stage_names = list(dict.fromkeys(name for r in results for name in r.stages))
@@ -756,6 +1146,7 @@ def render_markdown(
         "",
         *_table(["target", "size", "measured", "limit", "result"], verdicts),
         "",
+        *render_deployment(results, deployment_note),
         "## Machine",
         "",
         *(f"- {key}: {value}" for key, value in machine.items()),
@@ -795,6 +1186,11 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "alike); on a busy machine, 1 gives far steadier numbers (default: the libraries' own)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary repositories")
+    parser.add_argument(
+        "--no-serving",
+        action="store_true",
+        help=f"skip promoting and serving the model (otherwise done at the {SERVING_SIZE} size)",
+    )
     parser.add_argument("--baseline-fit", metavar="TRAIN", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -803,7 +1199,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; exit 1 with a one-line error if any step fails.
 
     A missed target is reported (in the table and as a warning) but is not a failure: this is a
-    measurement, and its numbers depend on the machine more than a gate's inputs should.
+    measurement, and its numbers depend on the machine more than a gate's inputs should. A failed
+    promotion or serving step still writes the report (with the error in its section), then
+    exits 1; a second promotion that was not a no-op, or failed requests, are warnings.
     """
     args = _parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s", stream=sys.stderr)
@@ -816,8 +1214,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
         load_start = os.getloadavg()[0]
         subprocess.run([sys.executable, "-c", WARMUP], check=True, capture_output=True)
+        serving, deployment_note = serving_size(sizes, enabled=not args.no_serving)
         results = [
-            bench_size(size, repeat=args.repeat, threads=args.threads, keep=args.keep)
+            bench_size(
+                size,
+                repeat=args.repeat,
+                threads=args.threads,
+                keep=args.keep,
+                serve=size == serving,
+            )
             for size in sizes
         ]
     except BenchError as exc:
@@ -837,7 +1242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.threads is None
         else f"{args.threads} per process ({', '.join(THREAD_VARS)}; --threads)"
     )
-    report = render_markdown(results, checks, machine, when)
+    report = render_markdown(results, checks, machine, when, deployment_note)
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(report, encoding="utf-8")
@@ -846,7 +1251,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     failed = [c for c in checks if not c.passed]
     for check in failed:
         log.warning("target missed: %s at %s", check.target.name, check.size)
-    return 0
+    deployments = [r.deployment for r in results if r.deployment is not None]
+    for deployment in deployments:
+        for problem in deployment_problems(deployment):
+            log.warning("promotion/serving: %s", problem)
+    return 1 if any(d.error for d in deployments) else 0
 
 
 if __name__ == "__main__":

@@ -292,3 +292,130 @@ def test_bench_env_points_everything_into_the_work_dir(tmp_path: Path) -> None:
     assert env["PATH"].split(":")[0] == str(Path(sys.executable).parent)
     assert {env[name] for name in bench.THREAD_VARS} == {"1"}
     assert env["DVC_NO_ANALYTICS"] == "1" and env["MLFLOW_DISABLE_TELEMETRY"] == "true"
+
+
+# --- promotion and serving ----------------------------------------------------------------
+
+
+def promote_json(version: int, created: bool, source: str = "workspace") -> dict:
+    """The keys of `gitops-ml promote --json` the benchmark reads, among others it ignores."""
+    return {"version": str(version), "created": created, "artifact_source": source, "x": 1}
+
+
+def deployment(*, second_created: bool = False, errors: int = 0, error: str | None = None):
+    plans = bench.LOAD_PLANS
+    measured = [
+        {"errors": 0, "p50_ms": 12.345, "p99_ms": 48.0, "rows_per_s": 80.04, "seconds": 2.5},
+        {"errors": errors, "p50_ms": 30.0, "p99_ms": 150.2, "rows_per_s": 121.6, "seconds": 3.3},
+        {"errors": 0, "p50_ms": 95.0, "p99_ms": 210.0, "rows_per_s": 2045.7, "seconds": 4.9},
+    ]
+    return bench.Deployment(
+        promotions=[
+            bench.parse_promotion(promote_json(1, True), 6.5),
+            bench.parse_promotion(promote_json(1 + second_created, second_created), 3.25),
+        ],
+        verify_seconds=2.0,
+        server_start_seconds=11.0,
+        loads=[bench.parse_load(p, m) for p, m in zip(plans, measured, strict=True)],
+        error=error,
+    )
+
+
+def test_parse_promotion_reads_promotes_json_and_names_what_is_missing() -> None:
+    p = bench.parse_promotion({**promote_json(3, False, "registry"), "version": 3}, 1.5)
+    assert p == bench.Promotion(1.5, "3", False, "registry")
+    for key in ("version", "created", "artifact_source"):
+        data = promote_json(1, True)
+        del data[key]
+        with pytest.raises(bench.BenchError, match=f"no '{key}'"):
+            bench.parse_promotion(data, 1.0)
+    with pytest.raises(bench.BenchError, match="'created' is not true/false"):
+        bench.parse_promotion({**promote_json(1, True), "created": "yes"}, 1.0)
+    with pytest.raises(bench.BenchError, match="not a JSON object"):
+        bench.parse_promotion([1], 1.0)
+
+
+def test_parse_load_reads_measure_servings_keys() -> None:
+    plan = bench.LOAD_PLANS[2]
+    data = {"errors": 1, "p50_ms": 9.5, "p99_ms": 20, "rows_per_s": 1000.0, "seconds": 10.0}
+    load = bench.parse_load(plan, {**data, "requests": 100, "mean_ms": 10.0})
+    assert load == bench.Load(plan, 1, 9.5, 20.0, 1000.0, 10.0)
+    del data["p99_ms"]
+    with pytest.raises(bench.BenchError, match=r"100-row batches.*no 'p99_ms'"):
+        bench.parse_load(plan, data)
+
+
+def test_load_plans_are_bounded_and_cover_latency_concurrency_and_batches() -> None:
+    shapes = [(p.concurrency, p.batch_rows) for p in bench.LOAD_PLANS]
+    assert shapes == [(1, 1), (4, 1), (2, 100)]
+    assert all(p.n_requests <= 400 for p in bench.LOAD_PLANS)
+
+
+def test_serving_size_is_the_first_adult_unless_disabled() -> None:
+    sizes = bench.parse_sizes("100k,adult")
+    assert bench.serving_size(sizes) == (sizes[1], None)
+    assert bench.serving_size(sizes, enabled=False) == (None, "skipped (--no-serving)")
+    size, note = bench.serving_size(bench.parse_sizes("100k,1m"))
+    assert size is None and "`adult` is not among" in note
+
+
+def test_deployment_problems_flag_a_rerun_that_registers_and_failed_requests() -> None:
+    assert bench.deployment_problems(deployment()) == []
+    assert deployment().rerun_was_no_op is True
+    assert bench.Deployment().rerun_was_no_op is None
+    assert bench.deployment_problems(bench.Deployment()) == []
+    problems = bench.deployment_problems(deployment(second_created=True, errors=3, error="boom"))
+    assert problems[0] == "boom"
+    assert "not a no-op: version 2 (created), the first made version 1" in problems[1]
+    assert problems[2] == "1-row requests, 4 at a time: 3 of 400 requests failed"
+
+
+def test_render_markdown_has_the_promotion_and_serving_section() -> None:
+    r = result("adult", repro=10.0, baseline=4.0, noop=[1.0], rss=300_000_000)
+    r.deployment = deployment()
+    lines = bench.render_markdown([r], [], {}, "now").splitlines()
+    assert "## Promotion and serving (`adult`)" in lines
+    assert lines.index("## Targets") < lines.index("## Promotion and serving (`adult`)")
+    assert (
+        "| first `gitops-ml promote` | 6.50 s | version 1 created (artifact: workspace) |" in lines
+    )
+    assert (
+        "| second `gitops-ml promote` (no-op) | 3.25 s "
+        "| pass: version 1 already registered (artifact: workspace) |" in lines
+    )
+    assert "| `gitops-ml verify` | 2.00 s | pass: @champion is dvc.lock's model |" in lines
+    assert "| `gitops-ml serve` start, until `GET /ping` answers 200 | 11.0 s |  |" in lines
+    assert "| 1-row requests, 1 at a time | 200 | 12.3 ms | 48.0 ms | 80 | 0 |" in lines
+    assert "| 100-row batches, 2 at a time | 100 | 95.0 ms | 210 ms | 2,046 | 0 |" in lines
+    assert not any(line.startswith("**Failed:**") for line in lines)
+
+
+def test_render_deployment_marks_failures_and_keeps_what_was_measured() -> None:
+    r = result("adult", repro=10.0, baseline=4.0, noop=[1.0], rss=1)
+    bad = deployment(second_created=True, errors=2, error="gitops-ml serve exited 2: no model")
+    bad.loads = bad.loads[:2]
+    r.deployment = bad
+    lines = bench.render_deployment([r])
+    second = next(line for line in lines if "second `gitops-ml promote`" in line)
+    assert "| **FAIL**: version 2 created" in second
+    assert "| 1-row requests, 4 at a time | 400 | 30.0 ms | 150 ms | 122 | **2** |" in lines
+    assert not any("100-row" in line for line in lines)
+    assert "**Failed:** gitops-ml serve exited 2: no model" in lines
+    for block in "\n".join(lines).split("\n\n"):
+        rows = [ln for ln in block.splitlines() if ln.startswith("|")]
+        assert len({ln.count("|") for ln in rows}) <= 1, block
+
+
+def test_render_deployment_says_why_nothing_was_measured() -> None:
+    r = result("1m", repro=10.0, baseline=4.0, noop=[1.0], rss=1)
+    lines = bench.render_deployment([r], "skipped (--no-serving)")
+    assert lines[:3] == [
+        "## Promotion and serving (`adult`)",
+        "",
+        "Not measured: skipped (--no-serving).",
+    ]
+
+
+def test_no_serving_flag_parses() -> None:
+    assert bench._parse_args(["--no-serving"]).no_serving
+    assert not bench._parse_args([]).no_serving
