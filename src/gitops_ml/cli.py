@@ -230,6 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
     from gitops_ml.gitops import drift
 
     drift.register(sub)
+    from gitops_ml.gitops import promote
+
+    promote.register(sub)
     return parser
 
 

@@ -1,0 +1,1093 @@
+"""Promotion: the model `main`'s dvc.lock declares becomes ``@champion`` in the MLflow registry.
+
+Git is the source of truth. The train stage's output ``models/model.joblib`` and its md5 in
+dvc.lock name the production model; `promote` makes the registry follow, and `verify` checks
+that it does. Rollback is `git revert`: the reverted dvc.lock names an older md5, whose version
+already exists, so `promote` moves ``@champion`` back to it without registering anything.
+
+`promote`, step by step:
+
+1. Read the declared model (path, md5), the train stage's dependencies and params, and the md5
+   of the dvc.lock file itself.
+2. If a registered version already carries that md5 (tag ``gitops_ml.model_md5``), reuse it.
+   Otherwise obtain exactly that artifact, cheapest first: the workspace file if its md5
+   matches; the DVC cache; `dvc fetch` from the DVC remote; else (unless ``--no-rebuild``)
+   `dvc repro train`, which also runs what the stage needs. The rebuild writes the workspace
+   outputs and logs a training run like any `dvc repro`; dvc.lock is restored byte for byte
+   afterwards. If the rebuilt stage records other dependencies, params or command than the
+   committed lock, promotion is refused, naming what differs (params and source files that
+   already differ in the workspace are refused before training). If only the model bytes differ
+   (a lock made on another OS or CPU), the rebuilt file is promoted and both hashes are kept
+   (``gitops_ml.model_md5`` declared, ``gitops_ml.model_md5_built`` built).
+3. Log the artifact in a promotion run (experiment ``mlflow.experiment``): the joblib file
+   loaded and logged with `mlflow.sklearn.log_model` (signature and input example from
+   ``data/processed/test.parquet`` when it is there), plus the original file under ``dvc/`` so
+   the exact bytes are kept. A finished promotion run of the same md5 is reused.
+4. Create the version with its lineage tags in the same call (git SHA, dvc.lock md5, model
+   md5s, train data md5, PR number, params and the metrics of ``reports/metrics.json``).
+5. Move aliases: ``previous`` to the version ``champion`` leaves, then ``champion``. Versions
+   are never deleted.
+
+Every step is idempotent, so a rerun after a crash at any point converges to the same state:
+the version is found by its tag, the run by its tags, and the aliases are moved in an order a
+rerun completes. To test that, the environment variable ``GITOPS_ML_PROMOTE_CRASH_AFTER`` makes
+`promote` raise `InjectedCrash` right after one step: ``run`` (promotion run finished),
+``register`` (version created, no alias moved) or ``previous`` (``previous`` moved, ``champion``
+not yet). It is read only by `promote` and has no other effect.
+
+`verify` exits 0 when ``@champion`` carries the declared md5, 1 when it does not (or there is no
+champion), 2 on errors (no dvc.lock, registry unreachable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import yaml
+
+from gitops_ml import tracking
+from gitops_ml.errors import GitopsMLError
+from gitops_ml.files import atomic_path, file_md5, write_json
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
+
+    from gitops_ml.config import Params
+
+log = logging.getLogger(__name__)
+
+LOCK_PATH = "dvc.lock"
+TRAIN_STAGE = "train"
+MODEL_PATH = "models/model.joblib"
+TEST_PATH = "data/processed/test.parquet"
+METRICS_PATH = "reports/metrics.json"
+
+CHAMPION = "champion"
+PREVIOUS = "previous"
+
+#: Test hook: crash right after this step (see the module docstring).
+CRASH_ENV = "GITOPS_ML_PROMOTE_CRASH_AFTER"
+CRASH_POINTS = ("run", "register", "previous")
+
+TAG_LOCK_MD5 = f"{tracking.TAG_PREFIX}dvc_lock_md5"
+TAG_MODEL_MD5_BUILT = f"{tracking.TAG_PREFIX}model_md5_built"
+TAG_MODEL_PATH = f"{tracking.TAG_PREFIX}model_path"
+TAG_ARTIFACT_SOURCE = f"{tracking.TAG_PREFIX}artifact_source"
+TAG_TRAIN_RUN_ID = f"{tracking.TAG_PREFIX}train_run_id"
+#: Marks promotion runs, so they are not confused with the training run of the same md5.
+TAG_PROMOTION = f"{tracking.TAG_PREFIX}promotion"
+METRIC_TAG_PREFIX = "metric."
+PARAM_TAG_PREFIX = "param."
+
+#: Feature rows of the test split used for the signature (the first five: the input example).
+SIGNATURE_ROWS = 100
+#: Folder of the promotion run that keeps the DVC artifact's exact bytes.
+DVC_ARTIFACT_DIR = "dvc"
+
+SOURCES = {
+    "registry": "the registry (already registered)",
+    "workspace": "the workspace file",
+    "cache": "the DVC cache",
+    "remote": "the DVC remote",
+    "rebuild": "rebuilt with `dvc repro`",
+}
+
+
+class PromoteError(GitopsMLError):
+    """The declared model cannot be promoted: not found, not reproducible, or refused."""
+
+
+class InjectedCrash(RuntimeError):
+    """Raised at the step named by ``GITOPS_ML_PROMOTE_CRASH_AFTER``; never in normal use."""
+
+
+# -- what dvc.lock declares ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Declared:
+    """The model dvc.lock declares, and the stage entry that produced it."""
+
+    stage: str
+    path: str
+    md5: str
+    lock_md5: str
+    entry: Mapping[str, Any] = field(repr=False)
+    lock: Mapping[str, Any] = field(repr=False)
+
+    @property
+    def deps(self) -> dict[str, str | None]:
+        return stage_deps(self.entry)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return stage_params(self.entry)
+
+    @property
+    def train_data_md5(self) -> str | None:
+        """The md5 of the stage's data input: a dependency under ``data/`` (else not code)."""
+        deps = self.deps
+        data = [p for p in deps if p.startswith("data/")]
+        data = data or [p for p in deps if not p.endswith(".py") and not p.startswith("src/")]
+        return deps[sorted(data)[0]] if data else None
+
+
+def stage_deps(entry: Mapping[str, Any]) -> dict[str, str | None]:
+    return {
+        d["path"]: d.get("md5") or d.get("etag")
+        for d in entry.get("deps") or []
+        if isinstance(d, Mapping) and d.get("path")
+    }
+
+
+def stage_params(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """``key`` -> value for params.yaml keys, ``file:key`` for other params files."""
+    out: dict[str, Any] = {}
+    for file, values in (entry.get("params") or {}).items():
+        for key, value in (values or {}).items():
+            out[key if file == "params.yaml" else f"{file}:{key}"] = value
+    return out
+
+
+def read_lock(path: str | os.PathLike[str]) -> Mapping[str, Any]:
+    """Parse a dvc.lock; a missing or malformed file is a PromoteError naming it."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PromoteError(f"{p}: not found (run `dvc repro` and commit dvc.lock)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PromoteError(f"{p}: cannot read it: {exc}") from None
+    try:
+        lock = yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise PromoteError(f"{p}: not valid YAML") from None
+    if not isinstance(lock, Mapping) or not isinstance(lock.get("stages"), Mapping):
+        raise PromoteError(f"{p}: not a dvc.lock (no 'stages' mapping)")
+    return lock
+
+
+def declared_model(
+    lock: Mapping[str, Any],
+    lock_md5: str,
+    *,
+    stage: str = TRAIN_STAGE,
+    path: str = MODEL_PATH,
+    where: str = LOCK_PATH,
+) -> Declared:
+    """The md5 the lock records for `path` as an output of `stage`."""
+    entry = lock["stages"].get(stage)
+    if not isinstance(entry, Mapping):
+        raise PromoteError(f"{where}: no '{stage}' stage (run `dvc repro` and commit dvc.lock)")
+    for out in entry.get("outs") or []:
+        if isinstance(out, Mapping) and out.get("path") == path:
+            md5 = out.get("md5")
+            if not isinstance(md5, str) or not re.fullmatch(r"[0-9a-f]{32}", md5):
+                raise PromoteError(f"{where}: stage '{stage}' output {path} has no md5")
+            return Declared(stage, path, md5, lock_md5, entry, lock)
+    raise PromoteError(f"{where}: stage '{stage}' has no output {path}")
+
+
+def read_declared(lock_path: str | os.PathLike[str]) -> Declared:
+    lock = read_lock(lock_path)
+    return declared_model(lock, file_md5(lock_path), where=str(lock_path))
+
+
+def lock_out_md5(lock: Mapping[str, Any], path: str) -> str | None:
+    """The md5 the lock records for output `path` of any stage."""
+    for entry in (lock.get("stages") or {}).values():
+        for out in (entry or {}).get("outs") or []:
+            if isinstance(out, Mapping) and out.get("path") == path:
+                return out.get("md5")
+    return None
+
+
+def _short(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def stage_differences(declared: Mapping[str, Any], rebuilt: Mapping[str, Any] | None) -> list[str]:
+    """What the rebuilt stage recorded differently from the declared one (outputs excepted)."""
+    if rebuilt is None:
+        return ["the rebuild recorded no entry for the stage"]
+    diffs = []
+    if declared.get("cmd") != rebuilt.get("cmd"):
+        diffs.append("the command differs")
+    old, new = stage_deps(declared), stage_deps(rebuilt)
+    for path in sorted(set(old) | set(new)):
+        if path not in old:
+            diffs.append(f"dependency {path} is not in dvc.lock")
+        elif path not in new:
+            diffs.append(f"dependency {path} is in dvc.lock but not in dvc.yaml")
+        elif old[path] != new[path]:
+            diffs.append(
+                f"dependency {path} differs (md5 {new[path]} in the workspace, "
+                f"{old[path]} in dvc.lock)"
+            )
+    old_p, new_p = stage_params(declared), stage_params(rebuilt)
+    for key in sorted(set(old_p) | set(new_p)):
+        if key not in old_p or key not in new_p:
+            where = "not in dvc.lock" if key not in old_p else "in dvc.lock but not in dvc.yaml"
+            diffs.append(f"param {key} is {where}")
+        elif old_p[key] != new_p[key]:
+            diffs.append(
+                f"param {key} differs ({_short(new_p[key])} in the workspace, "
+                f"{_short(old_p[key])} in dvc.lock)"
+            )
+    return diffs
+
+
+_MISSING = object()
+
+
+def _lookup(data: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        if not isinstance(data, Mapping) or part not in data:
+            return _MISSING
+        data = data[part]
+    return data
+
+
+def workspace_differences(root: Path, declared: Declared) -> list[str]:
+    """What the workspace already shows differs from the stage's entry: params, source files.
+
+    A cheap check before a rebuild that could only be refused. Dependencies another stage
+    writes (data splits) are left to the rebuild, which regenerates and then compares them.
+    """
+    produced = {
+        out.get("path")
+        for entry in (declared.lock.get("stages") or {}).values()
+        for out in (entry or {}).get("outs") or []
+        if isinstance(out, Mapping)
+    }
+    diffs = []
+    for dep in declared.entry.get("deps") or []:
+        if not isinstance(dep, Mapping):
+            continue
+        path, md5 = dep.get("path"), dep.get("md5")
+        if path in produced or dep.get("hash") != "md5" or not md5 or md5.endswith(".dir"):
+            continue
+        file = root / path
+        if not file.is_file():
+            diffs.append(f"dependency {path} is missing from the workspace")
+        elif (actual := file_md5(file)) != md5:
+            diffs.append(
+                f"dependency {path} differs (md5 {actual} in the workspace, {md5} in dvc.lock)"
+            )
+    for name, values in (declared.entry.get("params") or {}).items():
+        try:
+            current = yaml.safe_load((root / name).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            diffs.append(f"params file {name} cannot be read")
+            continue
+        for key, value in (values or {}).items():
+            label = key if name == "params.yaml" else f"{name}:{key}"
+            now = _lookup(current, key)
+            if now is _MISSING:
+                diffs.append(f"param {label} is gone")
+            elif now != value:
+                diffs.append(
+                    f"param {label} differs ({_short(now)} in the workspace, "
+                    f"{_short(value)} in dvc.lock)"
+                )
+    return diffs
+
+
+# -- lineage -------------------------------------------------------------------------------------
+
+_MERGE_RE = re.compile(r"^Merge pull request #(\d+)\b")
+_SQUASH_RE = re.compile(r"\(#(\d+)\)\s*$")
+
+
+def parse_pr_number(message: str) -> str | None:
+    """The PR number of a merge ("Merge pull request #N ...") or squash ("title (#N)") commit."""
+    subject = message.strip().splitlines()[0] if message.strip() else ""
+    match = _MERGE_RE.match(subject) or _SQUASH_RE.search(subject)
+    return match.group(1) if match else None
+
+
+def pr_number(root: Path) -> str | None:
+    """``GITOPS_ML_PR_NUMBER`` if set, else parsed from the HEAD commit message."""
+    from gitops_ml.gitops import git
+
+    env = os.environ.get(tracking.PR_NUMBER_ENV, "").strip()
+    if env:
+        return env
+    message = git.git("log", "-1", "--format=%B", cwd=root, check=False)
+    return parse_pr_number(message) if message else None
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return None if math.isnan(value) or math.isinf(value) else float(value)
+
+
+def committed_metrics(root: Path, declared: Declared) -> tuple[dict[str, float], str | None]:
+    """(metrics, note): ``reports/metrics.json`` when it is the one dvc.lock records."""
+    path = root / METRICS_PATH
+    if not path.is_file():
+        return {}, f"{METRICS_PATH} not found: no metrics recorded"
+    recorded = lock_out_md5(declared.lock, METRICS_PATH)
+    if recorded is not None and file_md5(path) != recorded:
+        return {}, f"{METRICS_PATH} differs from the one dvc.lock records: no metrics recorded"
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:
+        return {}, f"{METRICS_PATH} is not valid JSON: no metrics recorded"
+    if not isinstance(raw, Mapping):
+        return {}, f"{METRICS_PATH} is not a JSON object: no metrics recorded"
+    metrics = {k: v for k, v in ((str(k), _number(v)) for k, v in raw.items()) if v is not None}
+    return metrics, None
+
+
+def _tag_value(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
+# -- the artifact --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A local file with the declared model and where it came from."""
+
+    path: Path
+    source: str
+    md5: str
+
+
+def _dvc(root: Path, *args: str, timeout: int = 3600) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "DVC_NO_ANALYTICS": "1",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "dvc", *args],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+    )
+
+
+def _last_line(proc: subprocess.CompletedProcess[str]) -> str:
+    lines = (proc.stderr.strip() or proc.stdout.strip()).splitlines()
+    return lines[-1] if lines else f"exit code {proc.returncode}"
+
+
+def cache_file(root: Path, md5: str) -> Path:
+    """Where the repository's DVC cache keeps a file with this md5."""
+    try:
+        from dvc.repo import Repo
+
+        with Repo(str(root)) as repo:
+            return Path(repo.cache.local.oid_to_path(md5))
+    except Exception as exc:  # DVC raises many types; the default layout is the fallback
+        log.debug("dvc cache lookup failed (%s); using the default cache path", exc)
+        return root / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
+
+
+def has_remote(root: Path) -> bool:
+    """Whether the repository configures a DVC remote (`dvc fetch` fails at once without)."""
+    try:
+        from dvc.repo import Repo
+
+        with Repo(str(root)) as repo:
+            return bool(repo.config["remote"])
+    except Exception as exc:  # an unreadable config: let `dvc fetch` say what is wrong
+        log.debug("reading the DVC config failed (%s)", exc)
+        return True
+
+
+def _from_cache(root: Path, md5: str, dest: Path) -> bool:
+    cached = cache_file(root, md5)
+    if not cached.is_file() or file_md5(cached) != md5:
+        return False
+    shutil.copyfile(cached, dest)
+    return True
+
+
+def _rebuild(root: Path, declared: Declared) -> Path:
+    """`dvc repro <stage>` in the workspace; refuse if the stage's inputs differ from the lock."""
+    repo_lock = root / LOCK_PATH
+    saved = repo_lock.read_bytes() if repo_lock.exists() else None
+    log.info("rebuilding %s with `dvc repro %s`", declared.path, declared.stage)
+    try:
+        proc = _dvc(root, "repro", declared.stage)
+        rebuilt = read_lock(repo_lock)["stages"].get(declared.stage) if repo_lock.exists() else None
+    finally:
+        if saved is None:
+            repo_lock.unlink(missing_ok=True)
+        elif not repo_lock.exists() or repo_lock.read_bytes() != saved:
+            with atomic_path(repo_lock) as tmp:
+                tmp.write_bytes(saved)
+    if proc.returncode != 0:
+        raise PromoteError(
+            f"rebuilding with `dvc repro {declared.stage}` failed: {_last_line(proc)}"
+        )
+    diffs = stage_differences(declared.entry, rebuilt)
+    if diffs:
+        raise PromoteError(
+            f"refusing to promote a rebuild that does not match dvc.lock: stage "
+            f"'{declared.stage}': {'; '.join(diffs)} (dvc.lock left as committed)"
+        )
+    model = root / declared.path
+    if not model.is_file():
+        raise PromoteError(f"`dvc repro {declared.stage}` wrote no {declared.path}")
+    return model
+
+
+def obtain_artifact(root: Path, declared: Declared, tmp: Path, *, rebuild: bool) -> Artifact:
+    """The declared model file: workspace, DVC cache, DVC remote, else a checked rebuild."""
+    md5 = declared.md5
+    workspace = root / declared.path
+    if workspace.is_file() and file_md5(workspace) == md5:
+        return Artifact(workspace, "workspace", md5)
+    dest = tmp / Path(declared.path).name
+    if _from_cache(root, md5, dest):
+        return Artifact(dest, "cache", md5)
+    if has_remote(root):
+        proc = _dvc(root, "fetch", declared.path)
+        if proc.returncode == 0 and _from_cache(root, md5, dest):
+            return Artifact(dest, "remote", md5)
+        if proc.returncode != 0:
+            log.info("dvc fetch %s: %s", declared.path, _last_line(proc))
+    if not rebuild:
+        raise PromoteError(
+            f"{declared.path} (md5 {md5}) is not in the workspace, the DVC cache or the DVC "
+            "remote, and rebuilding is disabled (--no-rebuild)"
+        )
+    diffs = workspace_differences(root, declared)
+    if diffs:
+        raise PromoteError(
+            f"refusing to rebuild: the workspace does not match dvc.lock's stage "
+            f"'{declared.stage}': {'; '.join(diffs)}"
+        )
+    model = _rebuild(root, declared)
+    return Artifact(model, "rebuild", file_md5(model))
+
+
+# -- the registry --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AliasMove:
+    alias: str
+    old: str | None
+    new: str
+
+
+def plan_aliases(aliases: Mapping[str, str], target: str) -> list[AliasMove]:
+    """The moves that make `target` champion: ``previous`` first, so a rerun can finish them.
+
+    ``previous`` follows only a champion that moves away; a version is never its own previous.
+    """
+    champion = aliases.get(CHAMPION)
+    if champion == target:
+        return []
+    moves = []
+    if champion is not None and aliases.get(PREVIOUS) != champion:
+        moves.append(AliasMove(PREVIOUS, aliases.get(PREVIOUS), champion))
+    return [*moves, AliasMove(CHAMPION, champion, target)]
+
+
+def _crash_point() -> str | None:
+    value = os.environ.get(CRASH_ENV, "").strip()
+    if value and value not in CRASH_POINTS:
+        raise PromoteError(f"{CRASH_ENV}={value!r}: expected one of {', '.join(CRASH_POINTS)}")
+    return value or None
+
+
+def _checkpoint(step: str, crash_after: str | None) -> None:
+    if crash_after == step:
+        raise InjectedCrash(f"{CRASH_ENV}={step}: stopping after '{step}' as asked")
+
+
+@contextmanager
+def registry_errors(action: str) -> Iterator[None]:
+    """MLflow failures (a server down, a refused request) as one-line TrackingErrors."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except MlflowException as exc:
+        text = str(exc).strip()
+        first = text.splitlines()[0] if text else type(exc).__name__
+        raise tracking.TrackingError(
+            f"mlflow ({redact(tracking.tracking_uri())}): {action} failed: {first[:300]}"
+        ) from exc
+
+
+def _is_missing(exc: Exception) -> bool:
+    return getattr(exc, "error_code", "") == "RESOURCE_DOES_NOT_EXIST"
+
+
+def versions_with_md5(client: MlflowClient, name: str, md5: str) -> list[ModelVersion]:
+    """Registered versions of `name` tagged with this model md5, oldest first."""
+    found = client.search_model_versions(
+        f"name = '{name}' and tags.`{tracking.TAG_MODEL_MD5}` = '{md5}'"
+    )
+    return sorted(found, key=lambda v: int(v.version))
+
+
+def aliases_of(client: MlflowClient, name: str) -> dict[str, str] | None:
+    """alias -> version of a registered model; None when the model is not registered."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        model = client.get_registered_model(name)
+    except MlflowException as exc:
+        if _is_missing(exc):
+            return None
+        raise
+    return {alias: str(version) for alias, version in (model.aliases or {}).items()}
+
+
+def _ensure_registered_model(client: MlflowClient, name: str) -> None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.create_registered_model(
+            name, description="Follows the model that main's dvc.lock declares (gitops-ml)."
+        )
+    except MlflowException as exc:
+        if exc.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
+            raise
+
+
+def _finished_promotion_run(client: MlflowClient, experiment: str, md5: str) -> Any:
+    from mlflow.entities import ViewType
+
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        return None
+    runs = client.search_runs(
+        experiment_ids=[exp.experiment_id],
+        filter_string=(
+            f"tags.`{tracking.TAG_MODEL_MD5}` = '{md5}' and tags.`{TAG_PROMOTION}` = 'true' "
+            "and attributes.status = 'FINISHED'"
+        ),
+        run_view_type=ViewType.ACTIVE_ONLY,
+        order_by=["attributes.start_time DESC"],
+        max_results=10,
+    )
+    for run in runs:
+        if run.data.tags.get(tracking.TAG_MODEL_URI):
+            return run
+    return None
+
+
+def _signature_sample(root: Path, params: Params) -> Any:
+    """A few raw feature rows of the test split, or None when it is not in the workspace."""
+    path = root / TEST_PATH
+    if not path.is_file():
+        return None
+    import pandas as pd
+
+    try:
+        df = pd.read_parquet(path)
+    except (OSError, ValueError) as exc:
+        log.warning("%s unreadable (%s): no signature", TEST_PATH, str(exc).splitlines()[:1])
+        return None
+    return df.drop(columns=[params.data.target], errors="ignore").head(SIGNATURE_ROWS)
+
+
+def _log_promotion_run(
+    *,
+    root: Path,
+    params: Params,
+    artifact: Artifact,
+    lock_path: Path,
+    tags: Mapping[str, str],
+    run_params: Mapping[str, str],
+    metrics: Mapping[str, float],
+) -> tuple[str, str]:
+    """(run id, model URI) of a new promotion run holding the artifact."""
+    import joblib
+    import mlflow
+
+    model = joblib.load(artifact.path)
+    sample = _signature_sample(root, params)
+    signature = tracking.model_signature(model, sample) if sample is not None else None
+    mlflow.set_experiment(params.mlflow.experiment)
+    with mlflow.start_run(
+        run_name=f"promote-{tags[tracking.TAG_MODEL_MD5][:8]}", tags={**tags, TAG_PROMOTION: "true"}
+    ) as run:
+        if run_params:
+            mlflow.log_params(dict(run_params))
+        if metrics:
+            mlflow.log_metrics(dict(metrics))
+        info = mlflow.sklearn.log_model(
+            model,
+            name=tracking.MODEL_NAME_IN_RUN,
+            signature=signature,
+            input_example=sample.head(5) if sample is not None else None,
+            pip_requirements=tracking.pip_requirements(),
+            serialization_format="cloudpickle",
+        )
+        with tempfile.TemporaryDirectory(prefix="gitops-ml-promote-") as tmp:
+            exact = Path(tmp) / Path(MODEL_PATH).name
+            shutil.copyfile(artifact.path, exact)
+            mlflow.log_artifact(str(exact), DVC_ARTIFACT_DIR)
+            lock_copy = Path(tmp) / LOCK_PATH
+            shutil.copyfile(lock_path, lock_copy)
+            mlflow.log_artifact(str(lock_copy), DVC_ARTIFACT_DIR)
+        mlflow.set_tag(tracking.TAG_MODEL_URI, info.model_uri)
+    return run.info.run_id, info.model_uri
+
+
+def _lineage(
+    declared: Declared, artifact: Artifact, *, sha: str | None, dirty: bool | None, pr: str | None
+) -> dict[str, str]:
+    """The ``gitops_ml.*`` tags of the promotion run and the version."""
+    tags = {
+        tracking.TAG_MODEL_MD5: declared.md5,
+        TAG_LOCK_MD5: declared.lock_md5,
+        TAG_MODEL_PATH: declared.path,
+        TAG_ARTIFACT_SOURCE: artifact.source,
+    }
+    if artifact.md5 != declared.md5:
+        tags[TAG_MODEL_MD5_BUILT] = artifact.md5
+    if sha:
+        tags[tracking.TAG_GIT_SHA] = sha
+    if dirty is not None:
+        tags[tracking.TAG_GIT_DIRTY] = str(dirty).lower()
+    if declared.train_data_md5:
+        tags[tracking.TAG_TRAIN_DATA_MD5] = declared.train_data_md5
+    if pr:
+        tags[tracking.TAG_PR_NUMBER] = pr
+    return tags
+
+
+# -- promote -------------------------------------------------------------------------------------
+
+
+@dataclass
+class PromoteResult:
+    """What `promote` did; `to_dict` is the ``--json`` output."""
+
+    model_name: str
+    version: str
+    created: bool
+    artifact_source: str
+    model_md5: str
+    model_md5_built: str | None
+    dvc_lock_md5: str
+    git_sha: str | None
+    pr_number: str | None
+    run_id: str | None
+    run_reused: bool | None
+    alias_moves: list[AliasMove]
+    tracking_uri: str
+    lineage: dict[str, str]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def model_uri(self) -> str:
+        return f"models:/{self.model_name}@{CHAMPION}"
+
+    @property
+    def version_uri(self) -> str:
+        return f"models:/{self.model_name}/{self.version}"
+
+    @property
+    def dry_run(self) -> bool:
+        """True when the registry is the local SQLite file, not a shared server."""
+        return is_local_registry(self.tracking_uri)
+
+    @property
+    def registry_url(self) -> str | None:
+        return registry_url(self.tracking_uri, self.model_name, self.version)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["alias_moves"] = [
+            {"alias": m.alias, "from": m.old, "to": m.new} for m in self.alias_moves
+        ]
+        data.update(
+            model_uri=self.model_uri,
+            version_uri=self.version_uri,
+            dry_run=self.dry_run,
+            registry_url=self.registry_url,
+        )
+        return data
+
+
+def is_local_registry(uri: str) -> bool:
+    """A registry in a local file (SQLite, or a bare path), not a shared server or database."""
+    scheme = uri.split(":", 1)[0].lower() if ":" in uri else ""
+    return scheme in ("sqlite", "file", "") and not uri.startswith("databricks")
+
+
+def redact(uri: str) -> str:
+    """The URI without a password or token in it, for logs, summaries and errors."""
+    parts = urlsplit(uri)
+    if "@" not in parts.netloc:
+        return uri
+    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
+
+
+def registry_url(uri: str, name: str, version: str | None = None) -> str | None:
+    """The registry UI page of a model (version) when the tracking URI is an http(s) server."""
+    if not uri.startswith(("http://", "https://")):
+        return None
+    parts = urlsplit(uri)
+    uri = urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1]))
+    url = f"{uri.rstrip('/')}/#/models/{quote(name, safe='')}"
+    return f"{url}/versions/{version}" if version else url
+
+
+def promote(
+    root: str | os.PathLike[str] = ".",
+    *,
+    params_path: str | os.PathLike[str] = "params.yaml",
+    lock_path: str | os.PathLike[str] = LOCK_PATH,
+    rebuild: bool = True,
+) -> PromoteResult:
+    """Make the model dvc.lock declares the registry's ``@champion`` (see the module docstring).
+
+    Relative paths are taken from the current directory; `root` is the repository root.
+    """
+    import mlflow
+
+    from gitops_ml.config import load_params
+
+    root = Path(root)
+    crash_after = _crash_point()
+    params = load_params(params_path)
+    declared = read_declared(lock_path)
+    name = params.mlflow.model_name
+    uri = tracking.configure()
+    sha, dirty = tracking.git_state(root)
+    pr = pr_number(root)
+    notes: list[str] = []
+
+    client = mlflow.MlflowClient()
+    with registry_errors(f"searching versions of '{name}'"):
+        existing = versions_with_md5(client, name, declared.md5)
+
+    if existing:
+        found = existing[0]
+        version, created, source = str(found.version), False, "registry"
+        run_id, run_reused = found.run_id, None
+        built = found.tags.get(TAG_MODEL_MD5_BUILT)
+        lineage = {k: v for k, v in found.tags.items() if k.startswith(tracking.TAG_PREFIX)}
+        log.info("version %s of '%s' already carries model md5 %s", version, name, declared.md5)
+    else:
+        metrics, note = committed_metrics(root, declared)
+        if note:
+            notes.append(note)
+        run_params = {k: _tag_value(v) for k, v in declared.params.items()}
+        with registry_errors("looking for a finished promotion run"):
+            run = _finished_promotion_run(client, params.mlflow.experiment, declared.md5)
+        if run is not None:
+            run_id, run_reused = run.info.run_id, True
+            model_uri = run.data.tags[tracking.TAG_MODEL_URI]
+            lineage = {
+                k: v
+                for k, v in run.data.tags.items()
+                if k.startswith(tracking.TAG_PREFIX)
+                and k not in (TAG_PROMOTION, tracking.TAG_MODEL_URI)
+            }
+            log.info("reusing the finished promotion run %s", run_id)
+        else:
+            with tempfile.TemporaryDirectory(prefix="gitops-ml-promote-") as tmp:
+                artifact = obtain_artifact(root, declared, Path(tmp), rebuild=rebuild)
+                with registry_errors("finding the training run"):
+                    train_run = tracking.find_run_by_model_hash(
+                        declared.md5, params.mlflow.experiment
+                    )
+                lineage = _lineage(declared, artifact, sha=sha, dirty=dirty, pr=pr)
+                if train_run is not None and train_run.data.tags.get(TAG_PROMOTION) != "true":
+                    lineage[TAG_TRAIN_RUN_ID] = train_run.info.run_id
+                with registry_errors("logging the promotion run"):
+                    run_id, model_uri = _log_promotion_run(
+                        root=root,
+                        params=params,
+                        artifact=artifact,
+                        lock_path=Path(lock_path),
+                        tags=lineage,
+                        run_params=run_params,
+                        metrics=metrics,
+                    )
+            run_reused = False
+        source = lineage.get(TAG_ARTIFACT_SOURCE, "registry")
+        built = lineage.get(TAG_MODEL_MD5_BUILT)
+        if built:
+            notes.append(
+                f"the rebuilt {declared.path} has md5 {built}, dvc.lock declares "
+                f"{declared.md5} (same inputs, other bytes: another OS or CPU)"
+            )
+        _checkpoint("run", crash_after)
+
+        version_tags = {
+            **lineage,
+            **{f"{PARAM_TAG_PREFIX}{k}": v for k, v in run_params.items()},
+            **{f"{METRIC_TAG_PREFIX}{k}": repr(v) for k, v in metrics.items()},
+        }
+        with registry_errors(f"registering a version of '{name}'"):
+            _ensure_registered_model(client, name)
+            mv = client.create_model_version(
+                name,
+                source=model_uri,
+                run_id=run_id,
+                tags=version_tags,
+                description=(
+                    f"{declared.path} md5 {declared.md5} as declared by dvc.lock"
+                    + (f" at {sha[:12]}" if sha else "")
+                ),
+                model_id=model_uri.removeprefix("models:/")
+                if model_uri.startswith("models:/m-")
+                else None,
+            )
+        version, created = str(mv.version), True
+        log.info("registered '%s' version %s (model md5 %s)", name, version, declared.md5)
+        _checkpoint("register", crash_after)
+
+    with registry_errors(f"reading the aliases of '{name}'"):
+        aliases = aliases_of(client, name) or {}
+    moves = plan_aliases(aliases, version)
+    with registry_errors(f"moving the aliases of '{name}'"):
+        for move in moves:
+            client.set_registered_model_alias(name, move.alias, move.new)
+            log.info("alias %s: %s -> %s", move.alias, move.old or "(none)", move.new)
+            if move.alias == PREVIOUS:
+                _checkpoint("previous", crash_after)
+    return PromoteResult(
+        model_name=name,
+        version=version,
+        created=created,
+        artifact_source=source,
+        model_md5=declared.md5,
+        model_md5_built=built,
+        dvc_lock_md5=declared.lock_md5,
+        git_sha=sha,
+        pr_number=pr,
+        run_id=run_id,
+        run_reused=run_reused,
+        alias_moves=moves,
+        tracking_uri=redact(uri),
+        lineage=lineage,
+        notes=notes,
+    )
+
+
+def _moves_text(moves: list[AliasMove], version: str) -> str:
+    if not moves:
+        return f"none (`@{CHAMPION}` already on version {version})"
+    return "; ".join(f"`@{m.alias}`: {m.old or '(none)'} → {m.new}" for m in moves)
+
+
+def summary_lines(result: PromoteResult) -> list[str]:
+    """The short CLI summary."""
+    source = SOURCES.get(result.artifact_source, result.artifact_source)
+    how = f"created; artifact from {source}" if result.created else "already registered"
+    lines = [f"{result.model_name} version {result.version} ({how}), model md5 {result.model_md5}"]
+    if result.alias_moves:
+        lines.append(
+            "aliases: "
+            + "; ".join(f"{m.alias} {m.old or '(none)'} -> {m.new}" for m in result.alias_moves)
+        )
+    else:
+        lines.append(f"aliases: unchanged ({CHAMPION} is version {result.version})")
+    lines.append(f"{result.model_uri} ({result.tracking_uri})")
+    lines.extend(f"note: {n}" for n in result.notes)
+    return lines
+
+
+def summary_markdown(result: PromoteResult) -> str:
+    """The GitHub job summary of a promotion."""
+    how = "created" if result.created else "already registered (no new version)"
+    rows = [
+        ("model", f"`{result.model_uri}` = version {result.version}, {how}"),
+        ("alias moves", _moves_text(result.alias_moves, result.version)),
+        ("artifact", SOURCES.get(result.artifact_source, result.artifact_source)),
+        ("git commit", f"`{result.git_sha}`" if result.git_sha else "—"),
+        ("dvc.lock md5", f"`{result.dvc_lock_md5}`"),
+        ("model md5 (dvc.lock)", f"`{result.model_md5}`"),
+    ]
+    if result.model_md5_built:
+        rows.append(("model md5 (rebuilt)", f"`{result.model_md5_built}`"))
+    data_md5 = result.lineage.get(tracking.TAG_TRAIN_DATA_MD5)
+    rows.append(("train data md5", f"`{data_md5}`" if data_md5 else "—"))
+    rows.append(("pull request", f"#{result.pr_number}" if result.pr_number else "—"))
+    if result.run_id:
+        rows.append(("promotion run", f"`{result.run_id}`"))
+    lines = [
+        f"## Promotion: `{result.model_name}` version {result.version} is `@{CHAMPION}`",
+        "",
+        "| | |",
+        "|---|---|",
+        *(f"| {k} | {v} |" for k, v in rows),
+        "",
+    ]
+    if result.registry_url:
+        lines.append(f"Registry: [{result.model_name} v{result.version}]({result.registry_url})")
+    elif result.dry_run:
+        lines.append(
+            f"_dry run: local sqlite registry (`{result.tracking_uri}`); set "
+            "`MLFLOW_TRACKING_URI` to promote to a tracking server._"
+        )
+    else:
+        lines.append(f"Registry: `{result.tracking_uri}`")
+    lines.extend(f"\n> {n}" for n in result.notes)
+    return "\n".join(lines) + "\n"
+
+
+# -- verify --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    ok: bool
+    message: str
+    declared_md5: str
+    champion_version: str | None
+    champion_md5: str | None
+
+
+def _sqlite_file(uri: str) -> Path | None:
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(uri.removeprefix("sqlite:///").split("?", 1)[0])
+
+
+def verify(
+    *,
+    params_path: str | os.PathLike[str] = "params.yaml",
+    lock_path: str | os.PathLike[str] = LOCK_PATH,
+) -> VerifyResult:
+    """Does ``@champion`` carry the model md5 that dvc.lock declares?"""
+    from gitops_ml.config import load_params
+
+    params = load_params(params_path)
+    declared = read_declared(lock_path)
+    name = params.mlflow.model_name
+    uri = tracking.tracking_uri()
+    db = _sqlite_file(uri)
+    if db is not None and not db.exists():
+        return VerifyResult(
+            False,
+            f"no {CHAMPION} alias: the registry {uri} does not exist; dvc.lock declares model "
+            f"md5 {declared.md5}",
+            declared.md5,
+            None,
+            None,
+        )
+    import mlflow
+
+    tracking.configure()
+    client = mlflow.MlflowClient()
+    with registry_errors(f"reading '{name}'"):
+        aliases = aliases_of(client, name)
+        version = (aliases or {}).get(CHAMPION)
+        champion = client.get_model_version(name, version) if version else None
+    if champion is None:
+        where = f"no registered model '{name}'" if aliases is None else f"'{name}' has none"
+        return VerifyResult(
+            False,
+            f"no {CHAMPION} alias ({where}); dvc.lock declares model md5 {declared.md5}",
+            declared.md5,
+            None,
+            None,
+        )
+    md5 = champion.tags.get(tracking.TAG_MODEL_MD5)
+    if md5 == declared.md5:
+        return VerifyResult(
+            True,
+            f"ok: {name}@{CHAMPION} is version {version} with model md5 {md5}, as dvc.lock "
+            "declares",
+            declared.md5,
+            version,
+            md5,
+        )
+    return VerifyResult(
+        False,
+        f"mismatch: dvc.lock declares model md5 {declared.md5}, but {name}@{CHAMPION} is "
+        f"version {version} with model md5 {md5 or '(no md5 tag)'}",
+        declared.md5,
+        version,
+        md5,
+    )
+
+
+# -- CLI -----------------------------------------------------------------------------------------
+
+
+def _write_text(path: str, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def _promote_cmd(args: argparse.Namespace) -> int:
+    from gitops_ml.gitops import git
+
+    root = git.repo_root(Path.cwd())
+    result = promote(
+        root, params_path=args.params, lock_path=args.lock, rebuild=not args.no_rebuild
+    )
+    if args.json:
+        write_json(args.json, result.to_dict())
+    if args.summary:
+        _write_text(args.summary, summary_markdown(result))
+    print("\n".join(summary_lines(result)))
+    return 0
+
+
+def _verify_cmd(args: argparse.Namespace) -> int:
+    result = verify(params_path=args.params, lock_path=args.lock)
+    if args.json:
+        write_json(args.json, asdict(result))
+    print(result.message)
+    return 0 if result.ok else 1
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--params", default="params.yaml", help="the params file (default: %(default)s)")
+    p.add_argument(
+        "--lock", default=LOCK_PATH, help="the dvc.lock to follow (default: %(default)s)"
+    )
+
+
+def register(sub: Any) -> None:
+    """Add the `promote` and `verify` subcommands to the `gitops-ml` parser."""
+    p = sub.add_parser(
+        "promote", help="make the model dvc.lock declares @champion in the MLflow registry"
+    )
+    _common(p)
+    p.add_argument(
+        "--no-rebuild",
+        action="store_true",
+        help="fail instead of rebuilding the model when no cache or remote has it",
+    )
+    p.add_argument("--summary", default=None, help="markdown summary to write (job summary)")
+    p.add_argument("--json", default=None, help="the result as JSON, to write to this file")
+    p.set_defaults(func=_promote_cmd)
+
+    p = sub.add_parser(
+        "verify", help="check that @champion carries the model md5 dvc.lock declares"
+    )
+    _common(p)
+    p.add_argument("--json", default=None, help="the verdict as JSON, to write to this file")
+    p.set_defaults(func=_verify_cmd)
