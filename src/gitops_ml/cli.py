@@ -233,6 +233,9 @@ def build_parser() -> argparse.ArgumentParser:
     from gitops_ml.gitops import promote
 
     promote.register(sub)
+    from gitops_ml.gitops import retrain
+
+    retrain.register(sub)
     return parser
 
 

@@ -3,6 +3,11 @@
 Loaders only read and normalise (column names, whitespace, missing markers, label spelling); they
 do not judge the data. Whether the data is fit to train on is the schema's job (validate stage),
 so a bad CSV is reported here only when it cannot be read as a table at all.
+
+New data arrives as batches: every parquet or CSV file in `BATCHES_DIR` of the source directory
+is appended to the source's rows in file-name order (`load_dataset`). The batches directory is
+DVC-tracked (`dvc add data/source/batches`, as `gitops-ml retrain` does), so batches go to the
+DVC remote, not into git; without batch files the ingested data is exactly the source's.
 """
 
 from __future__ import annotations
@@ -67,6 +72,11 @@ _MAGIC = {
     b"%PDF": ("a PDF document", ""),
 }
 _HEAD_BYTES = 1 << 16
+
+#: The folder of the source directory whose files are appended to the source (`load_dataset`).
+BATCHES_DIR = "batches"
+#: The file names read as batches; any other visible file in the folder is an error.
+BATCH_SUFFIXES = (".parquet", ".csv", ".csv.gz", ".csv.bz2", ".csv.xz")
 
 
 # --------------------------------------------------------------------------------------------
@@ -506,6 +516,108 @@ def load_source(cfg: DataConfig, source_dir: Path) -> pd.DataFrame:
         raise DataError(f"unknown data.source '{cfg.source}'")
     _require_target(df, cfg, where=where)
     return df
+
+
+def load_dataset(cfg: DataConfig, source_dir: Path) -> pd.DataFrame:
+    """The configured source with every batch of `source_dir/BATCHES_DIR` appended, in order.
+
+    Without batch files this is `load_source` itself, so the ingested data is byte-identical
+    to the data before batches existed.
+    """
+    df = load_source(cfg, source_dir)
+    files = batch_files(Path(source_dir) / BATCHES_DIR)
+    if not files:
+        return df
+    return append_batches(df, [read_batch(path, df) for path in files])
+
+
+# --------------------------------------------------------------------------------------------
+# batches
+
+
+def batch_files(batch_dir: Path) -> list[Path]:
+    """The batch files of `batch_dir` in sorted file-name order (none when it does not exist).
+
+    Hidden files are skipped; any other file that is not a batch is an error, so a stray file
+    never silently changes what the model is trained on.
+    """
+    d = Path(batch_dir)
+    if not d.exists():
+        return []
+    if not d.is_dir():
+        raise DataError(f"{d}: is a file; batches go into a directory of parquet or CSV files")
+    files = []
+    for path in sorted(d.iterdir(), key=lambda p: p.name):
+        if path.name.startswith("."):
+            continue
+        if path.is_dir():
+            raise DataError(f"{path}: is a directory; put the batch files directly in {d}")
+        if not path.name.lower().endswith(BATCH_SUFFIXES):
+            raise DataError(
+                f"{path}: not a batch file; batches are {', '.join(BATCH_SUFFIXES)} files"
+            )
+        files.append(path)
+    return files
+
+
+def read_batch(path: Path, like: pd.DataFrame) -> pd.DataFrame:
+    """One batch file with the columns of `like` (the source), in its order and kinds.
+
+    A batch must have exactly the source's columns. A column that is numeric in the source
+    must hold numbers in the batch too; text columns of the source are read as text.
+    """
+    p = Path(path)
+    if p.name.lower().endswith(".parquet"):
+        try:
+            df = pd.read_parquet(p)
+        except (OSError, ValueError) as exc:
+            raise DataError(f"{p}: cannot read the batch as parquet: {_first_line(exc)}") from None
+        df.columns = [str(c).strip() for c in df.columns]
+        df = _normalise_text(df)
+    else:
+        df = read_csv(p)
+    columns = [str(c) for c in like.columns]
+    missing = [c for c in columns if c not in df.columns]
+    extra = [c for c in df.columns if c not in columns]
+    if missing or extra:
+        parts = [f"missing {', '.join(missing)}"] if missing else []
+        parts += [f"unexpected {', '.join(extra)}"] if extra else []
+        raise DataError(f"{p}: batch columns differ from the source's: {'; '.join(parts)}")
+    if len(df) == 0:
+        raise DataError(f"{p}: the batch has no rows")
+    out = df.loc[:, columns].reset_index(drop=True)
+    for col in columns:
+        out[col] = _as_kind_of(out[col], like[col], p)
+    return out
+
+
+def append_batches(df: pd.DataFrame, batches: list[pd.DataFrame]) -> pd.DataFrame:
+    """`df` with the rows of each batch appended in order (a new frame; inputs untouched)."""
+    if not batches:
+        return df
+    return pd.concat([df, *batches], ignore_index=True)
+
+
+def _as_kind_of(values: pd.Series, source: pd.Series, path: Path) -> pd.Series:
+    """A batch column as numbers when the source's is numeric, as text when the source's is."""
+    numeric = pd.api.types.is_numeric_dtype(source) and not pd.api.types.is_bool_dtype(source)
+    if numeric:
+        if pd.api.types.is_numeric_dtype(values):
+            return values
+        numbers = pd.to_numeric(values.astype(object), errors="coerce")
+        wrong = values[numbers.isna() & values.notna()]
+        if len(wrong):
+            raise DataError(
+                f"{path}: column '{values.name}' is numeric in the source but holds text "
+                f"(e.g. {wrong.iloc[0]!r})"
+            )
+        return numbers.astype("float64") if numbers.isna().any() else numbers
+    if pd.api.types.is_string_dtype(source) and not pd.api.types.is_string_dtype(values):
+        missing = values.isna()
+        if pd.api.types.is_float_dtype(values) and (values.dropna() % 1 == 0).all():
+            values = values.astype("Int64")  # 7.0 (a whole number beside a missing one) -> "7"
+        return values.astype("str").mask(missing)
+    return values
 
 
 def _require_target(df: pd.DataFrame, cfg: DataConfig, where: str) -> None:

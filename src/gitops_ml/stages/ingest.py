@@ -2,6 +2,8 @@
 
 Only reading and normalising happen here (see gitops_ml.sources); whether the data is fit to train
 on is decided by the validate stage, so every source is judged by the same reviewed schema.
+The batches in `<source-dir>/batches/` (new data, see `gitops-ml retrain`) are appended to the
+source's rows in file-name order.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 from gitops_ml.config import DataConfig, load_params
 from gitops_ml.errors import cli_entry
 from gitops_ml.files import write_parquet
-from gitops_ml.sources import load_source
+from gitops_ml.sources import BATCHES_DIR, batch_files, load_dataset
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +47,15 @@ def main(argv: list[str] | None = None) -> int:
             args.source_dir,
             args.source_dir,
         )
-    df = load_source(cfg, args.source_dir)
+    df = load_dataset(cfg, args.source_dir)
+    batches = batch_files(args.source_dir / BATCHES_DIR)
     write_parquet(args.output, df)
     log.info(
-        "ingested %d rows x %d columns from %s into %s",
+        "ingested %d rows x %d columns from %s%s into %s",
         len(df),
         len(df.columns),
         cfg.source,
+        f" and {len(batches)} batch file(s) of {args.source_dir / BATCHES_DIR}" if batches else "",
         args.output,
     )
     return 0

@@ -1,0 +1,619 @@
+"""Retraining pull requests: a drifted batch becomes new training data in a reviewed PR.
+
+`gitops-ml retrain --batch FILE` runs after `gitops-ml drift` judged FILE (its JSON report says
+whether the batch drifted, its markdown becomes the pull request's description). Nothing is
+deployed: the pull request gets the usual reproduction, report and quality gate (pr.yml), and
+merging it is what promotes the retrained model.
+
+On drift, step by step:
+
+1. If an open pull request from the retrain branch (``--branch``, default ``retrain/drift``)
+   exists, say so and stop (exit 0): one retraining PR at a time, new batches wait for it.
+2. Check the checkout: no uncommitted changes to tracked files, the pipeline up to date
+   (`dvc status` clean, so the PR shows the effect of the batch alone), the batch readable
+   with the source's columns.
+3. Branch from the current commit (main), copy the batch to
+   ``data/source/batches/<UTC date>-<md5 prefix>.<suffix>``, `dvc add data/source/batches`
+   (the batches are a DVC-tracked directory: their bytes go to the DVC remote, git holds
+   ``data/source/batches.dvc``), `dvc repro` (the ingest stage appends every batch to the
+   source), and `dvc push` when a default DVC remote is configured (otherwise skipped with a
+   warning: CI cannot fetch the batch then).
+4. Commit dvc.lock, the .dvc file and the changed metrics (params are untouched), push the
+   branch to ``--remote`` (default ``origin``), open the pull request through the GitHub REST
+   client (`gitops_ml.gitops.github`).
+
+If a step after branching fails, the checkout is put back: the original branch, the batch file
+removed, the DVC outputs checked out again. Re-running after any failure opens exactly one pull
+request: when the remote already has the branch for this batch on this commit (the pull request
+could not be opened last time), it is opened from that branch without retraining again; any
+other branch left by a failed run is replaced (force push), which is safe because no open pull
+request uses it (step 1). The commit's trailers (``Retrain-Batch``, ``Retrain-Batch-MD5``)
+identify the batch.
+
+Authentication: the API calls and the git remote use the token of ``GITHUB_TOKEN`` (or
+``GH_TOKEN``), with ``GITHUB_REPOSITORY`` and ``GITHUB_API_URL`` as GitHub Actions sets them.
+For an ``https://`` remote the token is handed to git as an ``Authorization`` header through
+``GIT_CONFIG_*`` environment variables (never on a command line or in .git/config), so the
+workflow checks out with ``persist-credentials: false`` and gives the token to this one step.
+.github/workflows/monitor.yml does it like this::
+
+    - name: Open the retraining pull request
+      env:
+        RETRAIN_TOKEN: ${{ secrets.RETRAIN_TOKEN }}
+        WORKFLOW_TOKEN: ${{ github.token }}
+      run: |
+        GITHUB_TOKEN="${RETRAIN_TOKEN:-$WORKFLOW_TOKEN}"  # (it also warns on the fallback)
+        export GITHUB_TOKEN
+        gitops-ml retrain --batch "$BATCH"
+
+``RETRAIN_TOKEN`` is a fine-grained personal access token or a GitHub App token with contents
+and pull-requests write access: the events of the workflow's own ``github.token`` start no
+workflows, so a pull request opened with it would get no CI run (no report, no gate).
+
+Exit codes: 0 a pull request was opened, or one is already open, or the report says no drift;
+2 on errors (one line; nothing is left half-done in the checkout).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import dataclasses
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import urllib.parse
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from gitops_ml.errors import GitopsMLError
+from gitops_ml.files import file_md5
+from gitops_ml.gitops import git
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BRANCH = "retrain/drift"
+DEFAULT_SOURCE_DIR = "data/source"
+#: At most this many drifted features are named in the pull request's title.
+TITLE_FEATURES = 3
+#: GitHub refuses pull request descriptions longer than this many characters.
+MAX_BODY_CHARS = 65_536
+#: The commit author when git has no identity configured (a CI runner).
+BOT_NAME = "github-actions[bot]"
+BOT_EMAIL = "41898282+github-actions[bot]@users.noreply.github.com"
+#: Trailers of the retraining commit: which batch it adds, so a rerun can recognise its branch.
+BATCH_TRAILER = "Retrain-Batch"
+MD5_TRAILER = "Retrain-Batch-MD5"
+DATA_TRAILER = "Retrain-Data-Pushed"
+
+
+class RetrainError(GitopsMLError):
+    """A retraining step failed; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Drift:
+    """What `gitops-ml drift` wrote about the batch."""
+
+    drift: bool
+    current: str | None
+    drifted_features: tuple[str, ...]
+    summary: str
+    markdown: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What `retrain` did: ``opened``, ``exists`` (an open PR) or ``no-drift``."""
+
+    action: str
+    url: str | None = None
+    number: int | None = None
+    branch: str | None = None
+    batch_path: str | None = None
+
+
+# -- inputs -------------------------------------------------------------------------------------
+
+
+def read_drift(json_path: Path, markdown_path: Path) -> Drift:
+    """The drift verdict and its markdown, or a one-line error naming what is wrong."""
+    try:
+        data = json.loads(Path(json_path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RetrainError(f"{json_path}: file not found (run `gitops-ml drift` first)") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise RetrainError(f"{json_path}: not a drift report: {exc}") from None
+    if not isinstance(data, Mapping) or not isinstance(data.get("drift"), bool):
+        raise RetrainError(f"{json_path}: not a drift report (no boolean 'drift' key)")
+    features = data.get("drifted_features") or []
+    markdown = ""
+    if data["drift"]:
+        try:
+            markdown = Path(markdown_path).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise RetrainError(
+                f"{markdown_path}: file not found (the pull request's description)"
+            ) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise RetrainError(f"{markdown_path}: cannot read it: {exc}") from None
+        if not markdown.strip():
+            raise RetrainError(f"{markdown_path}: is empty; refusing to open an empty PR")
+    return Drift(
+        drift=data["drift"],
+        current=data.get("current") if isinstance(data.get("current"), str) else None,
+        drifted_features=tuple(str(f) for f in features if isinstance(f, str)),
+        summary=str(data.get("summary", "")),
+        markdown=markdown,
+    )
+
+
+def pr_title(drift: Drift) -> str:
+    """``Retrain: drift detected in age, sex (+2 more)``, or the predictions' drift."""
+    names = list(drift.drifted_features)
+    if not names:
+        return "Retrain: drift detected in the model's predictions"
+    shown = ", ".join(names[:TITLE_FEATURES])
+    more = f" (+{len(names) - TITLE_FEATURES} more)" if len(names) > TITLE_FEATURES else ""
+    return f"Retrain: drift detected in {shown}{more}"
+
+
+def pr_body(drift: Drift, batch_path: str, pushed: bool) -> str:
+    """The drift markdown plus what the pull request changes, within GitHub's limit."""
+    storage = (
+        "pushed to the DVC remote"
+        if pushed
+        else "**not pushed: no DVC remote is configured**, so CI cannot fetch it"
+    )
+    footer = (
+        "\n\n---\n"
+        f"Opened by `gitops-ml retrain`: the batch is appended to the training data as "
+        f"`{batch_path}` (DVC-tracked, {storage}) and the pipeline was reproduced; "
+        "dvc.lock and the metrics are in this branch, params.yaml is unchanged. "
+        "Merge only if the report and the quality gate of this pull request are good: "
+        "merging promotes the retrained model.\n"
+    )
+    text = drift.markdown.strip("\n")
+    room = MAX_BODY_CHARS - len(footer) - 100
+    if len(text) > room:
+        text = text[: text.rfind("\n", 0, room)] + "\n\n(drift report truncated)"
+    return text + footer
+
+
+# -- subprocesses -------------------------------------------------------------------------------
+
+
+def _env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "DVC_NO_ANALYTICS": "1",
+        "GIT_TERMINAL_PROMPT": "0",
+    }
+    env.update(extra or {})
+    return env
+
+
+def _run(
+    root: Path,
+    cmd: Sequence[str],
+    what: str,
+    *,
+    env: Mapping[str, str] | None = None,
+    echo: bool = False,
+    timeout: int = 3600,
+) -> str:
+    """stdout of `cmd`; a failure is a RetrainError with the command's last error line."""
+    try:
+        proc = subprocess.run(
+            list(cmd),
+            cwd=root,
+            env=dict(env) if env is not None else _env(),
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=timeout,
+        )
+    except FileNotFoundError:
+        raise RetrainError(f"{what}: {cmd[0]} is not installed or not on PATH") from None
+    except subprocess.TimeoutExpired:
+        raise RetrainError(f"{what}: no answer after {timeout} s") from None
+    if echo and (proc.stdout.strip() or proc.stderr.strip()):
+        sys.stdout.write(proc.stdout + proc.stderr)
+        sys.stdout.flush()
+    if proc.returncode != 0:
+        raise RetrainError(f"{what} failed: {_error_line(proc)}")
+    return proc.stdout
+
+
+def _error_line(proc: subprocess.CompletedProcess[str]) -> str:
+    """The first ``ERROR``/``fatal`` line of a failed command's output, else its last line."""
+    lines = [line.strip() for line in (proc.stderr + "\n" + proc.stdout).splitlines()]
+    lines = [line for line in lines if line]
+    errors = [line for line in lines if line.lower().startswith(("error", "fatal"))]
+    if errors:
+        return errors[0][:300]
+    return lines[-1][:300] if lines else f"exit code {proc.returncode}"
+
+
+def _dvc(root: Path, *args: str, what: str | None = None, echo: bool = False) -> str:
+    return _run(root, [sys.executable, "-m", "dvc", *args], what or f"dvc {args[0]}", echo=echo)
+
+
+def _git(root: Path, *args: str, env: Mapping[str, str] | None = None) -> str:
+    return _run(root, ["git", *args], f"git {args[0]}", env=env)
+
+
+def push_env(remote_url: str, token: str | None) -> dict[str, str]:
+    """Environment for `git push`: for an https remote, the token as an Authorization header.
+
+    Passed through ``GIT_CONFIG_COUNT``/``GIT_CONFIG_KEY_n``/``GIT_CONFIG_VALUE_n`` (git 2.31+),
+    so it is in no process's arguments and in no config file; the empty value first clears any
+    header a checkout left for the same host.
+    """
+    env = _env()
+    parts = urllib.parse.urlsplit(remote_url)
+    if not token or parts.scheme != "https" or not parts.hostname:
+        return env
+    key = f"http.https://{parts.netloc.rsplit('@', 1)[-1]}/.extraheader"
+    basic = base64.b64encode(f"x-access-token:{token}".encode()).decode("ascii")
+    n = int(env.get("GIT_CONFIG_COUNT", "0") or 0)
+    env.update(
+        {
+            "GIT_CONFIG_COUNT": str(n + 2),
+            f"GIT_CONFIG_KEY_{n}": key,
+            f"GIT_CONFIG_VALUE_{n}": "",
+            f"GIT_CONFIG_KEY_{n + 1}": key,
+            f"GIT_CONFIG_VALUE_{n + 1}": f"AUTHORIZATION: basic {basic}",
+        }
+    )
+    return env
+
+
+def _commit_env(root: Path) -> dict[str, str]:
+    """Commit as the configured user, else as the GitHub Actions bot (a CI runner has none)."""
+    env = _env()
+    for key, variables, default in (
+        ("user.name", ("GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME"), BOT_NAME),
+        ("user.email", ("GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL"), BOT_EMAIL),
+    ):
+        if not _has(root, key):
+            for variable in variables:
+                env.setdefault(variable, default)
+    return env
+
+
+def _has(root: Path, key: str) -> bool:
+    proc = subprocess.run(
+        ["git", "config", "--get", key], cwd=root, capture_output=True, env=_env(), check=False
+    )
+    return proc.returncode == 0
+
+
+# -- checks -------------------------------------------------------------------------------------
+
+
+def check_batch(batch: Path, root: Path, source_dir: Path, params_path: Path) -> int:
+    """Read the batch as the ingest stage will; its row count, or a DataError naming the file."""
+    from gitops_ml.config import load_params
+    from gitops_ml.sources import BATCH_SUFFIXES, load_source, read_batch
+
+    if not batch.is_file():
+        raise RetrainError(f"{batch}: batch file not found")
+    if not batch.name.lower().endswith(BATCH_SUFFIXES):
+        raise RetrainError(f"{batch}: not a batch file; use one of {', '.join(BATCH_SUFFIXES)}")
+    cfg = load_params(params_path).data
+    if cfg.path is not None and not Path(cfg.path).is_absolute():
+        # data.path is relative to the repository root, where `dvc repro` runs the stage.
+        cfg = dataclasses.replace(cfg, path=str(root / cfg.path))
+    source = load_source(cfg, root / source_dir)
+    return len(read_batch(batch, source))
+
+
+def check_checkout(root: Path, branch: str) -> None:
+    """Refuse a checkout that cannot be branched from cleanly (a one-line reason why)."""
+    changed = _git(root, "status", "--porcelain", "--untracked-files=no").splitlines()
+    if changed:
+        names = ", ".join(line[3:] for line in changed[:5])
+        raise RetrainError(
+            f"uncommitted changes to tracked files ({names}); retrain from a clean checkout of main"
+        )
+    current = _git(root, "rev-parse", "--abbrev-ref", "HEAD").strip()
+    if current == branch:
+        raise RetrainError(f"already on {branch}; check out main first")
+    status = _dvc(root, "status", "--json")
+    try:
+        stale = sorted(json.loads(status or "{}"))
+    except ValueError:
+        raise RetrainError(f"dvc status printed no JSON: {status[:200]!r}") from None
+    if stale:
+        raise RetrainError(
+            f"the pipeline is not up to date ({', '.join(stale)} changed); run `dvc pull` or "
+            "`dvc repro` on main first, so the pull request shows the batch's effect alone"
+        )
+
+
+def batch_destination(batch: Path, batches_dir: Path, today: datetime | None = None) -> Path:
+    """``<UTC date>-<md5 prefix><suffix>`` in `batches_dir`; a batch already there is an error."""
+    digest = file_md5(batch)[:8]
+    name = batch.name.lower()
+    suffix = ".parquet" if name.endswith(".parquet") else name[name.index(".csv") :]
+    if batches_dir.is_dir():
+        for existing in sorted(batches_dir.iterdir()):
+            if f"-{digest}." in existing.name:
+                raise RetrainError(
+                    f"{batch}: this batch is already in the training data as {existing}"
+                )
+    date = (today or datetime.now(UTC)).strftime("%Y-%m-%d")
+    return batches_dir / f"{date}-{digest}{suffix}"
+
+
+# -- the flow -----------------------------------------------------------------------------------
+
+
+def retrain(
+    *,
+    batch: Path,
+    drift_json: Path,
+    drift_markdown: Path,
+    branch: str = DEFAULT_BRANCH,
+    base: str = "main",
+    remote: str = "origin",
+    source_dir: Path = Path(DEFAULT_SOURCE_DIR),
+    params_path: Path = Path("params.yaml"),
+    env: Mapping[str, str] | None = None,
+) -> Outcome:
+    """Open the retraining pull request for a drifted batch (see the module docstring)."""
+    from gitops_ml.gitops.github import GitHubClient
+
+    drift = read_drift(drift_json, drift_markdown)
+    if not drift.drift:
+        print(f"{drift_json}: no drift; nothing to retrain")
+        return Outcome("no-drift")
+    batch = batch.resolve()
+    if drift.current is not None and Path(drift.current).resolve() != batch:
+        raise RetrainError(
+            f"{drift_json} judged {drift.current}, not the batch {batch}; "
+            "run `gitops-ml drift` on this batch first"
+        )
+
+    client = GitHubClient.from_env(env)
+    existing = client.find_open_pull(branch)
+    if existing is not None:
+        print(
+            f"a retraining pull request is already open: #{existing.get('number')} "
+            f"{existing.get('html_url', '')}; not opening another (this batch waits for it)"
+        )
+        return Outcome("exists", existing.get("html_url"), existing.get("number"), branch)
+
+    root = git.repo_root(Path.cwd())
+    rel_source = _inside(root, source_dir, "--source-dir")
+    remote_url = _run(root, ["git", "remote", "get-url", remote], f"git remote {remote}").strip()
+    git_env = push_env(remote_url, client.config.token)
+    start = git.resolve("HEAD", cwd=root)
+    digest = file_md5(batch)
+    earlier = pushed_earlier(root, remote, branch, start, digest, git_env)
+    if earlier is not None:
+        print(
+            f"{remote} has {branch} with this batch on {start[:12]} from an earlier run: "
+            "opening its pull request"
+        )
+        body = pr_body(drift, earlier.get(BATCH_TRAILER, "?"), earlier.get(DATA_TRAILER) == "yes")
+        pull = client.create_pull(pr_title(drift), branch, base, body)
+        return _opened(pull, branch, earlier.get(BATCH_TRAILER))
+
+    rows = check_batch(batch, root, rel_source, params_path.resolve())
+    check_checkout(root, branch)
+    original = _git(root, "rev-parse", "--abbrev-ref", "HEAD").strip()
+    if original == "HEAD":  # a detached checkout: come back to the commit
+        original = start
+    batches_dir = rel_source / "batches"
+    dest = batch_destination(batch, root / batches_dir)
+    rel_dest = dest.relative_to(root).as_posix()
+    dvc_file = f"{batches_dir.as_posix()}.dvc"
+    created_dir = not dest.parent.exists()
+    copied = False
+    try:
+        _git(root, "checkout", "-q", "-B", branch, start)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(batch, dest)
+        copied = True
+        print(f"added the batch ({rows} rows) as {rel_dest}")
+        _dvc(root, "add", batches_dir.as_posix(), what=f"dvc add {batches_dir.as_posix()}")
+        _dvc(root, "repro", echo=True)
+        pushed = _push_data(root)
+
+        _git(root, "add", "--", "dvc.lock", dvc_file, f"{rel_source.as_posix()}/.gitignore")
+        _git(root, "add", "-u")
+        message = (
+            f"{pr_title(drift)}\n\nThe batch ({rows} rows) is appended to the training data and "
+            f"the pipeline reproduced.\n{drift.summary}\n\n"
+            f"{BATCH_TRAILER}: {rel_dest}\n{MD5_TRAILER}: {digest}\n"
+            f"{DATA_TRAILER}: {'yes' if pushed else 'no'}\n"
+        )
+        _commit(root, message)
+        # --force: a branch left by a failed run is replaced (no open PR uses it, see above).
+        _run(
+            root,
+            ["git", "push", "--force", "-q", remote, f"HEAD:refs/heads/{branch}"],
+            f"git push to {remote}",
+            env=git_env,
+        )
+        print(f"pushed {branch} to {remote}")
+        pull = client.create_pull(pr_title(drift), branch, base, pr_body(drift, rel_dest, pushed))
+    except BaseException:
+        _restore(root, original, start, dest if copied else None, created_dir)
+        raise
+    print(f"this checkout is on {branch}; `git checkout {original} && dvc checkout` to go back")
+    return _opened(pull, branch, rel_dest)
+
+
+def _opened(pull: Mapping[str, Any], branch: str, batch_path: str | None) -> Outcome:
+    url = str(pull.get("html_url", ""))
+    print(f"opened the retraining pull request #{pull.get('number')} {url}")
+    return Outcome("opened", url, pull.get("number"), branch, batch_path)
+
+
+def pushed_earlier(
+    root: Path, remote: str, branch: str, start: str, digest: str, env: Mapping[str, str]
+) -> dict[str, str] | None:
+    """The trailers of `branch` on `remote` when an earlier run pushed it for this very batch on
+    this very commit (and then failed to open the pull request); None otherwise."""
+    heads = _run(
+        root,
+        ["git", "ls-remote", "--heads", remote, f"refs/heads/{branch}"],
+        f"git ls-remote {remote}",
+        env=env,
+    )
+    if not heads.strip():
+        return None
+    _run(
+        root,
+        ["git", "fetch", "-q", "--no-tags", remote, f"refs/heads/{branch}"],
+        f"git fetch {remote} {branch}",
+        env=env,
+    )
+    parent = git.git("rev-parse", "--verify", "--quiet", "FETCH_HEAD^", cwd=root, check=False)
+    parent = (parent or "").strip()
+    trailers: dict[str, str] = {}
+    for line in _git(root, "log", "-1", "--format=%B", "FETCH_HEAD").splitlines():
+        key, sep, value = line.partition(": ")
+        if sep and key in (BATCH_TRAILER, MD5_TRAILER, DATA_TRAILER):
+            trailers[key] = value.strip()
+    if parent != start or trailers.get(MD5_TRAILER) != digest:
+        return None
+    return trailers
+
+
+def _inside(root: Path, path: Path, flag: str) -> Path:
+    full = (Path.cwd() / path).resolve()
+    if not full.is_relative_to(root.resolve()):
+        raise RetrainError(f"{flag} {path} is outside the repository {root}")
+    return full.relative_to(root.resolve())
+
+
+def _push_data(root: Path) -> bool:
+    """`dvc push` to the default remote; False (with a warning) when there is none."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "dvc", "remote", "default"],
+        cwd=root,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    name = proc.stdout.strip() if proc.returncode == 0 else ""
+    if not name:
+        log.warning(
+            "no default DVC remote: skipped `dvc push`; the batch and the retrained outputs "
+            "stay in this machine's DVC cache and CI cannot fetch them"
+        )
+        return False
+    _dvc(root, "push", what=f"dvc push to the DVC remote {name}")
+    print(f"pushed the data to the DVC remote {name}")
+    return True
+
+
+def _commit(root: Path, message: str) -> None:
+    env = _commit_env(root)
+    try:
+        proc = subprocess.run(
+            ["git", "commit", "-q", "-F", "-"],
+            cwd=root,
+            env=env,
+            input=message,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+    except FileNotFoundError:
+        raise RetrainError("git is not installed or not on PATH") from None
+    if proc.returncode != 0:
+        raise RetrainError(f"git commit failed: {_error_line(proc)}")
+
+
+def _restore(root: Path, original: str, start: str, copied: Path | None, created_dir: bool) -> None:
+    """Put the checkout back as it was before branching (best effort, after a failure)."""
+    steps: list[tuple[str, list[str]]] = [
+        ("git reset", ["git", "reset", "-q", "--hard", start]),
+        ("git checkout", ["git", "checkout", "-q", original]),
+    ]
+    for what, cmd in steps:
+        proc = subprocess.run(cmd, cwd=root, env=_env(), capture_output=True, text=True)
+        if proc.returncode != 0:
+            log.warning("could not restore the checkout (%s): %s", what, _error_line(proc))
+            return
+    if copied is not None:
+        copied.unlink(missing_ok=True)
+        if created_dir and not any(copied.parent.iterdir()):
+            copied.parent.rmdir()
+    proc = subprocess.run(
+        [sys.executable, "-m", "dvc", "checkout", "--force", "--quiet"],
+        cwd=root,
+        env=_env(),
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        log.warning("restored git, but `dvc checkout` failed: %s", _error_line(proc))
+    else:
+        log.warning("restored the checkout to %s", original)
+
+
+# -- the CLI ------------------------------------------------------------------------------------
+
+
+def _retrain_cmd(args: argparse.Namespace) -> int:
+    retrain(
+        batch=Path(args.batch),
+        drift_json=Path(args.drift_json),
+        drift_markdown=Path(args.drift_markdown),
+        branch=args.branch,
+        base=args.base,
+        remote=args.remote,
+        source_dir=Path(args.source_dir),
+        params_path=Path(args.params),
+    )
+    return 0
+
+
+def register(sub: Any) -> None:
+    """Add the `retrain` subcommand to the `gitops-ml` parser."""
+    p = sub.add_parser(
+        "retrain",
+        help="open a pull request that retrains on a drifted batch (never deploys)",
+        description="After `gitops-ml drift` found drift in a batch: append the batch to the "
+        "DVC-tracked training data on a branch, reproduce the pipeline, push, and open one "
+        "pull request (none when one is already open). Exit 0: opened, already open or no "
+        "drift; 2: error.",
+    )
+    p.add_argument("--batch", required=True, help="the batch drift judged (.parquet or .csv)")
+    p.add_argument(
+        "--drift-json", default="reports/drift.json", help="drift's JSON (default: %(default)s)"
+    )
+    p.add_argument(
+        "--drift-markdown",
+        default="reports/drift.md",
+        help="drift's markdown, the PR description (default: %(default)s)",
+    )
+    p.add_argument(
+        "--branch", default=DEFAULT_BRANCH, help="the PR's head branch (default: %(default)s)"
+    )
+    p.add_argument("--base", default="main", help="the PR's base branch (default: %(default)s)")
+    p.add_argument(
+        "--remote", default="origin", help="git remote to push to (default: %(default)s)"
+    )
+    p.add_argument(
+        "--source-dir",
+        default=DEFAULT_SOURCE_DIR,
+        help="the ingest stage's source directory (default: %(default)s)",
+    )
+    p.add_argument("--params", default="params.yaml", help="the params file (default: %(default)s)")
+    p.set_defaults(func=_retrain_cmd)
