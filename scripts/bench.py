@@ -29,7 +29,6 @@ import platform
 import re
 import shlex
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -690,22 +689,6 @@ def _ping(url: str) -> bool:
         return False
 
 
-def stop_server(proc: subprocess.Popen[bytes]) -> None:
-    """Stop the server's process group: `mlflow models serve` and the uvicorn it starts."""
-    for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            break
-        try:
-            proc.wait(timeout=wait)
-            break
-        except subprocess.TimeoutExpired:
-            continue
-    with contextlib.suppress(ProcessLookupError):  # a worker may outlive the group leader
-        os.killpg(proc.pid, signal.SIGKILL)
-
-
 @contextlib.contextmanager
 def running_server(
     repo: Path, env: Mapping[str, str], log_path: Path, timeout: float = SERVER_START_TIMEOUT
@@ -742,6 +725,8 @@ def running_server(
                 time.sleep(0.2)
             yield url, time.perf_counter() - start
         finally:
+            from gitops_ml.gitops.loadtest import stop_server
+
             stop_server(proc)
 
 

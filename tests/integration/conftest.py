@@ -8,8 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
+
+from gitops_ml.sources import ADULT_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -92,3 +95,58 @@ def set_params(repo: Path, **sections: dict) -> None:
     for section, values in sections.items():
         params[section].update(values)
     path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+# -- a team's repository on a small sample: what the GitOps tests start from --------------------
+
+SAMPLE = "data/source/adult_sample.csv"
+
+
+def adult_sample(n: int) -> pd.DataFrame:
+    """A team's own CSV: n rows of the shipped Adult training file, with a header."""
+    df = pd.read_csv(
+        ROOT / "data/source/adult/adult.data.gz",
+        header=None,
+        names=list(ADULT_COLUMNS),
+        skipinitialspace=True,
+    )
+    return df.sample(n=n, random_state=7)
+
+
+def lock_hashes(repo: Path) -> dict[str, str]:
+    """Every output's md5 in dvc.lock, keyed by stage and path."""
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    return {
+        f"{name}:{out['path']}": out["md5"]
+        for name, stage in lock["stages"].items()
+        for out in stage.get("outs", [])
+    }
+
+
+def sample_repo(
+    dest: Path,
+    rows: int,
+    *,
+    files: tuple[str, ...] = (),
+    remote: Path | None = None,
+    message: str = "main: the pipeline on a sample",
+) -> Path:
+    """The template on `rows` rows of Adult (a CSV source), reproduced and committed on `main`.
+
+    `files` are more of this repository's files to copy in (the Makefile, a workflow...); with a
+    `remote` directory, it becomes the default DVC remote and everything is pushed there.
+    """
+    repo = copy_template(dest)
+    for rel in files:
+        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / rel, repo / rel)
+    adult_sample(rows).to_csv(repo / SAMPLE, index=False)
+    set_params(repo, data={"source": "csv", "path": SAMPLE}, evaluate={"importance_rows": 0})
+    if remote is not None:
+        run_in(repo, "dvc", "remote", "add", "-d", "storage", str(remote))
+    run_in(repo, "dvc", "repro")
+    if remote is not None:
+        run_in(repo, "dvc", "push")
+    run_in(repo, "git", "add", "-A")
+    run_in(repo, "git", "commit", "-q", "-m", message)
+    return repo

@@ -19,8 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.act import ActRun, git, require_act, run_act
-from tests.integration.conftest import ROOT, copy_template, run_in, set_params
-from tests.integration.test_pipeline import SAMPLE, adult_sample
+from tests.integration.conftest import ROOT, SAMPLE, adult_sample, copy_template, run_in, set_params
 
 pytestmark = pytest.mark.slow
 

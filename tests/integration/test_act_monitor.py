@@ -9,7 +9,6 @@ branch pushed to origin, one pull request).
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,8 +17,7 @@ import yaml
 
 from tests.fake_github import OWNER, REPO, TOKEN, FakeGitHub, serve_fake_github
 from tests.integration.act import ActRun, git, require_act, run_act
-from tests.integration.conftest import ROOT, copy_template, run_in, set_params
-from tests.integration.test_pipeline import SAMPLE, adult_sample
+from tests.integration.conftest import sample_repo
 
 pytestmark = pytest.mark.slow
 
@@ -39,17 +37,12 @@ def origin(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A bare repository holding `main`, reproduced; its data and model in the DVC remote."""
     require_act()
     base = tmp_path_factory.mktemp("act-monitor")
-    repo = copy_template(base / "main")
-    for rel in ("Makefile", "requirements.lock", WORKFLOW):
-        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / rel, repo / rel)
-    adult_sample(3000).to_csv(repo / SAMPLE, index=False)
-    set_params(repo, data={"source": "csv", "path": SAMPLE}, evaluate={"importance_rows": 0})
-    run_in(repo, "dvc", "remote", "add", "-d", "storage", str(base / "dvc-remote"))
-    run_in(repo, "dvc", "repro")
-    run_in(repo, "dvc", "push")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "main: the pipeline on a sample")
+    repo = sample_repo(
+        base / "main",
+        3000,
+        files=("Makefile", "requirements.lock", WORKFLOW),
+        remote=base / "dvc-remote",
+    )
     git(base, "clone", "-q", "--bare", str(repo), "origin.git")
     return base / "origin.git"
 

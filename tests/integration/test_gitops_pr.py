@@ -14,8 +14,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.integration.conftest import copy_template, run_in, set_params, template_env
-from tests.integration.test_pipeline import SAMPLE, adult_sample
+from tests.integration.conftest import (
+    SAMPLE,
+    adult_sample,
+    copy_template,
+    run_in,
+    set_params,
+    template_env,
+)
 
 pytestmark = pytest.mark.slow
 

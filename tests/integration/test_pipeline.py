@@ -7,36 +7,19 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
-from gitops_ml.sources import ADULT_COLUMNS
-from tests.integration.conftest import ROOT, copy_template, run_in, set_params
+from tests.integration.conftest import (
+    SAMPLE,
+    adult_sample,
+    copy_template,
+    lock_hashes,
+    run_in,
+    set_params,
+)
 
 pytestmark = pytest.mark.slow
 
-SAMPLE = "data/source/adult_sample.csv"
 OUTPUTS = ("models/model.joblib", "reports/metrics.json", "data/processed/train.parquet")
-
-
-def adult_sample(n: int) -> pd.DataFrame:
-    """A team's own CSV: n rows of the shipped Adult training file, with a header."""
-    df = pd.read_csv(
-        ROOT / "data/source/adult/adult.data.gz",
-        header=None,
-        names=list(ADULT_COLUMNS),
-        skipinitialspace=True,
-    )
-    return df.sample(n=n, random_state=7)
-
-
-def lock_hashes(repo: Path) -> dict[str, str]:
-    """Every output's md5 in dvc.lock, keyed by stage and path."""
-    lock = yaml.safe_load((repo / "dvc.lock").read_text())
-    return {
-        f"{name}:{out['path']}": out["md5"]
-        for name, stage in lock["stages"].items()
-        for out in stage.get("outs", [])
-    }
 
 
 @pytest.fixture(scope="module")

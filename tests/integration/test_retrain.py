@@ -21,8 +21,7 @@ import yaml
 from gitops_ml.files import file_md5
 from tests.fake_github import OWNER, REPO, TOKEN, FakeGitHub, serve_fake_github
 from tests.integration.act import git
-from tests.integration.conftest import copy_template, run_in, set_params
-from tests.integration.test_pipeline import SAMPLE, adult_sample, lock_hashes
+from tests.integration.conftest import lock_hashes, run_in, sample_repo
 
 pytestmark = pytest.mark.slow
 
@@ -34,14 +33,7 @@ BATCH_ROWS = "500"  # of the 600 held-out rows; drift.min_rows is 500
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`main` reproduced, committed and pushed to a bare `origin` and to the DVC remote."""
     base = tmp_path_factory.mktemp("retrain")
-    repo = copy_template(base / "repo")
-    adult_sample(3000).to_csv(repo / SAMPLE, index=False)
-    set_params(repo, data={"source": "csv", "path": SAMPLE}, evaluate={"importance_rows": 0})
-    run_in(repo, "dvc", "remote", "add", "-d", "storage", str(base / "dvc-remote"))
-    run_in(repo, "dvc", "repro")
-    run_in(repo, "dvc", "push")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "main: the pipeline on a sample")
+    repo = sample_repo(base / "repo", 3000, remote=base / "dvc-remote")
     git(base, "init", "-q", "--bare", "origin.git")
     git(repo, "remote", "add", "origin", str(base / "origin.git"))
     git(repo, "push", "-q", "origin", "main")

@@ -13,9 +13,16 @@ from pathlib import Path
 import pytest
 
 from gitops_ml.files import file_md5
-from tests.integration.conftest import copy_template, run_in, set_params, template_env
+from tests.integration.conftest import (
+    SAMPLE,
+    adult_sample,
+    copy_template,
+    lock_hashes,
+    run_in,
+    set_params,
+    template_env,
+)
 from tests.integration.s3_remote import S3Remote, run_moto_server
-from tests.integration.test_pipeline import SAMPLE, adult_sample, lock_hashes
 
 pytestmark = pytest.mark.slow
 

@@ -6,10 +6,8 @@ started once for the module and its whole process group is stopped by the fixtur
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -26,6 +24,7 @@ import pytest
 
 from gitops_ml import tracking
 from gitops_ml.gitops import loadtest
+from gitops_ml.gitops.loadtest import stop_server
 from tests.unit.test_predict import TARGET, TRAIN_ROWS, Champion, build_champion
 
 pytestmark = pytest.mark.slow
@@ -46,22 +45,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    """Stop the server's process group (mlflow and the uvicorn it starts)."""
-    for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            break
-        try:
-            proc.wait(timeout=wait)
-            break
-        except subprocess.TimeoutExpired:
-            continue
-    with contextlib.suppress(ProcessLookupError):  # a worker may outlive the group leader
-        os.killpg(proc.pid, signal.SIGKILL)
 
 
 def get(url: str, timeout: float = 2.0) -> int:
@@ -119,7 +102,7 @@ def server(
         print(f"\nmlflow models serve answered /ping after {elapsed:.1f} s")
         yield Server(url, champion, ws / "server.log", elapsed)
     finally:
-        stop(proc)
+        stop_server(proc)
         log.close()
 
 

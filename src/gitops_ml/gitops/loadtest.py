@@ -8,7 +8,11 @@ somebody else's host.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -124,3 +128,20 @@ def measure_serving(
         "rows_per_s": round(ok * batch_rows / wall, 1) if wall > 0 else float("nan"),
         "seconds": round(wall, 3),
     }
+
+
+def stop_server(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a server started in its own session (`start_new_session=True`): TERM to the whole
+    process group (`mlflow models serve` and the uvicorn workers it starts), then KILL."""
+    for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            proc.wait(timeout=wait)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    with contextlib.suppress(ProcessLookupError):  # a worker may outlive the group leader
+        os.killpg(proc.pid, signal.SIGKILL)
