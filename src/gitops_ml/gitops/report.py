@@ -285,7 +285,8 @@ def render_gate(gate: Mapping[str, Any]) -> list[str]:
             f"| `{rule.get('name')}` | {result} | {fmt(observed)} | {fmt(limit)} | {message} |"
         )
     if gate.get("champion_source"):
-        out += ["", f"Regression rules compare with the champion: {gate['champion_source']}."]
+        source = str(gate["champion_source"]).rstrip(".")
+        out += ["", f"Regression rules compare with the champion: {source}."]
     for warning in gate.get("warnings", []):
         out.append(f"\n> ⚠️ {warning}")
     return out
@@ -700,7 +701,9 @@ def build_report(
         elif data.champion is None:
             data.champion_source = source
 
-    data.gate, data.gate_note = _gate(gate_path, params, root, base_sha, head_sha)
+    data.gate, data.gate_note = _gate(
+        gate_path, params, root, base_sha, head_sha, (data.champion, data.champion_source)
+    )
     figures = root / FIGURES_DIR
     data.figures = sorted(p.name for p in figures.glob("*.png")) if figures.is_dir() else []
     data.workflow_url = _workflow_url(os.environ)
@@ -734,9 +737,15 @@ def _read_yaml_file(path: Path) -> Any:
 
 
 def _gate(
-    gate_path: Path | None, params: Any, root: Path, base_sha: str, head_sha: str
+    gate_path: Path | None,
+    params: Any,
+    root: Path,
+    base_sha: str,
+    head_sha: str,
+    champion: tuple[Mapping[str, Any] | None, str] = (None, ""),
 ) -> tuple[Mapping[str, Any] | None, str]:
-    """The gate verdict from gate.json, or the metric rules evaluated here when it is absent."""
+    """The gate verdict from gate.json, or the metric rules evaluated here when it is absent
+    (against `champion`, the champion's metrics on the PR's test split, when there are some)."""
     if gate_path is not None and gate_path.exists():
         gate = _read_json_file(gate_path)
         note = ""
@@ -752,6 +761,7 @@ def _gate(
         slices_path=root / SLICES_PATH,
         base=base_sha,
         check_lock=False,
+        rescore=lambda _sha: champion,
     )
     return result.to_dict(), (
         "No gate.json: the metric rules were evaluated by the report; the stale dvc.lock rule "
