@@ -8,6 +8,9 @@ VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 STAMP := $(VENV)/.installed
 LOCK := requirements.lock
+# Test files run on two workers (a file's tests stay together: they share module fixtures).
+# `make test PYTEST_WORKERS=` runs them in one process.
+PYTEST_WORKERS ?= -n 2 --dist loadfile
 # Node packages for the tests only (the real Mermaid library checks the report's chart).
 NODE_STAMP := node_modules/.installed
 
@@ -44,10 +47,10 @@ repro: $(STAMP) ## Run the DVC pipeline (dvc repro)
 	$(BIN)/dvc repro
 
 test: $(STAMP) $(NODE_STAMP) ## Run the whole test suite, slow tests included
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_WORKERS)
 
 test-fast: $(STAMP) ## Run the tests not marked slow
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest $(PYTEST_WORKERS) -m "not slow"
 
 lint: $(STAMP) ## Check style with ruff
 	$(BIN)/ruff check src tests scripts
