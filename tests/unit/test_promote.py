@@ -10,6 +10,7 @@ import yaml
 
 from gitops_ml import cli
 from gitops_ml.files import file_md5
+from gitops_ml.gitops import dvclock
 from gitops_ml.gitops import promote as pm
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -137,7 +138,7 @@ def test_workspace_differences_are_found_before_any_rebuild(tmp_path: Path) -> N
 
 def test_params_of_another_file_keep_their_file_name() -> None:
     entry = train_entry(params={"params.yaml": {"a": 1}, "other.yaml": {"b": 2}})
-    assert pm.stage_params(entry) == {"a": 1, "other.yaml:b": 2}
+    assert dvclock.stage_params(entry) == {"a": 1, "other.yaml:b": 2}
 
 
 # -- lineage -------------------------------------------------------------------------------------
@@ -306,3 +307,15 @@ def test_credentials_in_the_tracking_uri_never_reach_the_summary() -> None:
     assert "secret" not in text and "Registry: `postgresql://***@db/mlflow`" in text
     url = pm.registry_url("https://user:token@mlflow.example.com", "m", "1")
     assert url == "https://mlflow.example.com/#/models/m/versions/1"
+
+
+def test_lock_outputs_and_the_cache_path(tmp_path: Path) -> None:
+    lock = {
+        "stages": {"train": {"outs": [{"path": "models/model.joblib", "md5": "ab" + "c" * 30}]}}
+    }
+    md5 = dvclock.out_md5(lock, "models/model.joblib")
+    assert md5 == "ab" + "c" * 30
+    assert dvclock.out_md5(None, "models/model.joblib") is None
+    assert dvclock.out_md5(lock, "reports/metrics.json") is None
+    # Not a DVC repository: the default cache layout.
+    assert dvclock.cache_path(tmp_path, md5) == tmp_path / ".dvc/cache/files/md5/ab" / ("c" * 30)

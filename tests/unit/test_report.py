@@ -124,16 +124,6 @@ def test_markdown_falls_back_to_committed_metrics() -> None:
     assert "| **`roc_auc`** (primary) | 0.9300 | 0.9200 |" in md
 
 
-def test_lock_out_md5_and_cache_path(tmp_path) -> None:
-    lock = {
-        "stages": {"train": {"outs": [{"path": "models/model.joblib", "md5": "ab" + "c" * 30}]}}
-    }
-    md5 = r.lock_out_md5(lock, "models/model.joblib")
-    assert md5 == "ab" + "c" * 30
-    assert r.lock_out_md5(None, "models/model.joblib") is None
-    assert r.cache_path(tmp_path, md5) == tmp_path / ".dvc/cache/files/md5/ab" / ("c" * 30)
-
-
 def test_mlflow_link_only_for_a_tracking_server(monkeypatch) -> None:
     from types import SimpleNamespace
 

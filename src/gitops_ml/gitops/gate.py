@@ -40,6 +40,7 @@ import yaml
 
 from gitops_ml.config import LOWER_IS_BETTER, GateConfig, WorstSliceRule
 from gitops_ml.errors import DataError, GitopsMLError
+from gitops_ml.gitops import dvclock
 
 log = logging.getLogger(__name__)
 
@@ -219,34 +220,14 @@ def worst_slice_rule(slices: Mapping[str, Any] | None, rule: WorstSliceRule) -> 
 # -- the stale-lock rule ------------------------------------------------------------------------
 
 
-def _deps(stage: Mapping[str, Any]) -> dict[str, str | None]:
-    return {d["path"]: d.get("md5") or d.get("etag") for d in stage.get("deps") or []}
-
-
-def _outs(stage: Mapping[str, Any]) -> dict[str, str | None]:
-    return {o["path"]: o.get("md5") or o.get("etag") for o in stage.get("outs") or []}
-
-
-def _params(stage: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        f"{file}:{key}": value
-        for file, values in (stage.get("params") or {}).items()
-        for key, value in (values or {}).items()
-    }
-
-
-def _stages(lock: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    return (lock or {}).get("stages") or {}
-
-
 def _produced(*locks: Mapping[str, Any] | None) -> set[str]:
     """Every path some stage writes: as a dependency it is checked through its producer."""
-    return {path for lock in locks for stage in _stages(lock).values() for path in _outs(stage)}
-
-
-def _short(value: Any) -> str:
-    text = json.dumps(value, sort_keys=True) if not isinstance(value, str) else value
-    return text if len(text) <= 40 else text[:37] + "..."
+    return {
+        path
+        for lock in locks
+        for stage in dvclock.stages(lock).values()
+        for path in dvclock.stage_outs(stage)
+    }
 
 
 def lock_differences(
@@ -256,7 +237,7 @@ def lock_differences(
     stale: list[str] = []
     warnings: list[str] = []
     produced = _produced(committed, workspace)
-    old_stages, new_stages = _stages(committed), _stages(workspace)
+    old_stages, new_stages = dvclock.stages(committed), dvclock.stages(workspace)
     for name in sorted(set(old_stages) | set(new_stages)):
         if name not in old_stages:
             stale.append(f"stage '{name}' is not in the committed dvc.lock")
@@ -267,7 +248,7 @@ def lock_differences(
         old, new = old_stages[name], new_stages[name]
         if old.get("cmd") != new.get("cmd"):
             stale.append(f"stage '{name}': command changed")
-        old_deps, new_deps = _deps(old), _deps(new)
+        old_deps, new_deps = dvclock.stage_deps(old), dvclock.stage_deps(new)
         for path in sorted(set(old_deps) | set(new_deps)):
             if old_deps.get(path) == new_deps.get(path):
                 continue
@@ -282,18 +263,18 @@ def lock_differences(
             else:
                 stale.append(
                     f"stage '{name}': dependency {path} changed "
-                    f"({_short(old_deps[path])} -> {_short(new_deps[path])})"
+                    f"({dvclock.short(old_deps[path])} -> {dvclock.short(new_deps[path])})"
                 )
-        old_params, new_params = _params(old), _params(new)
+        old_params, new_params = dvclock.stage_params(old), dvclock.stage_params(new)
         for key in sorted(set(old_params) | set(new_params)):
             if key not in old_params or key not in new_params:
-                stale.append(f"stage '{name}': param {key.split(':', 1)[1]} added or removed")
+                stale.append(f"stage '{name}': param {key} added or removed")
             elif old_params[key] != new_params[key]:
                 stale.append(
-                    f"stage '{name}': param {key.split(':', 1)[1]} changed "
-                    f"({_short(old_params[key])} -> {_short(new_params[key])})"
+                    f"stage '{name}': param {key} changed "
+                    f"({dvclock.short(old_params[key])} -> {dvclock.short(new_params[key])})"
                 )
-        old_outs, new_outs = _outs(old), _outs(new)
+        old_outs, new_outs = dvclock.stage_outs(old), dvclock.stage_outs(new)
         for path in sorted(set(old_outs) & set(new_outs)):
             if old_outs[path] != new_outs[path]:
                 warnings.append(

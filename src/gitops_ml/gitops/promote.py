@@ -63,6 +63,8 @@ import yaml
 from gitops_ml import tracking
 from gitops_ml.errors import GitopsMLError
 from gitops_ml.files import atomic_path, file_md5, write_json
+from gitops_ml.gitops import dvclock
+from gitops_ml.gitops.dvclock import LOCK_PATH, METRICS_PATH, MODEL_PATH, TEST_PATH, TRAIN_STAGE
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -72,11 +74,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-LOCK_PATH = "dvc.lock"
-TRAIN_STAGE = "train"
-MODEL_PATH = "models/model.joblib"
-TEST_PATH = "data/processed/test.parquet"
-METRICS_PATH = "reports/metrics.json"
 
 CHAMPION = "champion"
 PREVIOUS = "previous"
@@ -133,11 +130,11 @@ class Declared:
 
     @property
     def deps(self) -> dict[str, str | None]:
-        return stage_deps(self.entry)
+        return dvclock.stage_deps(self.entry)
 
     @property
     def params(self) -> dict[str, Any]:
-        return stage_params(self.entry)
+        return dvclock.stage_params(self.entry)
 
     @property
     def train_data_md5(self) -> str | None:
@@ -146,23 +143,6 @@ class Declared:
         data = [p for p in deps if p.startswith("data/")]
         data = data or [p for p in deps if not p.endswith(".py") and not p.startswith("src/")]
         return deps[sorted(data)[0]] if data else None
-
-
-def stage_deps(entry: Mapping[str, Any]) -> dict[str, str | None]:
-    return {
-        d["path"]: d.get("md5") or d.get("etag")
-        for d in entry.get("deps") or []
-        if isinstance(d, Mapping) and d.get("path")
-    }
-
-
-def stage_params(entry: Mapping[str, Any]) -> dict[str, Any]:
-    """``key`` -> value for params.yaml keys, ``file:key`` for other params files."""
-    out: dict[str, Any] = {}
-    for file, values in (entry.get("params") or {}).items():
-        for key, value in (values or {}).items():
-            out[key if file == "params.yaml" else f"{file}:{key}"] = value
-    return out
 
 
 def read_lock(path: str | os.PathLike[str]) -> Mapping[str, Any]:
@@ -209,20 +189,6 @@ def read_declared(lock_path: str | os.PathLike[str]) -> Declared:
     return declared_model(lock, file_md5(lock_path), where=str(lock_path))
 
 
-def lock_out_md5(lock: Mapping[str, Any], path: str) -> str | None:
-    """The md5 the lock records for output `path` of any stage."""
-    for entry in (lock.get("stages") or {}).values():
-        for out in (entry or {}).get("outs") or []:
-            if isinstance(out, Mapping) and out.get("path") == path:
-                return out.get("md5")
-    return None
-
-
-def _short(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
 def stage_differences(declared: Mapping[str, Any], rebuilt: Mapping[str, Any] | None) -> list[str]:
     """What the rebuilt stage recorded differently from the declared one (outputs excepted)."""
     if rebuilt is None:
@@ -230,7 +196,7 @@ def stage_differences(declared: Mapping[str, Any], rebuilt: Mapping[str, Any] | 
     diffs = []
     if declared.get("cmd") != rebuilt.get("cmd"):
         diffs.append("the command differs")
-    old, new = stage_deps(declared), stage_deps(rebuilt)
+    old, new = dvclock.stage_deps(declared), dvclock.stage_deps(rebuilt)
     for path in sorted(set(old) | set(new)):
         if path not in old:
             diffs.append(f"dependency {path} is not in dvc.lock")
@@ -241,15 +207,15 @@ def stage_differences(declared: Mapping[str, Any], rebuilt: Mapping[str, Any] | 
                 f"dependency {path} differs (md5 {new[path]} in the workspace, "
                 f"{old[path]} in dvc.lock)"
             )
-    old_p, new_p = stage_params(declared), stage_params(rebuilt)
+    old_p, new_p = dvclock.stage_params(declared), dvclock.stage_params(rebuilt)
     for key in sorted(set(old_p) | set(new_p)):
         if key not in old_p or key not in new_p:
             where = "not in dvc.lock" if key not in old_p else "in dvc.lock but not in dvc.yaml"
             diffs.append(f"param {key} is {where}")
         elif old_p[key] != new_p[key]:
             diffs.append(
-                f"param {key} differs ({_short(new_p[key])} in the workspace, "
-                f"{_short(old_p[key])} in dvc.lock)"
+                f"param {key} differs ({dvclock.short(new_p[key])} in the workspace, "
+                f"{dvclock.short(old_p[key])} in dvc.lock)"
             )
     return diffs
 
@@ -304,8 +270,8 @@ def workspace_differences(root: Path, declared: Declared) -> list[str]:
                 diffs.append(f"param {label} is gone")
             elif now != value:
                 diffs.append(
-                    f"param {label} differs ({_short(now)} in the workspace, "
-                    f"{_short(value)} in dvc.lock)"
+                    f"param {label} differs ({dvclock.short(now)} in the workspace, "
+                    f"{dvclock.short(value)} in dvc.lock)"
                 )
     return diffs
 
@@ -345,7 +311,7 @@ def committed_metrics(root: Path, declared: Declared) -> tuple[dict[str, float],
     path = root / METRICS_PATH
     if not path.is_file():
         return {}, f"{METRICS_PATH} not found: no metrics recorded"
-    recorded = lock_out_md5(declared.lock, METRICS_PATH)
+    recorded = dvclock.out_md5(declared.lock, METRICS_PATH)
     if recorded is not None and file_md5(path) != recorded:
         return {}, f"{METRICS_PATH} differs from the one dvc.lock records: no metrics recorded"
     try:
@@ -396,18 +362,6 @@ def _last_line(proc: subprocess.CompletedProcess[str]) -> str:
     return lines[-1] if lines else f"exit code {proc.returncode}"
 
 
-def cache_file(root: Path, md5: str) -> Path:
-    """Where the repository's DVC cache keeps a file with this md5."""
-    try:
-        from dvc.repo import Repo
-
-        with Repo(str(root)) as repo:
-            return Path(repo.cache.local.oid_to_path(md5))
-    except Exception as exc:  # DVC raises many types; the default layout is the fallback
-        log.debug("dvc cache lookup failed (%s); using the default cache path", exc)
-        return root / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
-
-
 def has_remote(root: Path) -> bool:
     """Whether the repository configures a DVC remote (`dvc fetch` fails at once without)."""
     try:
@@ -421,7 +375,7 @@ def has_remote(root: Path) -> bool:
 
 
 def _from_cache(root: Path, md5: str, dest: Path) -> bool:
-    cached = cache_file(root, md5)
+    cached = dvclock.cache_path(root, md5)
     if not cached.is_file() or file_md5(cached) != md5:
         return False
     shutil.copyfile(cached, dest)

@@ -35,17 +35,21 @@ import yaml
 
 from gitops_ml.config import LOWER_IS_BETTER, TASK_METRICS
 from gitops_ml.errors import GitopsMLError
+from gitops_ml.gitops.dvclock import (
+    LOCK_PATH,
+    METRICS_PATH,
+    MODEL_PATH,
+    PARAMS_PATH,
+    TEST_PATH,
+    cache_path,
+    out_md5,
+)
 
 log = logging.getLogger(__name__)
 
-METRICS_PATH = "reports/metrics.json"
 SLICES_PATH = "reports/slices.json"
 VALIDATION_PATH = "reports/validation.json"
 FIGURES_DIR = "reports/figures"
-MODEL_PATH = "models/model.joblib"
-TEST_PATH = "data/processed/test.parquet"
-PARAMS_PATH = "params.yaml"
-LOCK_PATH = "dvc.lock"
 #: Metrics shown in the chart besides the primary one (those on a 0-1 scale, higher is better).
 CHART_METRICS = ("roc_auc", "average_precision", "accuracy", "f1", "r2")
 #: Deltas smaller than this are "unchanged" (metrics are rounded to 6 decimals).
@@ -450,20 +454,6 @@ def _yaml_at(rev: str, path: str, root: Path) -> Any:
         return None
 
 
-def lock_out_md5(lock: Mapping[str, Any] | None, path: str) -> str | None:
-    """The md5 a dvc.lock records for output `path`, or None."""
-    for stage in ((lock or {}).get("stages") or {}).values():
-        for out in stage.get("outs") or []:
-            if out.get("path") == path:
-                return out.get("md5")
-    return None
-
-
-def cache_path(root: Path, md5: str) -> Path:
-    """Where DVC 3 keeps a file with this md5 in the repository's default cache."""
-    return root / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
-
-
 def _from_remote(root: Path, rev: str, dest: Path) -> bool:
     """Fetch the base's model through DVC (its cache, then its remote); False if unavailable."""
     try:
@@ -578,7 +568,7 @@ def _champion(
     root: Path, base_sha: str, base_lock: Mapping[str, Any] | None, rebuild: bool, tmp: Path
 ) -> tuple[Path | None, str]:
     """A path to the champion model file and a sentence saying where it came from."""
-    md5 = lock_out_md5(base_lock, MODEL_PATH)
+    md5 = out_md5(base_lock, MODEL_PATH)
     if base_lock is None or md5 is None:
         return None, f"The base has no `{MODEL_PATH}` in its dvc.lock."
     cached = cache_path(root, md5)
@@ -709,7 +699,7 @@ def build_report(
     data.workflow_url = _workflow_url(os.environ)
     head_lock = _read_yaml_file(root / LOCK_PATH)
     data.run_url, data.lineage = _mlflow_lineage(
-        lock_out_md5(head_lock, MODEL_PATH), params.mlflow.experiment
+        out_md5(head_lock, MODEL_PATH), params.mlflow.experiment
     )
     return render_markdown(data)
 
