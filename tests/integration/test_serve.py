@@ -7,7 +7,6 @@ started once for the module and its whole process group is stopped by the fixtur
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -23,8 +22,7 @@ import pandas as pd
 import pytest
 
 from gitops_ml import tracking
-from gitops_ml.gitops import loadtest
-from gitops_ml.gitops.loadtest import stop_server
+from gitops_ml.gitops import loadtest, serve
 from tests.unit.test_predict import TARGET, TRAIN_ROWS, Champion, build_champion
 
 pytestmark = pytest.mark.slow
@@ -68,20 +66,12 @@ def server(
         mp.setenv(tracking.TRACKING_URI_ENV, uri)
         champion = build_champion(ws, adult_split[0].head(TRAIN_ROWS))
     port = free_port()
-    env = dict(os.environ)
-    env.update(
-        {
-            tracking.TRACKING_URI_ENV: uri,
-            "MLFLOW_DISABLE_TELEMETRY": "true",
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
-        }
-    )
     log = (ws / "server.log").open("wb")
     start = time.perf_counter()
     proc = subprocess.Popen(
         [sys.executable, "-m", "gitops_ml.cli", "serve", "--port", str(port)],
         cwd=ws,
-        env=env,
+        env=serve.serve_env(uri),
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -102,7 +92,7 @@ def server(
         print(f"\nmlflow models serve answered /ping after {elapsed:.1f} s")
         yield Server(url, champion, ws / "server.log", elapsed)
     finally:
-        stop_server(proc)
+        loadtest.stop_server(proc)
         log.close()
 
 

@@ -22,7 +22,7 @@ from threadpoolctl import threadpool_limits
 from gitops_ml.cli import main as cli_main
 from gitops_ml.config import DriftConfig, load_params, parse_params
 from gitops_ml.errors import DataError
-from gitops_ml.gitops import drift
+from gitops_ml.gitops import drift, serve
 from gitops_ml.stages import train
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -106,7 +106,7 @@ def model(reference: pd.DataFrame):
 @pytest.fixture(scope="module")
 def ref_scores(model, pool: pd.DataFrame, params) -> np.ndarray:
     """The reference scores: the model's scores of the held-out rows, as evaluate saves them."""
-    return drift.model_scores(model, pool, params.data)
+    return drift.model_scores(model, pool, params)
 
 
 def judge(batch, reference, cfg, model, ref_scores, params) -> drift.DriftReport:
@@ -115,7 +115,7 @@ def judge(batch, reference, cfg, model, ref_scores, params) -> drift.DriftReport
         batch,
         cfg,
         ref_scores=ref_scores,
-        cur_scores=drift.model_scores(model, batch, params.data),
+        cur_scores=drift.model_scores(model, batch, params),
         target=params.data.target,
         score_source="model",
     )
@@ -377,7 +377,7 @@ def test_cli_reads_a_prediction_log_directory(workspace, pool, model, params, tm
     log_dir.mkdir()
     batch = drift.make_batch(pool, 3000, 5, "missing").drop(columns=["income"])
     batch["prediction"] = "<=50K"
-    batch["score"] = drift.model_scores(model, batch, params.data)
+    batch["score"] = drift.model_scores(model, batch, params)
     batch["scored_at"] = pd.Timestamp("2024-01-01", tz="UTC")
     for i, part in enumerate(np.array_split(np.arange(len(batch)), 3)):
         batch.iloc[part].to_parquet(log_dir / f"20240101T00000{i}-abcd.parquet", index=False)
@@ -453,7 +453,7 @@ def _log_file_without_a_feature(path: Path, pool: pd.DataFrame) -> Path:
             "non-numeric values in numeric column(s) 'hours_per_week' (e.g. 'forty')",
         ),
         (_too_few, "100 rows, fewer than drift.min_rows (500)"),
-        (_empty_dir, "no parquet files in the directory"),
+        (_empty_dir, "no logged predictions"),
         (_missing_file, "file not found"),
         (
             _log_file_without_a_feature,
@@ -500,7 +500,7 @@ def test_demo_batch_cli_writes_parquet_or_csv(pool, tmp_path, capsys) -> None:
     written = pd.read_parquet(tmp_path / "a.parquet")
     pd.testing.assert_frame_equal(written, drift.make_batch(pool, 700, 9, "sex"))
     assert cli_main([*args, "--output", str(tmp_path / "a.csv"), "--shift", "sex"]) == 0
-    as_csv = drift.read_table(tmp_path / "a.csv")
+    as_csv = serve.read_batch(tmp_path / "a.csv")
     assert list(as_csv.columns) == list(pool.columns) and len(as_csv) == 700
     assert cli_main([*args, "--output", str(tmp_path / "a.xlsx")]) == 2
     assert "unknown output format" in capsys.readouterr().err

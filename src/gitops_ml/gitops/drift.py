@@ -63,7 +63,7 @@ import numpy as np
 import pandas as pd
 
 from gitops_ml.cliargs import whole_number
-from gitops_ml.config import DataConfig, DriftConfig, load_params
+from gitops_ml.config import DriftConfig, Params, load_params
 from gitops_ml.errors import DataError
 from gitops_ml.files import atomic_path, write_json
 from gitops_ml.gitops.serve import (
@@ -71,7 +71,14 @@ from gitops_ml.gitops.serve import (
     PREDICTION_COLUMN,
     SCORE_COLUMN,
     SCORED_AT_COLUMN,
-    default_schema_path,
+    add_params_and_schema,
+    check_output_path,
+    load_model,
+    read_batch,
+    read_prediction_log,
+    schema_path,
+    score_batch,
+    write_batch,
 )
 
 #: Share counted for an empty bin or an unseen category, so the PSI stays finite.
@@ -140,8 +147,32 @@ def _sig(value: float | None) -> float | None:
 # the report
 
 
+class _Judged:
+    """A judged distribution: `reasons` why it drifted (none: it did not), and its JSON form."""
+
+    reasons: tuple[str, ...]
+
+    @property
+    def drifted(self) -> bool:
+        return bool(self.reasons)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field but ``name`` (floats to 6 significant digits), and ``drifted``."""
+        out: dict[str, Any] = {"drifted": self.drifted}
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]  # subclasses are dataclasses
+            if f.name == "name":
+                continue
+            value = getattr(self, f.name)
+            if isinstance(value, float):
+                value = _sig(value)
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[f.name] = value
+        return out
+
+
 @dataclass(frozen=True)
-class FeatureDrift:
+class FeatureDrift(_Judged):
     """One feature: its statistics, and why it drifted (no reasons: it did not)."""
 
     name: str
@@ -153,25 +184,9 @@ class FeatureDrift:
     missing_rate_cur: float
     reasons: tuple[str, ...] = ()
 
-    @property
-    def drifted(self) -> bool:
-        return bool(self.reasons)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "psi": _sig(self.psi),
-            "ks_statistic": _sig(self.ks_statistic),
-            "pvalue": _sig(self.pvalue),
-            "missing_rate_ref": _sig(self.missing_rate_ref),
-            "missing_rate_cur": _sig(self.missing_rate_cur),
-            "drifted": self.drifted,
-            "reasons": list(self.reasons),
-        }
-
 
 @dataclass(frozen=True)
-class PredictionDrift:
+class PredictionDrift(_Judged):
     """The score distribution of the batch against the test split's."""
 
     source: str  # "score column" (the batch's own) or "model" (scored here)
@@ -183,24 +198,6 @@ class PredictionDrift:
     rows_ref: int
     rows_cur: int
     reasons: tuple[str, ...] = ()
-
-    @property
-    def drifted(self) -> bool:
-        return bool(self.reasons)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "source": self.source,
-            "psi": _sig(self.psi),
-            "ks_statistic": _sig(self.ks_statistic),
-            "pvalue": _sig(self.pvalue),
-            "mean_ref": _sig(self.mean_ref),
-            "mean_cur": _sig(self.mean_cur),
-            "rows_ref": self.rows_ref,
-            "rows_cur": self.rows_cur,
-            "drifted": self.drifted,
-            "reasons": list(self.reasons),
-        }
 
 
 @dataclass(frozen=True)
@@ -533,24 +530,15 @@ def column_scores(df: pd.DataFrame, column: str, source: str) -> np.ndarray:
     return out
 
 
-def model_scores(model: Any, batch: pd.DataFrame, data: DataConfig) -> np.ndarray:
-    """Score a batch as the evaluate stage does: the probability of ``data.positive_label``
-    (classification) or the prediction (regression)."""
-    from gitops_ml import metrics as m
-
+def model_scores(model: Any, batch: pd.DataFrame, params: Params) -> np.ndarray:
+    """Score a batch as `gitops-ml predict` does (`score_batch`): the probability of
+    ``data.positive_label`` (classification) or the prediction (regression)."""
     names = [str(c) for c in getattr(model, "feature_names_in_", [])]
     missing = [c for c in names if c not in batch.columns]
     if missing:
         raise DataError(f"the batch lacks column(s) the model was trained on: {', '.join(missing)}")
-    X = batch.loc[:, names] if names else batch
-    if data.task == "regression":
-        return np.asarray(model.predict(X), dtype=float)
-    if not hasattr(model, "predict_proba"):
-        raise DataError(f"the model ({type(model).__name__}) gives no probabilities to compare")
-    classes = np.asarray(model.classes_)
-    positive = m.positive_class(classes.tolist(), data.positive_label)
-    proba = model.predict_proba(X)
-    return np.asarray(proba[:, int(np.flatnonzero(classes == positive)[0])], dtype=float)
+    scored = score_batch(model, batch.loc[:, names] if names else batch, params)
+    return scored[score_column(scored)].to_numpy(dtype=float)
 
 
 def schema_violations(batch: pd.DataFrame, schema: Any, features: Sequence[str]) -> list[dict]:
@@ -574,47 +562,11 @@ def schema_violations(batch: pd.DataFrame, schema: Any, features: Sequence[str])
 # reading
 
 
-def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """A parquet file, or a CSV read as the ingest stage reads one."""
-    from gitops_ml.files import read_parquet
-    from gitops_ml.sources import read_csv
-
-    p = Path(path)
-    if p.name.lower().endswith(".parquet"):
-        return read_parquet(p)
-    return read_csv(p)
-
-
 def read_current(path: str | os.PathLike[str], required: Sequence[str] = ()) -> pd.DataFrame:
-    """The batch: one parquet/CSV file, or every parquet file of a directory (a prediction log),
-    oldest name first; each file must have the `required` columns."""
+    """The batch: one parquet/CSV file, or a prediction log directory (`read_prediction_log`)
+    whose every file has the `required` columns."""
     p = Path(path)
-    if not p.is_dir():
-        return read_table(p)
-    from gitops_ml.files import read_parquet
-
-    files = sorted(f for f in p.glob("*.parquet") if not f.name.startswith("."))
-    if not files:
-        raise DataError(f"{p}: no parquet files in the directory")
-    frames = []
-    for f in files:
-        frame = read_parquet(f)
-        missing = [c for c in required if c not in frame.columns]
-        if missing:
-            raise DataError(f"{f}: missing feature column(s) {', '.join(missing)}")
-        frames.append(frame)
-    return pd.concat(frames, ignore_index=True)
-
-
-def _load_model(path: Path) -> Any:
-    import joblib
-
-    if not path.is_file():
-        raise DataError(f"{path}: model file not found (the batch has no score column to use)")
-    try:
-        return joblib.load(path)
-    except Exception as exc:  # unpickling raises anything; the user passed a wrong file
-        raise DataError(f"{path}: cannot load a model from it: {type(exc).__name__}") from None
+    return read_prediction_log(p, required) if p.is_dir() else read_batch(p)
 
 
 def run_drift(
@@ -624,21 +576,21 @@ def run_drift(
     predictions: Path,
     model: Path,
     params_path: Path,
-    schema_path: Path | None,
+    schema: Path | None,
 ) -> DriftReport:
     """Read everything, check the batch, compare; nothing is written."""
     from gitops_ml.schema import load_schema
 
     params = load_params(params_path)
     cfg = params.drift
-    schema_file = schema_path or default_schema_path(params_path.parent / "dvc.yaml")
-    schema = load_schema(schema_file)
-    ref = read_table(reference)
+    schema_file = schema_path(schema, params_path)
+    contract = load_schema(schema_file)
+    ref = read_batch(reference)
     features = feature_columns(ref, params.data.target)
     batch = read_current(current, required=features)
     batch = check_batch(batch, ref, features, cfg, source=str(current))
 
-    preds = read_table(predictions)
+    preds = read_batch(predictions)
     ref_column = score_column(preds)
     if ref_column is None:
         raise DataError(f"{predictions}: no 'score' (or numeric 'prediction') column")
@@ -648,7 +600,7 @@ def run_drift(
         cur_scores = column_scores(batch, cur_column, str(current))
         source = "score column"
     else:
-        cur_scores = model_scores(_load_model(model), batch, params.data)
+        cur_scores = model_scores(load_model(str(model)).model, batch, params)
         source = "model"
     return detect_drift(
         ref,
@@ -658,7 +610,7 @@ def run_drift(
         cur_scores=cur_scores,
         target=params.data.target,
         score_source=source,
-        schema_violations=schema_violations(batch, schema, features),
+        schema_violations=schema_violations(batch, contract, features),
         sources={"reference": str(reference), "current": str(current), "schema": str(schema_file)},
     )
 
@@ -670,7 +622,7 @@ def _drift(args: argparse.Namespace) -> int:
         predictions=Path(args.predictions),
         model=Path(args.model),
         params_path=Path(args.params),
-        schema_path=Path(args.schema) if args.schema else None,
+        schema=Path(args.schema) if args.schema else None,
     )
     write_json(args.json, report.to_dict())
     with atomic_path(args.markdown) as tmp:
@@ -795,27 +747,11 @@ def make_batch(pool: pd.DataFrame, rows: int, seed: int, shift: str = "none") ->
     return batch
 
 
-def write_table(path: str | os.PathLike[str], df: pd.DataFrame) -> None:
-    """Write a frame as parquet or CSV (by suffix), atomically."""
-    from gitops_ml.files import write_parquet
-
-    name = Path(path).name.lower()
-    if name.endswith(".parquet"):
-        write_parquet(path, df)
-    elif name.endswith(".csv"):
-        with atomic_path(path) as tmp:
-            df.to_csv(tmp, index=False)
-    else:
-        raise DataError(f"{path}: unknown output format; use a .parquet or .csv file")
-
-
 def _demo_batch(args: argparse.Namespace) -> int:
-    name = Path(args.output).name.lower()
-    if not name.endswith((".parquet", ".csv")):
-        raise DataError(f"{args.output}: unknown output format; use a .parquet or .csv file")
-    pool = read_table(args.source)
+    check_output_path(args.output)
+    pool = read_batch(args.source)
     batch = make_batch(pool, args.rows, args.seed, args.shift)
-    write_table(args.output, batch)
+    write_batch(args.output, batch)
     print(
         f"wrote {len(batch)} rows (shift {args.shift}, seed {args.seed}) "
         f"from {args.source} to {args.output}"
@@ -856,12 +792,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default="models/model.joblib",
         help="scores the batch when it has no 'score' column (default: %(default)s)",
     )
-    p.add_argument("--params", default="params.yaml", help="the params file (default: %(default)s)")
-    p.add_argument(
-        "--schema",
-        default=None,
-        help="data contract YAML (default: the 'schema' var of dvc.yaml beside --params)",
-    )
+    add_params_and_schema(p)
     p.add_argument("--json", default="reports/drift.json", help="JSON report to write")
     p.add_argument("--markdown", default="reports/drift.md", help="markdown summary to write")
     p.set_defaults(func=_drift)

@@ -57,7 +57,6 @@ MODEL_COLUMNS = ("model_uri", "model_version", "model_md5")
 #: rates describe training data, not a batch: the Pipeline imputes, and drift checks the rates.
 _BATCH_RULES = ("present", "dtype", "min", "max", "max_unknown_rate")
 _URI_SCHEMES = ("models:/", "runs:/")
-_CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.xz")
 
 
 # --------------------------------------------------------------------------------------------
@@ -181,9 +180,12 @@ class BatchCheck:
     warnings: tuple[str, ...]  # unknown categories within the schema's max_unknown_rate
 
 
-def default_schema_path(dvc_file: str | os.PathLike[str]) -> Path:
-    """The schema dvc.yaml's ``vars`` names (``schema: ...``), relative to dvc.yaml."""
-    path = Path(dvc_file)
+def schema_path(schema: str | os.PathLike[str] | None, params: str | os.PathLike[str]) -> Path:
+    """`schema` if given, else the schema that the dvc.yaml beside `params` names in its
+    ``vars`` (``schema: ...``), relative to that dvc.yaml."""
+    if schema:
+        return Path(schema)
+    path = Path(params).parent / "dvc.yaml"
     if not path.is_file():
         raise ConfigError(f"{path}: not found, so the schema is unknown; pass --schema FILE")
     raw = read_yaml(path, "dvc.yaml")
@@ -306,18 +308,18 @@ def read_batch(path: str | os.PathLike[str]) -> pd.DataFrame:
     """A CSV (read as the ingest stage reads one: text unless every value is a number) or
     parquet file."""
     from gitops_ml.files import read_parquet
-    from gitops_ml.sources import read_csv
+    from gitops_ml.sources import BATCH_SUFFIXES, read_csv
 
     p = Path(path)
     name = p.name.lower()
     if name.endswith(".parquet"):
         return read_parquet(p)
-    if name.endswith(_CSV_SUFFIXES):
+    if name.endswith(BATCH_SUFFIXES):
         return read_csv(p)
     raise DataError(f"{p}: unknown input format; use a .csv or .parquet file")
 
 
-def _check_output_path(path: str | os.PathLike[str]) -> None:
+def check_output_path(path: str | os.PathLike[str]) -> None:
     if not Path(path).name.lower().endswith((".csv", ".parquet")):
         raise DataError(f"{path}: unknown output format; use a .csv or .parquet file")
 
@@ -326,7 +328,7 @@ def write_batch(path: str | os.PathLike[str], df: pd.DataFrame) -> None:
     """Write the scored batch as CSV or parquet (by suffix), atomically."""
     from gitops_ml.files import atomic_path, write_parquet
 
-    _check_output_path(path)
+    check_output_path(path)
     if Path(path).name.lower().endswith(".parquet"):
         write_parquet(path, df)
         return
@@ -379,8 +381,11 @@ def append_prediction_log(
         tmp_path.unlink(missing_ok=True)
 
 
-def read_prediction_log(directory: str | os.PathLike[str]) -> pd.DataFrame:
-    """Every batch logged in `directory` (``*.parquet``) as one frame, oldest batch first."""
+def read_prediction_log(
+    directory: str | os.PathLike[str], required: Sequence[str] = ()
+) -> pd.DataFrame:
+    """Every batch logged in `directory` (``*.parquet``) as one frame, oldest batch first;
+    each file must have the `required` columns."""
     import pandas as pd
 
     from gitops_ml.files import read_parquet
@@ -391,7 +396,14 @@ def read_prediction_log(directory: str | os.PathLike[str]) -> pd.DataFrame:
     files = sorted(p for p in folder.glob("*.parquet") if not p.name.startswith("."))
     if not files:
         raise DataError(f"{folder}: no logged predictions (*.parquet) in it")
-    frame = pd.concat([read_parquet(p) for p in files], ignore_index=True)
+    frames = []
+    for path in files:
+        frame = read_parquet(path)
+        missing = [c for c in required if c not in frame.columns]
+        if missing:
+            raise DataError(f"{path}: missing feature column(s) {', '.join(missing)}")
+        frames.append(frame)
+    frame = pd.concat(frames, ignore_index=True)
     if SCORED_AT_COLUMN in frame.columns:  # names order files by the second only
         frame = frame.sort_values(SCORED_AT_COLUMN, kind="stable", ignore_index=True)
     return frame
@@ -455,13 +467,8 @@ def _predict(args: argparse.Namespace) -> int:
     from gitops_ml.schema import load_schema
 
     params = load_params(args.params)
-    schema_path = (
-        Path(args.schema)
-        if args.schema
-        else default_schema_path(Path(args.params).parent / "dvc.yaml")
-    )
-    schema = load_schema(schema_path)
-    _check_output_path(args.output)
+    schema = load_schema(schema_path(args.schema, args.params))
+    check_output_path(args.output)
     df = read_batch(args.input)
     check = check_batch(df, schema, source=str(args.input))
     model = load_model(args.model or champion_uri(params.mlflow.model_name))
@@ -520,6 +527,16 @@ def _serve(args: argparse.Namespace) -> int:
     return 0  # not reached: execve replaces this process
 
 
+def add_params_and_schema(p: argparse.ArgumentParser) -> None:
+    """``--params`` and ``--schema`` (resolved by `schema_path`), as predict and drift take them."""
+    p.add_argument("--params", default="params.yaml", help="the params file (default: %(default)s)")
+    p.add_argument(
+        "--schema",
+        default=None,
+        help="data contract YAML (default: the 'schema' var of dvc.yaml beside --params)",
+    )
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `predict` and `serve` to the `gitops-ml` subcommands."""
     p = sub.add_parser(
@@ -545,12 +562,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="append the scored batch to this prediction log for drift monitoring; "
         f"without a value: {DEFAULT_LOG_DIR} (default: no logging)",
     )
-    p.add_argument("--params", default="params.yaml", help="the params file (default: %(default)s)")
-    p.add_argument(
-        "--schema",
-        default=None,
-        help="data contract YAML (default: the 'schema' var of dvc.yaml beside --params)",
-    )
+    add_params_and_schema(p)
     p.set_defaults(func=_predict)
 
     p = sub.add_parser(
