@@ -2,7 +2,7 @@
 
 The team's checkout of `main` (a 3,000-row Adult sample, reproduced, committed) pushes to a bare
 `origin` and to a local-directory DVC remote; the GitHub API is the loopback stand-in of
-tests/fake_github.py. The tests run in file order: the retraining flow last, since it leaves the
+tests/fake_github.py (the `github` fixture of tests/conftest.py). The tests run in file order: the retraining flow last, since it leaves the
 checkout on the retrain branch.
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import pytest
 import yaml
 
 from gitops_ml.files import file_md5
-from tests.fake_github import OWNER, REPO, TOKEN, FakeGitHub, serve_fake_github
+from tests.fake_github import OWNER, REPO, TOKEN, FakeGitHub
 from tests.integration.act import git
 from tests.integration.conftest import lock_hashes, run_in, sample_repo
 
@@ -38,12 +37,6 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     git(repo, "remote", "add", "origin", str(base / "origin.git"))
     git(repo, "push", "-q", "origin", "main")
     return repo
-
-
-@pytest.fixture
-def github() -> Iterator[FakeGitHub]:
-    with serve_fake_github() as gh:
-        yield gh
 
 
 def gitops(repo: Path, gh: FakeGitHub, *args: str) -> subprocess.CompletedProcess[str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from gitops_ml.config import DataConfig
 from gitops_ml.errors import DataError
 from gitops_ml.files import file_md5, write_parquet
 from gitops_ml.gitops import retrain
-from gitops_ml.sources import append_batches, batch_files, load_dataset, load_source, read_batch
+from gitops_ml.sources import batch_files, load_dataset, load_source, read_batch
 from gitops_ml.stages import ingest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -138,7 +139,6 @@ def test_read_batch_converts_kinds_to_the_sources_and_refuses_an_empty_file(
     pd.DataFrame({"n": pd.Series([], dtype="int64"), "code": []}).to_parquet(path, index=False)
     with pytest.raises(DataError, match="no rows"):
         read_batch(path, like)
-    assert append_batches(like, []) is like
 
 
 def test_the_ingest_stage_fails_in_one_line_and_keeps_its_output(
@@ -173,7 +173,12 @@ def test_a_batch_is_named_by_date_and_content_and_never_added_twice(tmp_path: Pa
     assert dest == batches / f"2026-03-04-{file_md5(batch)[:8]}.parquet"
     csv = tmp_path / "incoming.csv.gz"
     csv.write_bytes(b"other bytes")
-    assert retrain.batch_destination(csv, batches, day).name.endswith(".csv.gz")
+    assert retrain.batch_destination(csv, batches, day).name.endswith(f"{file_md5(csv)[:8]}.csv.gz")
+    odd = tmp_path / "export.csv.old.csv"
+    odd.write_bytes(b"more bytes")
+    assert (
+        retrain.batch_destination(odd, batches, day).name == f"2026-03-04-{file_md5(odd)[:8]}.csv"
+    )
     batches.mkdir()
     (batches / f"2026-01-01-{file_md5(batch)[:8]}.parquet").write_bytes(b"some bytes")
     with pytest.raises(retrain.RetrainError, match="already in the training data"):
@@ -194,6 +199,9 @@ def test_the_title_names_the_drifted_features_or_the_predictions(tmp_path: Path)
     assert retrain.pr_title(drift) == "Retrain: drift detected in the model's predictions"
     body = retrain.pr_body(drift, "data/source/batches/x.parquet", pushed=False)
     assert body.startswith("## Data drift") and "not pushed" in body
+    for long in ("| row |\n" * 10_000, "x" * 70_000):  # cut at a line break, or hard when none
+        body = retrain.pr_body(replace(drift, markdown=long), "x.parquet", pushed=True)
+        assert len(body) <= retrain.MAX_BODY_CHARS and "(drift report truncated)" in body
 
 
 def test_drift_reports_that_are_not_are_refused(tmp_path: Path) -> None:

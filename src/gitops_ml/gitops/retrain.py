@@ -34,17 +34,8 @@ Authentication: the API calls and the git remote use the token of ``GITHUB_TOKEN
 ``GH_TOKEN``), with ``GITHUB_REPOSITORY`` and ``GITHUB_API_URL`` as GitHub Actions sets them.
 For an ``https://`` remote the token is handed to git as an ``Authorization`` header through
 ``GIT_CONFIG_*`` environment variables (never on a command line or in .git/config), so the
-workflow checks out with ``persist-credentials: false`` and gives the token to this one step.
-.github/workflows/monitor.yml does it like this::
-
-    - name: Open the retraining pull request
-      env:
-        RETRAIN_TOKEN: ${{ secrets.RETRAIN_TOKEN }}
-        WORKFLOW_TOKEN: ${{ github.token }}
-      run: |
-        GITHUB_TOKEN="${RETRAIN_TOKEN:-$WORKFLOW_TOKEN}"  # (it also warns on the fallback)
-        export GITHUB_TOKEN
-        gitops-ml retrain --batch "$BATCH"
+workflow checks out with ``persist-credentials: false`` and gives the token to this one step
+(see the step "Open the retraining pull request" of .github/workflows/monitor.yml).
 
 ``RETRAIN_TOKEN`` is a fine-grained personal access token or a GitHub App token with contents
 and pull-requests write access: the events of the workflow's own ``github.token`` start no
@@ -108,17 +99,6 @@ class Drift:
     markdown: str
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """What `retrain` did: ``opened``, ``exists`` (an open PR) or ``no-drift``."""
-
-    action: str
-    url: str | None = None
-    number: int | None = None
-    branch: str | None = None
-    batch_path: str | None = None
-
-
 # -- inputs -------------------------------------------------------------------------------------
 
 
@@ -148,7 +128,7 @@ def read_drift(json_path: Path, markdown_path: Path) -> Drift:
     return Drift(
         drift=data["drift"],
         current=data.get("current") if isinstance(data.get("current"), str) else None,
-        drifted_features=tuple(str(f) for f in features if isinstance(f, str)),
+        drifted_features=tuple(f for f in features if isinstance(f, str)),
         summary=str(data.get("summary", "")),
         markdown=markdown,
     )
@@ -182,7 +162,8 @@ def pr_body(drift: Drift, batch_path: str, pushed: bool) -> str:
     text = drift.markdown.strip("\n")
     room = MAX_BODY_CHARS - len(footer) - 100
     if len(text) > room:
-        text = text[: text.rfind("\n", 0, room)] + "\n\n(drift report truncated)"
+        cut = text.rfind("\n", 0, room)
+        text = text[: cut if cut > 0 else room] + "\n\n(drift report truncated)"
     return text + footer
 
 
@@ -207,6 +188,7 @@ def _run(
     *,
     env: Mapping[str, str] | None = None,
     echo: bool = False,
+    stdin: str | None = None,
     timeout: int = 3600,
 ) -> str:
     """stdout of `cmd`; a failure is a RetrainError with the command's last error line."""
@@ -215,6 +197,7 @@ def _run(
             list(cmd),
             cwd=root,
             env=dict(env) if env is not None else _env(),
+            input=stdin,
             capture_output=True,
             text=True,
             check=False,
@@ -283,17 +266,10 @@ def _commit_env(root: Path) -> dict[str, str]:
         ("user.name", ("GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME"), BOT_NAME),
         ("user.email", ("GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL"), BOT_EMAIL),
     ):
-        if not _has(root, key):
+        if git.git("config", "--get", key, cwd=root, check=False) is None:
             for variable in variables:
                 env.setdefault(variable, default)
     return env
-
-
-def _has(root: Path, key: str) -> bool:
-    proc = subprocess.run(
-        ["git", "config", "--get", key], cwd=root, capture_output=True, env=_env(), check=False
-    )
-    return proc.returncode == 0
 
 
 # -- checks -------------------------------------------------------------------------------------
@@ -318,6 +294,8 @@ def check_batch(batch: Path, root: Path, source_dir: Path, params_path: Path) ->
 
 def check_checkout(root: Path, branch: str) -> None:
     """Refuse a checkout that cannot be branched from cleanly (a one-line reason why)."""
+    from gitops_ml.gitops.gate import dvc_status
+
     changed = _git(root, "status", "--porcelain", "--untracked-files=no").splitlines()
     if changed:
         names = ", ".join(line[3:] for line in changed[:5])
@@ -327,11 +305,7 @@ def check_checkout(root: Path, branch: str) -> None:
     current = _git(root, "rev-parse", "--abbrev-ref", "HEAD").strip()
     if current == branch:
         raise RetrainError(f"already on {branch}; check out main first")
-    status = _dvc(root, "status", "--json")
-    try:
-        stale = sorted(json.loads(status or "{}"))
-    except ValueError:
-        raise RetrainError(f"dvc status printed no JSON: {status[:200]!r}") from None
+    stale = sorted(dvc_status(root))
     if stale:
         raise RetrainError(
             f"the pipeline is not up to date ({', '.join(stale)} changed); run `dvc pull` or "
@@ -341,9 +315,10 @@ def check_checkout(root: Path, branch: str) -> None:
 
 def batch_destination(batch: Path, batches_dir: Path, today: datetime | None = None) -> Path:
     """``<UTC date>-<md5 prefix><suffix>`` in `batches_dir`; a batch already there is an error."""
+    from gitops_ml.sources import BATCH_SUFFIXES
+
     digest = file_md5(batch)[:8]
-    name = batch.name.lower()
-    suffix = ".parquet" if name.endswith(".parquet") else name[name.index(".csv") :]
+    suffix = next(s for s in BATCH_SUFFIXES if batch.name.lower().endswith(s))
     if batches_dir.is_dir():
         for existing in sorted(batches_dir.iterdir()):
             if f"-{digest}." in existing.name:
@@ -368,14 +343,14 @@ def retrain(
     source_dir: Path = Path(DEFAULT_SOURCE_DIR),
     params_path: Path = Path("params.yaml"),
     env: Mapping[str, str] | None = None,
-) -> Outcome:
+) -> None:
     """Open the retraining pull request for a drifted batch (see the module docstring)."""
     from gitops_ml.gitops.github import GitHubClient
 
     drift = read_drift(drift_json, drift_markdown)
     if not drift.drift:
         print(f"{drift_json}: no drift; nothing to retrain")
-        return Outcome("no-drift")
+        return
     batch = batch.resolve()
     if drift.current is not None and Path(drift.current).resolve() != batch:
         raise RetrainError(
@@ -390,7 +365,7 @@ def retrain(
             f"a retraining pull request is already open: #{existing.get('number')} "
             f"{existing.get('html_url', '')}; not opening another (this batch waits for it)"
         )
-        return Outcome("exists", existing.get("html_url"), existing.get("number"), branch)
+        return
 
     root = git.repo_root(Path.cwd())
     rel_source = _inside(root, source_dir, "--source-dir")
@@ -405,8 +380,8 @@ def retrain(
             "opening its pull request"
         )
         body = pr_body(drift, earlier.get(BATCH_TRAILER, "?"), earlier.get(DATA_TRAILER) == "yes")
-        pull = client.create_pull(pr_title(drift), branch, base, body)
-        return _opened(pull, branch, earlier.get(BATCH_TRAILER))
+        _opened(client.create_pull(pr_title(drift), branch, base, body))
+        return
 
     rows = check_batch(batch, root, rel_source, params_path.resolve())
     check_checkout(root, branch)
@@ -437,7 +412,14 @@ def retrain(
             f"{BATCH_TRAILER}: {rel_dest}\n{MD5_TRAILER}: {digest}\n"
             f"{DATA_TRAILER}: {'yes' if pushed else 'no'}\n"
         )
-        _commit(root, message)
+        _run(
+            root,
+            ["git", "commit", "-q", "-F", "-"],
+            "git commit",
+            env=_commit_env(root),
+            stdin=message,
+            timeout=120,
+        )
         # --force: a branch left by a failed run is replaced (no open PR uses it, see above).
         _run(
             root,
@@ -451,13 +433,11 @@ def retrain(
         _restore(root, original, start, dest if copied else None, created_dir)
         raise
     print(f"this checkout is on {branch}; `git checkout {original} && dvc checkout` to go back")
-    return _opened(pull, branch, rel_dest)
+    _opened(pull)
 
 
-def _opened(pull: Mapping[str, Any], branch: str, batch_path: str | None) -> Outcome:
-    url = str(pull.get("html_url", ""))
-    print(f"opened the retraining pull request #{pull.get('number')} {url}")
-    return Outcome("opened", url, pull.get("number"), branch, batch_path)
+def _opened(pull: Mapping[str, Any]) -> None:
+    print(f"opened the retraining pull request #{pull.get('number')} {pull.get('html_url', '')}")
 
 
 def pushed_earlier(
@@ -500,15 +480,10 @@ def _inside(root: Path, path: Path, flag: str) -> Path:
 
 def _push_data(root: Path) -> bool:
     """`dvc push` to the default remote; False (with a warning) when there is none."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "dvc", "remote", "default"],
-        cwd=root,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    name = proc.stdout.strip() if proc.returncode == 0 else ""
+    try:
+        name = _dvc(root, "remote", "default").strip()
+    except RetrainError:  # "No default remote set", exit code 1
+        name = ""
     if not name:
         log.warning(
             "no default DVC remote: skipped `dvc push`; the batch and the retrained outputs "
@@ -520,49 +495,22 @@ def _push_data(root: Path) -> bool:
     return True
 
 
-def _commit(root: Path, message: str) -> None:
-    env = _commit_env(root)
-    try:
-        proc = subprocess.run(
-            ["git", "commit", "-q", "-F", "-"],
-            cwd=root,
-            env=env,
-            input=message,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=120,
-        )
-    except FileNotFoundError:
-        raise RetrainError("git is not installed or not on PATH") from None
-    if proc.returncode != 0:
-        raise RetrainError(f"git commit failed: {_error_line(proc)}")
-
-
 def _restore(root: Path, original: str, start: str, copied: Path | None, created_dir: bool) -> None:
     """Put the checkout back as it was before branching (best effort, after a failure)."""
-    steps: list[tuple[str, list[str]]] = [
-        ("git reset", ["git", "reset", "-q", "--hard", start]),
-        ("git checkout", ["git", "checkout", "-q", original]),
-    ]
-    for what, cmd in steps:
-        proc = subprocess.run(cmd, cwd=root, env=_env(), capture_output=True, text=True)
-        if proc.returncode != 0:
-            log.warning("could not restore the checkout (%s): %s", what, _error_line(proc))
-            return
+    try:
+        _git(root, "reset", "-q", "--hard", start)
+        _git(root, "checkout", "-q", original)
+    except RetrainError as exc:
+        log.warning("could not restore the checkout: %s", exc)
+        return
     if copied is not None:
         copied.unlink(missing_ok=True)
         if created_dir and not any(copied.parent.iterdir()):
             copied.parent.rmdir()
-    proc = subprocess.run(
-        [sys.executable, "-m", "dvc", "checkout", "--force", "--quiet"],
-        cwd=root,
-        env=_env(),
-        capture_output=True,
-        text=True,
-    )
-    if proc.returncode != 0:
-        log.warning("restored git, but `dvc checkout` failed: %s", _error_line(proc))
+    try:
+        _dvc(root, "checkout", "--force", "--quiet")
+    except RetrainError as exc:
+        log.warning("restored git, but %s", exc)
     else:
         log.warning("restored the checkout to %s", original)
 
