@@ -47,7 +47,7 @@ async function loadMermaid() {
   return { mermaid, window: dom.window };
 }
 
-/** The diagrams of one input: [{line, source}], or an error string. */
+/** The diagrams of one input: [{line, source}], or {line, error} when there is none to check. */
 function diagrams(name, text) {
   const lines = text.split(/\r?\n/);
   const fence = /^\s*```mermaid\s*$/;
@@ -59,11 +59,11 @@ function diagrams(name, text) {
   for (let i = 0; i < lines.length; i++) {
     if (!fence.test(lines[i])) continue;
     const end = lines.findIndex((l, j) => j > i && /^\s*```\s*$/.test(l));
-    if (end < 0) return `${name}:${i + 1}: the \`\`\`mermaid block is not closed`;
+    if (end < 0) return { line: i + 1, error: "the ```mermaid block is not closed" };
     found.push({ line: i + 1, source: lines.slice(i + 1, end).join("\n") });
     i = end;
   }
-  return found.length ? found : `${name}: no \`\`\`mermaid block in the markdown`;
+  return found.length ? found : { line: null, error: "no ```mermaid block in the markdown" };
 }
 
 const texts = (svg, selector) => [...svg.querySelectorAll(selector)].map((e) => e.textContent);
@@ -115,8 +115,8 @@ async function main(argv) {
   let n = 0;
   for (const { name, text } of inputs) {
     const found = diagrams(name, text);
-    if (typeof found === "string") {
-      results.push({ source: name, line: null, ok: false, error: found.slice(name.length + 2) });
+    if (!Array.isArray(found)) {
+      results.push({ source: name, ok: false, ...found });
       continue;
     }
     for (const { line, source } of found) {

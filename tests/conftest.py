@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pandas as pd
 import pytest
@@ -18,6 +21,16 @@ ROOT = Path(__file__).resolve().parents[1]
 # Model tests: the shipped Adult training file, read directly (independent of the ingest stage)
 
 ADULT_FILE = ROOT / "data" / "source" / "adult" / "adult.data.gz"
+
+
+def load_bench() -> ModuleType:
+    """scripts/bench.py as a module (scripts/ is not a package); it also knows the template's files."""
+    if "bench" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("bench", ROOT / "scripts" / "bench.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["bench"] = module  # dataclasses resolve annotations through sys.modules
+        spec.loader.exec_module(module)
+    return sys.modules["bench"]
 
 
 @pytest.fixture(scope="session")

@@ -13,21 +13,9 @@ import pytest
 import yaml
 
 from gitops_ml.sources import ADULT_COLUMNS
+from tests.conftest import load_bench
 
 ROOT = Path(__file__).resolve().parents[2]
-
-#: What a team gets when it uses the template (its tracked files, minus tests and docs).
-TEMPLATE_FILES = (
-    "src",
-    "data/source",
-    "data/schema",
-    "dvc.yaml",
-    "params.yaml",
-    ".dvc/config",
-    ".dvcignore",
-    ".gitignore",
-    "pyproject.toml",
-)
 
 
 def template_env(root: Path) -> dict[str, str]:
@@ -52,19 +40,10 @@ def template_env(root: Path) -> dict[str, str]:
 
 
 def copy_template(dest: Path) -> Path:
-    """Copy the template's files into `dest` and make it a git repository with DVC set up."""
+    """Copy the template's files into `dest` and make it a git repository with DVC set up
+    (the benchmark's copy: one list of what a team gets when it uses the template)."""
     dest.mkdir(parents=True, exist_ok=True)
-    for rel in TEMPLATE_FILES:
-        src = ROOT / rel
-        target = dest / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if src.is_dir():
-            shutil.copytree(src, target, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-        else:
-            shutil.copy2(src, target)
-    env = template_env(dest)
-    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=dest, env=env, check=True)
-    (dest / ".dvc" / ".gitignore").write_text("/config.local\n/tmp\n/cache\n")
+    load_bench().copy_template(ROOT, dest)
     return dest
 
 

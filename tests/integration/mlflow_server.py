@@ -9,7 +9,6 @@ in its own process group, which `stop()` ends (TERM, then KILL), so no worker ou
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -17,8 +16,10 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
+
+from gitops_ml.gitops.loadtest import stop_server
 
 #: Seconds to wait for ``/health`` (the FastAPI app imports a lot on its first start).
 READY_TIMEOUT = 180.0
@@ -95,30 +96,11 @@ class MlflowServer:
             time.sleep(0.25)
         raise RuntimeError(f"mlflow server not healthy after {timeout:.0f} s:\n{self.log_tail()}")
 
-    def stop(self, grace: float = 20.0) -> None:
-        """End the server's process group: TERM, then KILL what is left after `grace` s."""
+    def stop(self) -> None:
+        """End the server's process group (TERM, then KILL); a second call does nothing."""
         proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        with suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline and (proc.poll() is None or _group_alive(proc.pid)):
-            time.sleep(0.1)
-        if proc.poll() is None or _group_alive(proc.pid):
-            with suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        if proc is not None:
+            stop_server(proc)
 
 
 @contextmanager

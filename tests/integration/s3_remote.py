@@ -6,9 +6,6 @@ from the environment. The credentials are moto's placeholders; nothing leaves th
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +15,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from gitops_ml.gitops.loadtest import stop_server
+from tests.integration.mlflow_server import free_port
 
 BIN = Path(sys.executable).parent
 
@@ -38,45 +39,39 @@ class S3Remote:
             "no_proxy": "127.0.0.1,localhost",
         }
 
-    def keys(self) -> list[str]:
-        """Every object key in the bucket."""
+    def client(self) -> Any:
+        """A boto3 S3 client of the server, with the credentials of `env`."""
         import boto3
 
-        client = boto3.client("s3", endpoint_url=self.endpoint, **_boto_credentials(self.env))
+        env = self.env
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+            region_name=env["AWS_DEFAULT_REGION"],
+        )
+
+    def keys(self) -> list[str]:
+        """Every object key in the bucket."""
         keys: list[str] = []
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket):
+        for page in self.client().get_paginator("list_objects_v2").paginate(Bucket=self.bucket):
             keys += [obj["Key"] for obj in page.get("Contents", [])]
         return keys
-
-
-def _boto_credentials(env: dict[str, str]) -> dict[str, str]:
-    return {
-        "aws_access_key_id": env["AWS_ACCESS_KEY_ID"],
-        "aws_secret_access_key": env["AWS_SECRET_ACCESS_KEY"],
-        "region_name": env["AWS_DEFAULT_REGION"],
-    }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextmanager
 def run_moto_server(log_dir: Path, bucket: str = "team-dvc") -> Iterator[S3Remote]:
     """Start `moto_server` on a free loopback port with an empty `bucket`; stop it afterwards."""
-    import boto3
-
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
-    log = (log_dir / "moto.log").open("w")
-    proc = subprocess.Popen(
-        [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    with (log_dir / "moto.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -90,15 +85,7 @@ def run_moto_server(log_dir: Path, bucket: str = "team-dvc") -> Iterator[S3Remot
                     ) from None
                 time.sleep(0.2)
         remote = S3Remote(endpoint, bucket)
-        client = boto3.client("s3", endpoint_url=endpoint, **_boto_credentials(remote.env))
-        client.create_bucket(Bucket=bucket)
+        remote.client().create_bucket(Bucket=bucket)
         yield remote
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        log.close()
+        stop_server(proc)

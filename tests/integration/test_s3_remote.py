@@ -6,22 +6,13 @@ exactly the outputs dvc.lock declares, without reproducing anything.
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from gitops_ml.files import file_md5
-from tests.integration.conftest import (
-    SAMPLE,
-    adult_sample,
-    copy_template,
-    lock_hashes,
-    run_in,
-    set_params,
-    template_env,
-)
+from tests.integration.conftest import lock_hashes, run_in, sample_repo
 from tests.integration.s3_remote import S3Remote, run_moto_server
 
 pytestmark = pytest.mark.slow
@@ -38,29 +29,16 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Remote]:
 @pytest.fixture(scope="module")
 def pushed(tmp_path_factory: pytest.TempPathFactory, s3: S3Remote) -> Path:
     """A repo whose reproduced pipeline is committed and pushed to the S3 remote."""
-    repo = copy_template(tmp_path_factory.mktemp("s3") / "origin")
-    adult_sample(2000).to_csv(repo / SAMPLE, index=False)
-    set_params(
-        repo,
-        data={"source": "csv", "path": SAMPLE},
-        evaluate={"importance_rows": 0},
-    )
+    repo = sample_repo(tmp_path_factory.mktemp("s3") / "origin", 2000)
     run_in(repo, "dvc", "remote", "add", "-d", "storage", f"s3://{s3.bucket}/dvc")
     run_in(repo, "dvc", "remote", "modify", "storage", "endpointurl", s3.endpoint)
-    run_in(repo, "dvc", "repro")
-    run_in(repo, "git", "add", "-A")
-    run_in(repo, "git", "commit", "-q", "-m", "pipeline with an S3 remote")
+    run_in(repo, "git", "commit", "-q", "-am", "an S3 remote")
     run_in(repo, "dvc", "push", extra_env=s3.env)
     return repo
 
 
 def _clone(origin: Path, dest: Path) -> Path:
-    subprocess.run(
-        ["git", "clone", "-q", str(origin), str(dest)],
-        env=template_env(dest),
-        check=True,
-        capture_output=True,
-    )
+    run_in(dest.parent, "git", "clone", "-q", str(origin), str(dest))
     return dest
 
 

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import copy
+import shutil
+import subprocess
+from pathlib import Path
 from types import MappingProxyType
 
 import pytest
 
+from gitops_ml.cli import main
 from gitops_ml.config import GateConfig, WorstSliceRule
 from gitops_ml.gitops import gate as g
+from tests.conftest import ROOT
 
 CFG = GateConfig(
     fail_on_violation=True,
@@ -105,8 +111,6 @@ LOCK = {
 
 
 def _lock(**changes: str) -> dict:
-    import copy
-
     lock = copy.deepcopy(LOCK)
     train = lock["stages"]["train"]
     if "code" in changes:
@@ -179,14 +183,10 @@ def test_summary_lines_one_per_rule() -> None:
     assert result.to_dict()["verdict"] == "failed"
 
 
-def test_cli_bad_input_exits_2(tmp_path, monkeypatch, capsys) -> None:
+def test_cli_bad_input_exits_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """No metrics file (or no git repository): one line on stderr and exit code 2."""
-    import shutil
-    import subprocess
-
-    from gitops_ml.cli import main
-    from tests.conftest import ROOT
-
     shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
     monkeypatch.chdir(tmp_path)
     assert main(["gate", "--output", str(tmp_path / "gate.json")]) == 2

@@ -414,6 +414,11 @@ MERGE_SHA = "ab" * 20
 
 def test_pull_for_commit_prefers_the_merged_pull(github: FakeGitHub, client: GitHubClient) -> None:
     assert client.pull_for_commit(MERGE_SHA) is None
+    # An open pull request listed first for the same commit: taken only while none is merged.
+    github.pulls.append(
+        {"number": 11, "state": "open", "merged_at": None, "merge_commit_sha": MERGE_SHA}
+    )
+    assert client.pull_for_commit(MERGE_SHA)["number"] == 11
     github.add_merged_pull(12, MERGE_SHA)
     pull = client.pull_for_commit(MERGE_SHA)
     assert pull is not None and pull["number"] == 12

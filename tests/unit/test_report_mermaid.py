@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 
 from gitops_ml.gitops import report as r
+from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "mermaid-check.mjs"
 
 # Realistic metrics of the Adult classifier (reports/metrics.json) and of a regression model.
@@ -146,7 +146,7 @@ def test_mermaid_draws_every_bar_to_scale(
     assert xs == sorted(xs) and len(set(xs)) == len(xs), "bars overlap"
     # Each bar rises from the axis's bottom, in proportion to its value.
     lifts = [v - want["bottom"] for v in want["values"]]
-    assert min(lifts) >= 0 and max(v for v in want["values"]) <= want["top"]
+    assert min(lifts) >= 0 and max(want["values"]) <= want["top"]
     scale = max(b["height"] for b in bars) / max(lifts)
     assert max(b["height"] for b in bars) > 100
     for bar, lift in zip(bars, lifts, strict=True):
@@ -199,14 +199,20 @@ def test_a_broken_chart_is_rejected(charts: dict[str, str], tmp_path: Path) -> N
     # A report with no chart at all is not a pass either.
     empty = tmp_path / "empty.md"
     empty.write_text("## Model report\n\nNo chart.\n", encoding="utf-8")
-    code, results, stderr = _check("-", unpaired, empty, stdin=broken)
+    # Nor is a chart whose fence is never closed; the error names the fence's line.
+    unclosed = tmp_path / "unclosed.md"
+    unclosed.write_text(f"## Model report\n\n{good.removesuffix('```')}", encoding="utf-8")
+    code, results, stderr = _check("-", unpaired, empty, unclosed, stdin=broken)
     assert code == 1
     by_source = {res["source"]: res for res in results}
-    assert not any(res["ok"] for res in results) and len(results) == 3
+    assert not any(res["ok"] for res in results) and len(results) == 4
     assert by_source["<stdin>"]["error"].startswith("parse error: Parse error on line 5:")
     assert "got 'ALPHA'" in by_source["<stdin>"]["error"]
     assert "NaN" in by_source[str(unpaired)]["error"]
     assert "no ```mermaid block" in by_source[str(empty)]["error"]
+    assert by_source[str(unclosed)]["line"] == 3
+    assert by_source[str(unclosed)]["error"] == "the ```mermaid block is not closed"
+    assert f"error: {unclosed}:3: the ```mermaid block is not closed" in stderr
     assert "error: <stdin>:1: parse error: Parse error on line" in stderr
 
 
