@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 
 from gitops_ml import __version__
-from gitops_ml.config import load_params
+from gitops_ml.config import TASKS, load_params
 from gitops_ml.errors import DataError, cli_entry
 from gitops_ml.files import atomic_path
 
@@ -30,16 +30,15 @@ def _check_params(args: argparse.Namespace) -> int:
 
 
 def _schema_infer(args: argparse.Namespace) -> int:
-    import pandas as pd
-
+    from gitops_ml.init import infer_task, read_table, require_column
     from gitops_ml.schema import infer_schema
-    from gitops_ml.sources import read_csv
 
     path = Path(args.input)
-    df = pd.read_parquet(path) if path.suffix == ".parquet" else read_csv(path)
-    if args.target not in df.columns:
-        raise DataError(f"{path}: no target column '{args.target}'")
-    schema = infer_schema(df, target=args.target, task=args.task)
+    df, fmt = read_table(path, delimiter=args.delimiter, header=args.header, columns=args.columns)
+    require_column(df, args.target, path)
+    task, why = infer_task(df[args.target], args.target, args.task)
+    log.info("%s: %s; task %s", path, fmt.describe(), why)
+    schema = infer_schema(df, target=args.target, task=task)
     text = yaml.safe_dump(schema, sort_keys=False, allow_unicode=True)
     if args.output == "-":
         print(text, end="")
@@ -117,6 +116,12 @@ def _gate(args: argparse.Namespace) -> int:
 
         return champion_metrics(root, base_sha, params, rebuild=not args.no_rebuild)
 
+    new_baseline = None
+    if args.base is not None:
+        from gitops_ml.gitops.baseline import new_baseline_reason
+
+        base_sha = git.resolve(args.base, cwd=root)
+        new_baseline = new_baseline_reason(root, base_sha, args.base, Path(args.params))
     result = run_gate(
         params.gate,
         root=root,
@@ -125,6 +130,7 @@ def _gate(args: argparse.Namespace) -> int:
         base=args.base,
         check_lock=not args.no_lock_check,
         rescore=None if args.committed_metrics else rescore,
+        new_baseline=new_baseline,
     )
     write_json(args.output, result.to_dict())
     print("\n".join(summary_lines(result)))
@@ -148,6 +154,7 @@ def _report(args: argparse.Namespace) -> int:
         params_path=Path(args.params),
         gate_path=Path(args.gate) if args.gate else None,
         rebuild=not args.no_rebuild,
+        committed_metrics=args.committed_metrics,
     )
     if args.output == "-":
         sys.stdout.write(text)
@@ -175,7 +182,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = schema.add_parser("infer", help="draft a schema YAML from a CSV or parquet file")
     p.add_argument("--input", required=True, help="CSV or parquet file to describe")
     p.add_argument("--target", required=True, help="the label column")
-    p.add_argument("--task", choices=("classification", "regression"), default="classification")
+    p.add_argument(
+        "--task", choices=TASKS, default=None, help="default: inferred from the target column"
+    )
+    from gitops_ml import init
+
+    init.add_reading_options(p)
     p.add_argument("--output", default="-", help="schema file to write, or - for stdout")
     p.add_argument("--force", action="store_true", help="overwrite an existing schema file")
     p.set_defaults(func=_schema_infer)
@@ -223,7 +235,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="never rebuild the champion in a git worktree; fall back to its committed metrics",
     )
+    p.add_argument(
+        "--committed-metrics",
+        action="store_true",
+        help="compare with the base's committed metrics instead of re-scoring the champion",
+    )
     p.set_defaults(func=_report)
+    init.register(sub)
     from gitops_ml.gitops import serve
 
     serve.register(sub)

@@ -20,8 +20,15 @@ import yaml
 
 from gitops_ml.errors import ConfigError
 
-SOURCES = ("adult", "csv", "synthetic")
-TASKS = ("classification", "regression")
+SOURCES = ("adult", "csv", "parquet", "synthetic")
+#: binary and multiclass are classification tasks; `classification` was the old name of binary.
+TASKS = ("binary", "multiclass", "regression")
+CLASSIFICATION_TASKS = ("binary", "multiclass")
+
+
+def is_classification(task: str) -> bool:
+    """True for the tasks a classifier solves (binary, multiclass)."""
+    return task in CLASSIFICATION_TASKS
 
 
 @dataclass(frozen=True)
@@ -30,6 +37,10 @@ class DataConfig:
 
     source: str
     path: str | None
+    delimiter: str
+    header: bool
+    columns: tuple[str, ...] | None
+    drop_columns: tuple[str, ...]
     target: str
     task: str
     n_rows: int | None
@@ -75,8 +86,11 @@ class MlflowConfig:
 LOWER_IS_BETTER = frozenset({"log_loss", "brier", "rmse", "mae"})
 #: Metrics the evaluate stage writes, per task.
 TASK_METRICS = {
-    "classification": (
+    "binary": (
         "roc_auc", "average_precision", "accuracy", "precision", "recall", "f1", "log_loss", "brier",
+    ),
+    "multiclass": (
+        "accuracy", "balanced_accuracy", "f1_macro", "f1_weighted", "log_loss", "roc_auc_ovr",
     ),
     "regression": ("rmse", "mae", "r2"),
 }  # fmt: skip
@@ -190,25 +204,74 @@ def _fraction(value: Any, key: str, *, inclusive: bool = False) -> float:
     return float(value)
 
 
+def _names(value: Any, key: str, *, optional: bool = False) -> tuple[str, ...] | None:
+    """A list of distinct column names (null: none, or None when `optional`)."""
+    if value is None:
+        return None if optional else ()
+    if not isinstance(value, list) or not all(isinstance(c, str) and c for c in value):
+        raise ConfigError(f"params: '{key}' must be a list of column names, got {value!r}")
+    seen: set[str] = set()
+    for name in value:
+        if name in seen:
+            raise ConfigError(f"params: '{key}' names column '{name}' twice")
+        seen.add(name)
+    return tuple(value)
+
+
+def _task(value: Any) -> str:
+    if value == "classification":
+        raise ConfigError(
+            "params: 'data.task' classification is now binary (two classes) or multiclass "
+            "(three or more); set 'data.task: binary' for a two-class target"
+        )
+    return _str(value, "data.task", choices=TASKS)
+
+
 def _data(raw: Mapping[str, Any]) -> DataConfig:
     s = _build(DataConfig, raw, "data")
+    delimiter = s["delimiter"]
+    if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in '\r\n"':
+        raise ConfigError(
+            f"params: 'data.delimiter' must be one character such as ',' ';' or a tab, "
+            f"got {delimiter!r}"
+        )
+    if not isinstance(s["header"], bool):
+        raise ConfigError(f"params: 'data.header' must be true or false, got {s['header']!r}")
     cfg = DataConfig(
         source=_str(s["source"], "data.source", choices=SOURCES),
         path=_str(s["path"], "data.path", optional=True),
+        delimiter=delimiter,
+        header=s["header"],
+        columns=_names(s["columns"], "data.columns", optional=True),
+        drop_columns=_names(s["drop_columns"], "data.drop_columns"),
         target=_str(s["target"], "data.target"),
-        task=_str(s["task"], "data.task", choices=TASKS),
+        task=_task(s["task"]),
         n_rows=_int(s["n_rows"], "data.n_rows", minimum=100, optional=True),
+        # Read by binary tasks only; the other tasks ignore it.
         positive_label=None if s["positive_label"] is None else str(s["positive_label"]),
     )
-    if cfg.source == "csv" and cfg.path is None:
-        raise ConfigError("params: 'data.path' must name the CSV file when data.source is csv")
+    if cfg.source in ("csv", "parquet") and cfg.path is None:
+        raise ConfigError(
+            f"params: 'data.path' must name the {cfg.source} file when data.source is {cfg.source}"
+        )
     if cfg.source == "synthetic" and cfg.n_rows is None:
         raise ConfigError("params: 'data.n_rows' must be set when data.source is synthetic")
-    if cfg.source in ("adult", "synthetic") and cfg.task != "classification":
+    if cfg.source in ("adult", "synthetic") and cfg.task != "binary":
         raise ConfigError(
-            f"params: data.source '{cfg.source}' is a classification data set; "
-            "set 'data.task' to classification"
+            f"params: data.source '{cfg.source}' is a binary classification data set; "
+            "set 'data.task' to binary"
         )
+    if not cfg.header and cfg.source == "csv" and cfg.columns is None:
+        raise ConfigError(
+            "params: 'data.columns' must list the column names when data.header is false"
+        )
+    if cfg.columns is not None and cfg.header:
+        raise ConfigError(
+            "params: 'data.columns' names the columns of a headerless file; "
+            "set 'data.header: false' or 'data.columns: null'"
+        )
+    if cfg.target in cfg.drop_columns:
+        raise ConfigError(f"params: 'data.drop_columns' must not contain the target '{cfg.target}'")
     return cfg
 
 
@@ -238,15 +301,19 @@ def _train(raw: Mapping[str, Any], task: str) -> TrainConfig:
     return cfg
 
 
-def _evaluate(raw: Mapping[str, Any]) -> EvaluateConfig:
+def _evaluate(raw: Mapping[str, Any], data: DataConfig) -> EvaluateConfig:
     s = _build(EvaluateConfig, raw, "evaluate")
-    slices = s["slices"] or []
-    if not isinstance(slices, list) or not all(isinstance(c, str) and c for c in slices):
-        raise ConfigError(
-            f"params: 'evaluate.slices' must be a list of column names, got {slices!r}"
-        )
+    slices = _names(s["slices"], "evaluate.slices")
+    for col in slices:
+        if col == data.target:
+            raise ConfigError(f"params: 'evaluate.slices' must not contain the target '{col}'")
+        if col in data.drop_columns:
+            raise ConfigError(
+                f"params: 'evaluate.slices' column '{col}' is in data.drop_columns: "
+                "the test data will not have it"
+            )
     return EvaluateConfig(
-        slices=tuple(slices),
+        slices=slices,
         threshold=_fraction(s["threshold"], "evaluate.threshold"),
         importance_rows=_int(s["importance_rows"], "evaluate.importance_rows", minimum=0),
         importance_repeats=_int(s["importance_repeats"], "evaluate.importance_repeats", minimum=1),
@@ -367,7 +434,7 @@ def parse_params(raw: Any) -> Params:
         data=data,
         split=_split(raw),
         train=_train(raw, data.task),
-        evaluate=_evaluate(raw),
+        evaluate=_evaluate(raw, data),
         mlflow=_mlflow(raw),
         gate=_gate(raw, data.task),
         drift=_drift(raw),

@@ -1,8 +1,8 @@
 """Test-set metrics, per-slice metrics and the data behind every plot, as pure functions.
 
-Classification is scored as "positive class vs the rest": `score` is the probability of
-`data.positive_label`, and a row is predicted positive when its score reaches
-`evaluate.threshold`. For a binary target these are the usual binary metrics.
+Binary metrics score "the positive class vs the other": `score` is the probability of
+`data.positive_label`. Multiclass metrics score the argmax labels and the class probabilities
+(macro one-vs-rest AUC). Labels and scores come from `gitops_ml.scoring`.
 
 Every number is rounded to 6 decimals and undefined values are None (JSON null), so the JSON
 files diff cleanly in git and never hold NaN.
@@ -19,12 +19,12 @@ import pandas as pd
 from sklearn import metrics as skm
 from threadpoolctl import threadpool_limits
 
-from gitops_ml.errors import ConfigError, DataError
+from gitops_ml.errors import DataError
 
 #: Plot data: a list of flat records, the format `dvc plots` reads.
 Records = list[dict[str, Any]]
 
-CLASSIFICATION_KEYS = (
+BINARY_KEYS = (
     "roc_auc",
     "average_precision",
     "accuracy",
@@ -35,9 +35,22 @@ CLASSIFICATION_KEYS = (
     "brier",
     "n_test",
 )
+MULTICLASS_KEYS = (
+    "accuracy",
+    "balanced_accuracy",
+    "f1_macro",
+    "f1_weighted",
+    "log_loss",
+    "roc_auc_ovr",
+    "n_test",
+)
 REGRESSION_KEYS = ("rmse", "mae", "r2", "n_test")
 #: Slice key for rows whose slice column is missing.
 MISSING_SLICE = "(missing)"
+#: A numeric slice column with more distinct values than this is cut into quantile bins.
+SLICE_MAX_VALUES = 10
+#: How many quantile bins a numeric slice column gets (fewer when its quantiles coincide).
+SLICE_BINS = 4
 DIGITS = 6
 
 
@@ -49,31 +62,6 @@ def _num(value: Any) -> float | None:
     return round(value, DIGITS) if math.isfinite(value) else None
 
 
-def positive_class(classes: Sequence[Hashable], configured: str | None) -> Hashable:
-    """The class scored as positive: `data.positive_label`, or the last class in sorted order."""
-    if configured is None:
-        return sorted(classes)[-1]
-    for cls in classes:
-        if str(cls) == configured:
-            return cls
-    raise ConfigError(
-        f"params: 'data.positive_label' {configured!r} is not a class of the model "
-        f"(classes: {', '.join(map(str, classes))})"
-    )
-
-
-def predict_labels(
-    proba: np.ndarray, classes: np.ndarray, positive: Hashable, threshold: float
-) -> np.ndarray:
-    """Labels from probabilities: the positive class when its probability reaches `threshold`,
-    otherwise the most probable other class."""
-    classes = np.asarray(classes)
-    pos = int(np.flatnonzero(classes == positive)[0])
-    others = np.delete(np.arange(len(classes)), pos)
-    best_other = others[np.argmax(proba[:, others], axis=1)]
-    return np.where(proba[:, pos] >= threshold, classes[pos], classes[best_other])
-
-
 def _binary(actual: np.ndarray, positive: Hashable) -> np.ndarray:
     return np.asarray(actual) == positive
 
@@ -82,7 +70,7 @@ def _both_classes(is_pos: np.ndarray) -> bool:
     return bool(is_pos.any() and not is_pos.all())
 
 
-def classification_metrics(
+def binary_metrics(
     actual: Sequence[Hashable] | np.ndarray,
     predicted: Sequence[Hashable] | np.ndarray,
     score: Sequence[float] | np.ndarray,
@@ -108,6 +96,66 @@ def classification_metrics(
     }
 
 
+def multiclass_metrics(
+    actual: Sequence[Hashable] | np.ndarray,
+    predicted: Sequence[Hashable] | np.ndarray,
+    proba: np.ndarray,
+    classes: Sequence[Hashable] | np.ndarray,
+) -> dict[str, float | int | None]:
+    """Headline multiclass metrics on argmax labels and class probabilities.
+
+    ROC AUC is the macro mean of one-vs-rest AUCs over the classes present with both outcomes
+    (None when none is); log loss covers the rows whose label the model knows.
+    """
+    actual, predicted = np.asarray(actual), np.asarray(predicted)
+    proba, classes = np.asarray(proba, dtype=float), np.asarray(classes)
+    if not len(actual):
+        raise DataError("no test rows to evaluate")
+    aucs = []
+    for i, cls in enumerate(classes):
+        is_cls = actual == cls
+        if _both_classes(is_cls):
+            aucs.append(skm.roc_auc_score(is_cls, proba[:, i]))
+    known = np.isin(actual, classes)
+    loss = skm.log_loss(actual[known], proba[known], labels=classes) if known.any() else None
+    return {
+        "accuracy": _num(np.mean(actual == predicted)),
+        "balanced_accuracy": _num(_balanced_accuracy(actual, predicted)),
+        "f1_macro": _num(skm.f1_score(actual, predicted, average="macro", zero_division=0)),
+        "f1_weighted": _num(skm.f1_score(actual, predicted, average="weighted", zero_division=0)),
+        "log_loss": _num(loss),
+        "roc_auc_ovr": _num(np.mean(aucs)) if aucs else None,
+        "n_test": len(actual),
+    }
+
+
+def _balanced_accuracy(actual: np.ndarray, predicted: np.ndarray) -> float:
+    """Mean recall over the classes present in `actual` (sklearn's, without its warning)."""
+    return float(np.mean([np.mean(predicted[actual == c] == c) for c in np.unique(actual)]))
+
+
+def per_class_metrics(
+    actual: Sequence[Hashable] | np.ndarray,
+    predicted: Sequence[Hashable] | np.ndarray,
+    classes: Sequence[Hashable] | np.ndarray,
+) -> dict[str, dict[str, float | int | None]]:
+    """Precision, recall, F1 and support of each class: ``{class: {...}}``."""
+    actual, predicted = np.asarray(actual), np.asarray(predicted)
+    labels = list(classes) + sorted(set(actual.tolist()) - set(np.asarray(classes).tolist()))
+    precision, recall, f1, support = skm.precision_recall_fscore_support(
+        actual, predicted, labels=labels, zero_division=0
+    )
+    return {
+        str(label): {
+            "precision": _num(precision[i]),
+            "recall": _num(recall[i]),
+            "f1": _num(f1[i]),
+            "support": int(support[i]),
+        }
+        for i, label in enumerate(labels)
+    }
+
+
 def regression_metrics(
     actual: Sequence[float] | np.ndarray, predicted: Sequence[float] | np.ndarray
 ) -> dict[str, float | int | None]:
@@ -124,7 +172,7 @@ def regression_metrics(
     }
 
 
-def _slice_classification(
+def _slice_binary(
     actual: np.ndarray, predicted: np.ndarray, score: np.ndarray, positive: Hashable
 ) -> dict[str, float | int | None]:
     is_pos, pred_pos = _binary(actual, positive), _binary(predicted, positive)
@@ -140,9 +188,61 @@ def _slice_classification(
     }
 
 
+def _slice_multiclass(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float | int | None]:
+    return {
+        "n": len(actual),
+        "accuracy": _num(np.mean(actual == predicted)),
+        "balanced_accuracy": _num(_balanced_accuracy(actual, predicted)),
+        "f1_macro": _num(skm.f1_score(actual, predicted, average="macro", zero_division=0)),
+        "f1_weighted": _num(skm.f1_score(actual, predicted, average="weighted", zero_division=0)),
+    }
+
+
 def _slice_regression(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float | int | None]:
     m = regression_metrics(actual, predicted)
     return {"n": m["n_test"], "rmse": m["rmse"], "mae": m["mae"], "r2": m["r2"]}
+
+
+def _edge(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def slice_keys(values: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """Each row's slice name, and the names in display order.
+
+    Text and low-cardinality columns slice by value (numbers in numeric order); a numeric
+    column with more than `SLICE_MAX_VALUES` distinct values is cut at its quantiles into at
+    most `SLICE_BINS` bins named by their edges, ``[17, 28)`` ... ``[48, 90]``. Missing values
+    form the slice ``(missing)``, listed last.
+    """
+    missing = values.isna().to_numpy()
+    numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+    present = values[~missing]
+    if numeric and present.nunique() > SLICE_MAX_VALUES:
+        edges = np.unique(
+            np.quantile(present.to_numpy(dtype=float), np.linspace(0, 1, SLICE_BINS + 1))
+        )
+        inner = edges[1:-1]
+        ids = np.searchsorted(inner, values.to_numpy(dtype=float), side="right")
+        names = [
+            f"[{_edge(edges[i])}, {_edge(edges[i + 1])}{']' if i == len(edges) - 2 else ')'}"
+            for i in range(len(edges) - 1)
+        ]
+        keys = np.asarray(names, dtype=object)[np.minimum(ids, len(names) - 1)]
+        order = [name for i, name in enumerate(names) if (ids[~missing] == i).any()]
+    else:
+        text = values.astype(str).to_numpy(dtype=object)
+        keys = text
+        distinct = pd.unique(present)
+        if numeric:
+            distinct = np.sort(distinct)
+            order = list(dict.fromkeys(str(v) for v in pd.Series(distinct, dtype=values.dtype)))
+        else:
+            order = sorted({str(v) for v in distinct})
+    keys = np.where(missing, MISSING_SLICE, keys)
+    if missing.any():
+        order.append(MISSING_SLICE)
+    return keys, order
 
 
 def slice_metrics(
@@ -155,10 +255,8 @@ def slice_metrics(
     score: Sequence[float] | np.ndarray | None = None,
     positive: Hashable | None = None,
 ) -> dict[str, dict[str, dict[str, float | int | None]]]:
-    """Metrics per value of each slice column: ``{column: {value: {"n": ..., metric: ...}}}``.
-
-    Rows with a missing slice value form their own slice, ``(missing)``. A slice with a single
-    class gets a null AUC rather than an error.
+    """Metrics per value (or bin, see `slice_keys`) of each slice column:
+    ``{column: {slice: {"n": ..., metric: ...}}}``. A slice with one class gets a null AUC.
     """
     missing = [col for col in slices if col not in frame.columns]
     if missing:
@@ -169,21 +267,20 @@ def slice_metrics(
     actual, predicted = np.asarray(actual), np.asarray(predicted)
     if len(actual) != len(frame) or len(predicted) != len(frame):
         raise ValueError("actual and predicted must have one entry per row of frame")
-    if task == "classification":
+    if task == "binary":
         if score is None or positive is None:
-            raise ValueError("classification slices need score and positive")
+            raise ValueError("binary slices need score and positive")
         score = np.asarray(score, dtype=float)
     result: dict[str, dict[str, dict[str, float | int | None]]] = {}
     for col in slices:
-        values = frame[col]
-        keys = np.where(values.isna().to_numpy(), MISSING_SLICE, values.astype(str).to_numpy())
+        keys, order = slice_keys(frame[col])
         per_value = {}
-        for key in sorted(set(keys.tolist())):
+        for key in order:
             mask = keys == key
-            if task == "classification":
-                per_value[key] = _slice_classification(
-                    actual[mask], predicted[mask], score[mask], positive
-                )
+            if task == "binary":
+                per_value[key] = _slice_binary(actual[mask], predicted[mask], score[mask], positive)
+            elif task == "multiclass":
+                per_value[key] = _slice_multiclass(actual[mask], predicted[mask])
             else:
                 per_value[key] = _slice_regression(actual[mask], predicted[mask])
         result[col] = per_value
@@ -272,11 +369,15 @@ def permutation_importance_rows(
     if len(features) > max_rows:
         features = features.sample(n=max_rows, random_state=seed)
         target = target.loc[features.index]
-    if task == "classification":
+    if task != "regression":
         n_classes = target.nunique()
         if n_classes < 2:
             return []
-        scoring = "roc_auc" if n_classes == 2 else "roc_auc_ovr"
+        if n_classes == 2:
+            scoring = "roc_auc"
+        else:  # one-vs-rest AUC needs every class of the model in the sample
+            known = set(getattr(model, "classes_", ())) == set(target.unique())
+            scoring = "roc_auc_ovr" if known else "accuracy"
     else:
         scoring = "r2"
     # Many small predictions: one thread avoids OpenMP's hand-off cost, which dominates on a

@@ -26,9 +26,11 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 from sklearn.utils._param_validation import InvalidParameterError
 
+from gitops_ml.config import is_classification
 from gitops_ml.errors import ConfigError
 
-#: model name -> {task: estimator class}
+#: model name -> {"classification" | "regression": estimator class}; binary and multiclass
+#: tasks both use the classifier (scikit-learn classifiers handle any number of classes).
 MODELS: dict[str, dict[str, type[BaseEstimator]]] = {
     "logistic_regression": {"classification": LogisticRegression},
     "ridge": {"regression": Ridge},
@@ -53,12 +55,18 @@ def estimator_class(model: str, task: str) -> type[BaseEstimator]:
             f"params: 'train.model' must be one of {', '.join(MODELS)}; got '{model}'"
         )
     by_task = MODELS[model]
-    if task not in by_task:
-        other = [name for name, tasks in MODELS.items() if task in tasks]
+    kind = estimator_kind(task)
+    if kind not in by_task:
+        other = [name for name, tasks in MODELS.items() if kind in tasks]
         raise ConfigError(
             f"params: 'train.model' {model} does not support {task}; use one of {', '.join(other)}"
         )
-    return by_task[task]
+    return by_task[kind]
+
+
+def estimator_kind(task: str) -> str:
+    """ "classification" for the binary and multiclass tasks, else the task itself."""
+    return "classification" if is_classification(task) else task
 
 
 def make_estimator(model: str, task: str, hyperparams: dict[str, Any], seed: int) -> BaseEstimator:
@@ -102,15 +110,25 @@ def feature_columns(df: pd.DataFrame, target: str) -> tuple[list[str], list[str]
     return numeric, categorical
 
 
+#: HistGradientBoosting's largest number of categories per feature (its default max_bins).
+HGB_MAX_CATEGORIES = 255
+
+
 def _preprocessor(
-    model: str, numeric: Sequence[str], categorical: Sequence[str]
+    model: str,
+    numeric: Sequence[str],
+    categorical: Sequence[str],
+    max_categories: int | None = None,
 ) -> ColumnTransformer:
     if model == "hist_gradient_boosting":
-        # HGB handles missing numbers itself and splits natively on ordinal category codes.
+        # HGB handles missing numbers itself and splits natively on ordinal category codes. It
+        # takes at most max_bins categories per feature: with more levels (IDs, zip codes) the
+        # rarest ones share one code, so any column can be fed to it.
         cat = OrdinalEncoder(
             handle_unknown="use_encoded_value",
             unknown_value=np.nan,
             encoded_missing_value=np.nan,
+            **({"max_categories": max_categories} if max_categories else {}),
         )
         num: Any = "passthrough"
     elif model == "random_forest":
@@ -139,14 +157,28 @@ def build_pipeline(
     seed: int,
     numeric: Sequence[str],
     categorical: Sequence[str],
+    cardinality: int = 0,
 ) -> Pipeline:
-    """The whole model: preprocessing and estimator in one Pipeline."""
+    """The whole model: preprocessing and estimator in one Pipeline.
+
+    `cardinality` is the largest number of distinct values of a categorical column; above what
+    the estimator can take, the rarest levels are grouped (only then, so the saved pipeline of
+    data without such columns stays as it was).
+    """
     est = make_estimator(model, task, hyperparams, seed)
-    if model == "hist_gradient_boosting" and "categorical_features" not in hyperparams:
-        n_num = len(numeric)
-        mask = [False] * n_num + [True] * len(categorical)
-        est.set_params(categorical_features=mask if any(mask) else None)
-    return Pipeline([("preprocess", _preprocessor(model, numeric, categorical)), ("model", est)])
+    limit = None
+    if model == "hist_gradient_boosting":
+        if "categorical_features" not in hyperparams:
+            n_num = len(numeric)
+            mask = [False] * n_num + [True] * len(categorical)
+            est.set_params(categorical_features=mask if any(mask) else None)
+        # One code is kept for missing values, which HGB bins on their own.
+        max_bins = int(est.get_params().get("max_bins", HGB_MAX_CATEGORIES))
+        if cardinality > max_bins:
+            limit = max_bins
+    return Pipeline(
+        [("preprocess", _preprocessor(model, numeric, categorical, limit)), ("model", est)]
+    )
 
 
 def normalize_fitted(pipeline: Pipeline) -> Pipeline:

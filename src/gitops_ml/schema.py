@@ -43,7 +43,7 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
-from gitops_ml.config import read_yaml
+from gitops_ml.config import TASKS, is_classification, read_yaml
 from gitops_ml.errors import ConfigError
 
 DTYPES = ("int", "float", "category", "str")
@@ -82,7 +82,10 @@ class TargetSpec:
 
     @property
     def task(self) -> str:
-        return "classification" if self.labels is not None else "regression"
+        """binary (two labels or fewer), multiclass (more), or regression (no labels)."""
+        if self.labels is None:
+            return "regression"
+        return "binary" if len(self.labels) <= 2 else "multiclass"
 
 
 @dataclass(frozen=True)
@@ -701,12 +704,18 @@ def infer_schema(df: pd.DataFrame, target: str, task: str) -> dict[str, Any]:
     """Draft a schema (as a plain dict, ready for YAML) that the given frame passes.
 
     Limits are the observed values with some headroom for rates; they are a starting point for
-    review, not a judgement of what the data should be.
+    review, not a judgement of what the data should be. Every kind of column gets a rule that
+    `validate` accepts for the same frame: empty columns (no values to list as categories), text
+    whose values mostly do not repeat (IDs, free text, dates: `str`), booleans, datetimes. A
+    target that no schema could accept (missing labels, one class, a label count that does not
+    fit the task, text for regression) is an error naming the column.
     """
     if target not in df.columns:
         raise ConfigError(f"infer schema: no target column '{target}'")
-    if task not in ("classification", "regression"):
-        raise ConfigError(f"infer schema: task must be classification or regression, got '{task}'")
+    if task not in TASKS:
+        raise ConfigError(f"infer schema: task must be one of {', '.join(TASKS)}, got '{task}'")
+    if len(df.columns) < 2:
+        raise ConfigError(f"infer schema: no feature columns besides the target '{target}'")
     n = len(df)
     dup = duplicate_rate(df)
     schema: dict[str, Any] = {
@@ -716,21 +725,7 @@ def infer_schema(df: pd.DataFrame, target: str, task: str) -> dict[str, Any]:
             "allow_extra_columns": False,
         }
     }
-    y = df[target]
-    if task == "classification":
-        labels = sorted(_plain(v) for v in y.dropna().unique())
-        counts = y.value_counts(dropna=True)
-        rarest = float(counts.min() / n) if n and len(counts) else 0.0
-        schema["target"] = {
-            "name": target,
-            "labels": labels,
-            "min_class_rate": math.floor(rarest / 2 * 1000) / 1000,
-        }
-    else:
-        spec: dict[str, Any] = {"name": target, "dtype": _numeric_kind(y)}
-        if y.notna().any():
-            spec.update(min=_plain(y.min()), max=_plain(y.max()))
-        schema["target"] = spec
+    schema["target"] = _infer_target(df[target], target, task, n)
     columns: dict[str, Any] = {}
     for col in df.columns:
         if col == target:
@@ -740,23 +735,99 @@ def infer_schema(df: pd.DataFrame, target: str, task: str) -> dict[str, Any]:
     return schema
 
 
+def _infer_target(y: pd.Series, target: str, task: str, n: int) -> dict[str, Any]:
+    missing = int(y.isna().sum())
+    if missing:
+        raise ConfigError(
+            f"infer schema: target '{target}' has {missing} missing value(s); every row needs a "
+            "label (drop or fill those rows)"
+        )
+    if not is_classification(task):
+        if not _is_number(y):
+            raise ConfigError(
+                f"infer schema: target '{target}' must be numeric for task regression "
+                f"(it holds {y.dtype} values such as {_short(_plain(y.iloc[0]))})"
+            )
+        return {
+            "name": target,
+            "dtype": _numeric_kind(y),
+            "min": _plain(y.min()),
+            "max": _plain(y.max()),
+        }
+    labels = _sorted_values(y.unique())
+    if len(labels) < 2:
+        raise ConfigError(
+            f"infer schema: target '{target}' has a single class {_short(labels[0])}; "
+            "a classifier needs at least 2"
+        )
+    if task == "binary" and len(labels) != 2:
+        raise ConfigError(
+            f"infer schema: target '{target}' has {len(labels)} classes; task binary needs "
+            "exactly 2 (use multiclass)"
+        )
+    if task == "multiclass" and len(labels) < 3:
+        raise ConfigError(
+            f"infer schema: target '{target}' has 2 classes; task multiclass needs 3 or more "
+            "(use binary)"
+        )
+    rarest = float(y.value_counts().min() / n)
+    return {
+        "name": target,
+        "labels": labels,
+        "min_class_rate": math.floor(rarest / 2 * 1000) / 1000,
+    }
+
+
 def _infer_column(s: pd.Series, n: int) -> dict[str, Any]:
     missing = float(s.isna().mean()) if n else 0.0
     rule: dict[str, Any]
-    if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
-        rule = {"dtype": _numeric_kind(s)}
-        if s.notna().any():
-            rule.update(min=_plain(s.min()), max=_plain(s.max()))
+    present = s.dropna()
+    if _is_number(s):
+        # An empty numeric column has no range to draft, and no whole numbers to call it int.
+        rule = {"dtype": _numeric_kind(s) if len(present) else "float"}
+        if len(present):
+            rule.update(min=_plain(present.min()), max=_plain(present.max()))
+    elif pd.api.types.is_bool_dtype(s) or (
+        s.dtype == object
+        and len(present)
+        and present.map(lambda v: isinstance(v, bool | np.bool_)).all()
+    ):
+        # Booleans, even with no value present: the `str` dtype refuses a boolean column.
+        rule = {"dtype": "category", "categories": [False, True]}
+        rule.update(max_missing_rate=_headroom(missing), max_unknown_rate=0.0)
+        return rule
     else:
-        values = s.dropna().unique()
-        if len(values) <= INFER_MAX_CATEGORIES or len(values) <= 0.05 * max(n, 1):
-            rule = {"dtype": "category", "categories": sorted(_plain(v) for v in values)}
-            rule["max_missing_rate"] = _headroom(missing)
-            rule["max_unknown_rate"] = 0.01
+        values = present.unique()
+        if _categorical(present, values, n):
+            rule = {"dtype": "category", "categories": _sorted_values(values)}
+            rule.update(max_missing_rate=_headroom(missing), max_unknown_rate=0.01)
             return rule
         rule = {"dtype": "str"}
     rule["max_missing_rate"] = _headroom(missing)
     return rule
+
+
+def _is_number(s: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)
+
+
+def _categorical(present: pd.Series, values: Any, n: int) -> bool:
+    """A few plain values (text, numbers) that repeat: a category. Values that mostly occur once
+    (IDs, free text, timestamps) or that are not plain scalars (dates) are drafted as `str`."""
+    if not len(values) or pd.api.types.is_datetime64_any_dtype(present):
+        return False
+    few = len(values) <= INFER_MAX_CATEGORIES or len(values) <= 0.05 * max(n, 1)
+    repeating = len(values) <= 2 or 2 * len(values) <= len(present)
+    return few and repeating and all(isinstance(_plain(v), str | int | float) for v in values)
+
+
+def _sorted_values(values: Any) -> list[Any]:
+    """Plain values in sorted order; mixed kinds (numbers and text) sort by kind first."""
+    plain = [_plain(v) for v in values]
+    try:
+        return sorted(plain)
+    except TypeError:
+        return sorted(plain, key=lambda v: (type(v).__name__, str(v)))
 
 
 def _numeric_kind(s: pd.Series) -> str:

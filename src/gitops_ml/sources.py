@@ -19,6 +19,7 @@ import gzip
 import io
 import lzma
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
@@ -58,7 +59,7 @@ ADULT_LABELS = ("<=50K", ">50K")
 ADULT_FILES = ("adult.data.gz", "adult.test.gz")
 
 #: Markers read as missing in text cells (the UCI files use "?").
-MISSING_MARKERS = ("", "?")
+MISSING_MARKERS = ("", "?", "NA", "N/A", "n/a", "NaN", "nan", "NULL", "null")
 
 _COMPRESSED = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
 #: Leading bytes of files people pass as "csv" by mistake.
@@ -122,12 +123,19 @@ def load_adult(source_dir: Path) -> pd.DataFrame:
 # csv
 
 
-def read_csv(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """Read a user's comma-separated file into a normalised frame, or fail naming the file.
+def read_csv(
+    path: str | os.PathLike[str],
+    *,
+    delimiter: str = ",",
+    header: bool = True,
+    columns: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Read a user's delimited text file into a normalised frame, or fail naming the file.
 
     Every cell is read as text first, then a column becomes numeric only if all its non-missing
     values parse as numbers; so one stray word in `age` keeps the column text, and the schema's
-    dtype rule reports it instead of the value silently turning into NaN.
+    dtype rule reports it instead of the value silently turning into NaN. A file without a
+    header row (`header` false) gets its column names from `columns`.
     """
     p = Path(path)
     if not p.exists():
@@ -136,13 +144,32 @@ def read_csv(path: str | os.PathLike[str]) -> pd.DataFrame:
         raise DataError(f"{p}: is a directory, not a CSV file")
     if p.stat().st_size == 0:
         raise DataError(f"{p}: file is empty")
-    header = _check_text_header(p)
+    first = _check_text_header(p, delimiter)
+    if header:
+        _check_names(p, first)
+        n_fields = len(first)
+    else:
+        if not columns:
+            raise DataError(f"{p}: a file without a header needs its column names (data.columns)")
+        _check_names(p, list(columns))
+        n_fields = len(columns)
+        if len(first) != n_fields:
+            raise DataError(
+                f"{p}: the first line has {len(first)} fields but data.columns names {n_fields}"
+            )
     try:
-        df = pd.read_csv(p, engine="pyarrow", dtype="str")
+        df = pd.read_csv(
+            p,
+            engine="pyarrow",
+            dtype="str",
+            sep=delimiter,
+            header=0 if header else None,
+            names=None if header else list(columns or ()),
+        )
     except pd.errors.EmptyDataError:
         raise DataError(f"{p}: file is empty") from None
     except (pd.errors.ParserError, ValueError, UnicodeDecodeError, OSError, EOFError) as exc:
-        where = _locate_bad_row(p, len(header))
+        where = _locate_bad_row(p, n_fields, delimiter)
         raise DataError(f"{p}: malformed CSV: {where or _first_line(exc)}") from None
     if len(df) == 0:
         raise DataError(f"{p}: no data rows (only a header)")
@@ -153,11 +180,30 @@ def read_csv(path: str | os.PathLike[str]) -> pd.DataFrame:
     return df
 
 
-def load_csv(cfg: DataConfig) -> pd.DataFrame:
-    """The CSV named by `data.path` (relative to the working directory, i.e. the repo root)."""
+def read_parquet_source(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """A user's parquet file, normalised like a CSV (names stripped, missing markers)."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"{p}: file not found")
+    try:
+        df = pd.read_parquet(p)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{p}: cannot read it as parquet: {_first_line(exc)}") from None
+    df.columns = [str(c).strip() for c in df.columns]
+    _check_names(p, list(df.columns))
+    if len(df) == 0:
+        raise DataError(f"{p}: no data rows")
+    return _normalise_text(df)
+
+
+def load_file(cfg: DataConfig) -> pd.DataFrame:
+    """The CSV or parquet file named by `data.path` (relative to the repo root)."""
     if cfg.path is None:  # config.py already refuses this; kept for callers building configs
-        raise DataError("data.path must name the CSV file when data.source is csv")
-    df = read_csv(cfg.path)
+        raise DataError(f"data.path must name the file when data.source is {cfg.source}")
+    if cfg.source == "parquet":
+        df = read_parquet_source(cfg.path)
+    else:
+        df = read_csv(cfg.path, delimiter=cfg.delimiter, header=cfg.header, columns=cfg.columns)
     _require_target(df, cfg, where=cfg.path)
     target = df[cfg.target]
     if cfg.task == "regression" and not pd.api.types.is_numeric_dtype(target):
@@ -169,13 +215,24 @@ def load_csv(cfg: DataConfig) -> pd.DataFrame:
     return df
 
 
+def _check_names(path: Path, names: Sequence[str]) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if not str(name).strip():
+            raise DataError(f"{path}: a column has an empty name")
+        if name in seen:
+            raise DataError(f"{path}: duplicate column '{name}' in the header")
+        seen.add(name)
+
+
 def _open_maybe_compressed(path: Path) -> IO[bytes]:
     opener = _COMPRESSED.get(path.suffix.lower())
     return opener(path, "rb") if opener else open(path, "rb")
 
 
-def _check_text_header(path: Path) -> list[str]:
-    """Refuse binary files with a message saying what they look like; return the header fields."""
+def _check_text_header(path: Path, delimiter: str = ",") -> list[str]:
+    """Refuse binary files with a message saying what they look like; return the first line's
+    fields."""
     try:
         with _open_maybe_compressed(path) as fh:
             head = fh.read(_HEAD_BYTES)
@@ -193,28 +250,23 @@ def _check_text_header(path: Path) -> list[str]:
     if not text.strip():
         raise DataError(f"{path}: file is empty")
     first = text.lstrip("\r\n").splitlines()[0]
-    header = next(csv.reader([first]))
-    names = [name.strip() for name in header]
-    seen: set[str] = set()
-    for name in names:
-        if name in seen:
-            raise DataError(f"{path}: duplicate column '{name}' in the header")
-        seen.add(name)
+    names = [name.strip() for name in next(csv.reader([first], delimiter=delimiter))]
     if len(names) == 1:
-        for sep, label in ((";", "semicolon"), ("\t", "tab"), ("|", "pipe")):
-            if sep in first:
+        for sep, label in ((";", "semicolon"), ("\t", "tab"), ("|", "pipe"), (",", "comma")):
+            if sep != delimiter and sep in first:
                 raise DataError(
-                    f"{path}: looks {label}-separated; gitops-ml reads comma-separated CSV"
+                    f"{path}: looks {label}-separated, but data.delimiter is {delimiter!r}; "
+                    f"set 'data.delimiter: {sep!r}'"
                 )
     return names
 
 
-def _locate_bad_row(path: Path, n_fields: int) -> str | None:
+def _locate_bad_row(path: Path, n_fields: int, delimiter: str = ",") -> str | None:
     """Find the first row the parser choked on (only runs on the error path)."""
     try:
         with _open_maybe_compressed(path) as raw:
             text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
-            reader = csv.reader(text, strict=True)
+            reader = csv.reader(text, strict=True, delimiter=delimiter)
             start = 1
             while True:
                 try:
@@ -505,8 +557,8 @@ def load_source(cfg: DataConfig, source_dir: Path) -> pd.DataFrame:
     if cfg.source == "adult":
         df = load_adult(Path(source_dir) / "adult")
         where = "the adult data"
-    elif cfg.source == "csv":
-        return load_csv(cfg)
+    elif cfg.source in ("csv", "parquet"):
+        return load_file(cfg)
     elif cfg.source == "synthetic":
         if cfg.n_rows is None:
             raise DataError("data.n_rows must be set when data.source is synthetic")

@@ -37,7 +37,7 @@ def _ingest(params: Path, output: Path) -> bytes:
 
 
 def test_adult_ingests_fully_and_passes_its_schema(tmp_path: Path) -> None:
-    params = _params(tmp_path, source="adult", path=None, target="income", task="classification")
+    params = _params(tmp_path, source="adult", path=None, target="income", task="binary")
     raw = tmp_path / "raw.parquet"
     first = _ingest(params, raw)
     df = pd.read_parquet(raw)

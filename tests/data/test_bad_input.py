@@ -206,6 +206,7 @@ def test_schema_violations_stop_validate_and_split(ws: Workspace, breaker, needl
 def test_target_in_schema_must_match_params(ws: Workspace) -> None:
     params = yaml.safe_load(Path("params.yaml").read_text(encoding="utf-8"))
     params["data"]["target"] = "sex"
+    params["evaluate"]["slices"] = ["race"]
     Path("params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
     code, err = ws.run("validate")
     assert code != 0

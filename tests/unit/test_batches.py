@@ -29,8 +29,12 @@ def _cfg(path: Path) -> DataConfig:
     return DataConfig(
         source="csv",
         path=str(path),
+        delimiter=",",
+        header=True,
+        columns=None,
+        drop_columns=(),
         target="label",
-        task="classification",
+        task="binary",
         n_rows=None,
         positive_label=None,
     )
@@ -146,6 +150,8 @@ def test_the_ingest_stage_fails_in_one_line_and_keeps_its_output(
 ) -> None:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["data"].update(source="csv", path=str(source_dir / "own.csv"), target="label")
+    params["data"]["positive_label"] = None
+    params["evaluate"]["slices"] = []
     params_path = tmp_path / "params.yaml"
     params_path.write_text(yaml.safe_dump(params))
     out = tmp_path / "raw" / "dataset.parquet"

@@ -11,6 +11,7 @@ from sklearn import metrics as skm
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
 from gitops_ml import metrics as m
+from gitops_ml import scoring
 from gitops_ml.errors import ConfigError, DataError
 
 ACTUAL = np.array(["no", "no", "yes", "yes", "no", "yes", "no", "no"], dtype=object)
@@ -19,8 +20,8 @@ PREDICTED = np.where(SCORE >= 0.5, "yes", "no")
 
 
 def test_classification_metrics_keys_and_values_match_sklearn() -> None:
-    got = m.classification_metrics(ACTUAL, PREDICTED, SCORE, "yes")
-    assert tuple(got) == m.CLASSIFICATION_KEYS
+    got = m.binary_metrics(ACTUAL, PREDICTED, SCORE, "yes")
+    assert tuple(got) == m.BINARY_KEYS
     is_pos = ACTUAL == "yes"
     assert got["roc_auc"] == pytest.approx(skm.roc_auc_score(is_pos, SCORE), abs=1e-6)
     assert got["average_precision"] == pytest.approx(
@@ -38,7 +39,7 @@ def test_classification_metrics_keys_and_values_match_sklearn() -> None:
 
 def test_classification_metrics_with_one_class_give_null_auc_not_a_crash() -> None:
     actual = np.array(["no", "no", "no"])
-    got = m.classification_metrics(actual, actual, np.array([0.1, 0.2, 0.7]), "yes")
+    got = m.binary_metrics(actual, actual, np.array([0.1, 0.2, 0.7]), "yes")
     assert got["roc_auc"] is None
     assert got["average_precision"] is None
     assert got["accuracy"] == 1.0
@@ -48,28 +49,28 @@ def test_classification_metrics_with_one_class_give_null_auc_not_a_crash() -> No
 
 def test_classification_metrics_with_no_rows_is_a_data_error() -> None:
     with pytest.raises(DataError, match="no test rows"):
-        m.classification_metrics(np.array([]), np.array([]), np.array([]), "yes")
+        m.binary_metrics(np.array([]), np.array([]), np.array([]), "yes")
 
 
 def test_positive_class_is_configured_label_or_last_in_sorted_order() -> None:
-    assert m.positive_class(["<=50K", ">50K"], ">50K") == ">50K"
-    assert m.positive_class(["<=50K", ">50K"], "<=50K") == "<=50K"
-    assert m.positive_class([">50K", "<=50K"], None) == ">50K"
-    assert m.positive_class([0, 1], "1") == 1  # numeric labels match by their text
+    assert scoring.positive_class(["<=50K", ">50K"], ">50K") == ">50K"
+    assert scoring.positive_class(["<=50K", ">50K"], "<=50K") == "<=50K"
+    assert scoring.positive_class([">50K", "<=50K"], None) == ">50K"
+    assert scoring.positive_class([0, 1], "1") == 1  # numeric labels match by their text
 
 
 def test_unknown_positive_label_is_a_config_error_naming_the_key() -> None:
     with pytest.raises(ConfigError, match=r"data\.positive_label.*'maybe'"):
-        m.positive_class(["no", "yes"], "maybe")
+        scoring.positive_class(["no", "yes"], "maybe")
 
 
 def test_predict_labels_applies_the_threshold_to_the_positive_class() -> None:
     classes = np.array(["a", "b", "c"], dtype=object)
     proba = np.array([[0.5, 0.3, 0.2], [0.2, 0.3, 0.5], [0.1, 0.6, 0.3]])
-    assert m.predict_labels(proba, classes, "c", 0.5).tolist() == ["a", "c", "b"]
-    assert m.predict_labels(proba, classes, "c", 0.2).tolist() == ["c", "c", "c"]
+    assert scoring.threshold_labels(proba, classes, "c", 0.5).tolist() == ["a", "c", "b"]
+    assert scoring.threshold_labels(proba, classes, "c", 0.2).tolist() == ["c", "c", "c"]
     binary = np.array([[0.7, 0.3], [0.4, 0.6]])
-    assert m.predict_labels(binary, np.array(["n", "y"]), "y", 0.3).tolist() == ["y", "y"]
+    assert scoring.threshold_labels(binary, np.array(["n", "y"]), "y", 0.3).tolist() == ["y", "y"]
 
 
 def test_regression_metrics() -> None:
@@ -97,7 +98,7 @@ def test_slice_metrics_per_value_with_n_and_missing_values_as_their_own_slice() 
     got = m.slice_metrics(
         _slice_frame(),
         ["sex"],
-        task="classification",
+        task="binary",
         actual=ACTUAL,
         predicted=PREDICTED,
         score=SCORE,
@@ -126,7 +127,7 @@ def test_slice_with_a_single_class_gets_null_auc() -> None:
     got = m.slice_metrics(
         _slice_frame(),
         ["sex"],
-        task="classification",
+        task="binary",
         actual=ACTUAL,
         predicted=PREDICTED,
         score=SCORE,
@@ -144,7 +145,7 @@ def test_missing_slice_column_is_a_data_error_naming_it() -> None:
         m.slice_metrics(
             _slice_frame(),
             ["sex", "race"],
-            task="classification",
+            task="binary",
             actual=ACTUAL,
             predicted=PREDICTED,
             score=SCORE,
@@ -218,7 +219,7 @@ def _signal_frame(n: int = 400) -> tuple[pd.DataFrame, pd.Series]:
 def test_permutation_importance_ranks_the_signal_first_and_is_seeded() -> None:
     X, y = _signal_frame()
     model = LogisticRegression().fit(X, y)
-    kwargs = {"task": "classification", "max_rows": 300, "repeats": 3, "seed": 7}
+    kwargs = {"task": "binary", "max_rows": 300, "repeats": 3, "seed": 7}
     rows = m.permutation_importance_rows(model, X, y, **kwargs)
     assert [r["feature"] for r in rows] == ["signal", "noise"]
     assert rows[0]["importance"] > 0.2
@@ -232,7 +233,7 @@ def test_permutation_importance_with_zero_rows_is_skipped() -> None:
     model = LogisticRegression().fit(X, y)
     assert (
         m.permutation_importance_rows(
-            model, X, y, task="classification", max_rows=0, repeats=2, seed=0
+            model, X, y, task="binary", max_rows=0, repeats=2, seed=0
         )
         == []
     )
@@ -259,5 +260,5 @@ def test_predicted_vs_actual_is_sampled_deterministically() -> None:
 
 
 def test_values_are_json_safe() -> None:
-    got = m.classification_metrics(ACTUAL, PREDICTED, np.array([0.0, 0, 1, 1, 0, 1, 1, 0]), "yes")
+    got = m.binary_metrics(ACTUAL, PREDICTED, np.array([0.0, 0, 1, 1, 0, 1, 1, 0]), "yes")
     assert all(v is None or math.isfinite(v) for v in got.values())

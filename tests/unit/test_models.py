@@ -59,7 +59,7 @@ def test_negative_tree_count_is_a_config_error_naming_the_hyperparameter() -> No
 
 @pytest.mark.parametrize(
     ("model", "task"),
-    [("ridge", "classification"), ("logistic_regression", "regression")],
+    [("ridge", "binary"), ("logistic_regression", "regression")],
 )
 def test_model_that_does_not_support_the_task_is_a_config_error(model: str, task: str) -> None:
     with pytest.raises(ConfigError, match=rf"{model} does not support {task}"):
@@ -68,16 +68,16 @@ def test_model_that_does_not_support_the_task_is_a_config_error(model: str, task
 
 def test_model_task_mismatch_through_params() -> None:
     raw = _params(model="ridge")
-    with pytest.raises(ConfigError, match="ridge does not support classification"):
+    with pytest.raises(ConfigError, match="ridge does not support binary"):
         parse_params(raw)
 
 
 def test_seed_and_single_job_defaults_and_explicit_hyperparameters_win() -> None:
-    est = make_estimator("random_forest", "classification", {"n_estimators": 7}, seed=5)
+    est = make_estimator("random_forest", "binary", {"n_estimators": 7}, seed=5)
     assert est.get_params()["random_state"] == 5
     assert est.get_params()["n_jobs"] == 1
     assert est.get_params()["n_estimators"] == 7
-    est = make_estimator("random_forest", "classification", {"random_state": 1}, seed=5)
+    est = make_estimator("random_forest", "binary", {"random_state": 1}, seed=5)
     assert est.get_params()["random_state"] == 1
 
 
@@ -94,18 +94,22 @@ def _tiny(task: str) -> pd.DataFrame:
     )
     df.loc[::7, "x"] = np.nan
     df.loc[::5, "colour"] = np.nan
-    df["y"] = np.where(x > 0, "yes", "no") if task == "classification" else 2 * x
+    df["y"] = np.where(x > 0, "yes", "no") if task == "binary" else 2 * x
     return df
 
 
 def test_feature_columns_split_numeric_and_text_in_frame_order() -> None:
-    df = _tiny("classification")
+    df = _tiny("binary")
     assert feature_columns(df, "y") == (["x", "count"], ["colour"])
 
 
 @pytest.mark.parametrize(
     ("model", "task"),
-    [(model, task) for model, tasks in MODELS.items() for task in tasks],
+    [
+        (model, "binary" if kind == "classification" else kind)
+        for model, kinds in MODELS.items()
+        for kind in kinds
+    ],
 )
 def test_every_model_fits_and_predicts_with_missing_values(model: str, task: str) -> None:
     df = _tiny(task)
@@ -115,7 +119,7 @@ def test_every_model_fits_and_predicts_with_missing_values(model: str, task: str
     pipe.fit(X, df["y"])
     predicted = pipe.predict(X)
     assert len(predicted) == len(df)
-    if task == "classification":
+    if task == "binary":
         assert set(pipe.classes_) == {"no", "yes"}
         assert pipe.predict_proba(X).shape == (len(df), 2)
     # unseen category and an all-missing row are handled at predict time
@@ -126,14 +130,14 @@ def test_every_model_fits_and_predicts_with_missing_values(model: str, task: str
 
 
 def test_hist_gradient_boosting_gets_a_categorical_mask() -> None:
-    pipe = build_pipeline("hist_gradient_boosting", "classification", {}, 0, ["a", "b"], ["c"])
+    pipe = build_pipeline("hist_gradient_boosting", "binary", {}, 0, ["a", "b"], ["c"])
     assert pipe.named_steps["model"].categorical_features == [False, False, True]
 
 
 def test_normalize_fitted_drops_the_thread_count(tmp_path: Path) -> None:
-    df = _tiny("classification")
+    df = _tiny("binary")
     numeric, categorical = feature_columns(df, "y")
-    pipe = build_pipeline("hist_gradient_boosting", "classification", {}, 0, numeric, categorical)
+    pipe = build_pipeline("hist_gradient_boosting", "binary", {}, 0, numeric, categorical)
     pipe.fit(df.drop(columns="y"), df["y"])
     assert pipe.named_steps["model"]._bin_mapper.n_threads is not None
     normalize_fitted(pipe)

@@ -71,7 +71,7 @@ def build_champion(ws: Path, train_df: pd.DataFrame) -> Champion:
     model_file.parent.mkdir()
     train.save_model(result.pipeline, model_file)
     md5 = file_md5(model_file)
-    X, _ = train.split_features(train_df, TARGET, "classification")
+    X, _ = train.split_features(train_df, TARGET, "binary")
     run_id = tracking.log_training_run(
         experiment=EXPERIMENT,
         run_name=f"champion-{md5[:8]}",

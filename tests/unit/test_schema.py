@@ -112,7 +112,7 @@ def test_shipped_adult_schema_parses() -> None:
 
 
 def test_a_good_frame_passes_every_rule() -> None:
-    report = validate(_frame(), parse_schema(_raw()), target="y", task="classification")
+    report = validate(_frame(), parse_schema(_raw()), target="y", task="binary")
     assert report.passed, report.summary_line()
     rules = {(c.column, c.rule) for c in report.checks}
     assert {
@@ -156,7 +156,7 @@ def test_a_good_frame_passes_every_rule() -> None:
     ],
 )
 def test_each_rule_fails_alone(changes: dict[str, list[Any]], expected: list[tuple]) -> None:
-    assert _failed(_frame(**changes), target="y", task="classification") == expected
+    assert _failed(_frame(**changes), target="y", task="binary") == expected
 
 
 def test_whole_floats_pass_as_int_and_few_unknown_categories_pass() -> None:
@@ -187,7 +187,7 @@ def test_missing_column_skips_its_other_rules() -> None:
 
 
 def test_target_must_match_params() -> None:
-    assert _failed(_frame(), target="label", task="classification") == [("y", "name")]
+    assert _failed(_frame(), target="label", task="binary") == [("y", "name")]
     assert _failed(_frame(), target="y", task="regression") == [("y", "task")]
 
 
@@ -215,7 +215,7 @@ def test_regression_target_range_and_dtype() -> None:
 
 def test_report_is_structured_and_json_ready() -> None:
     df = _frame(age=[20, 30, 40, 50, 60, 70, 80, 150], y=["no"] * 8)
-    report = validate(df, parse_schema(_raw()), target="y", task="classification")
+    report = validate(df, parse_schema(_raw()), target="y", task="binary")
     data = json.loads(json.dumps(report.to_dict()))
     assert data["passed"] is False
     assert data["n_rows"] == 8 and data["n_columns"] == 5
@@ -261,7 +261,7 @@ def test_validate_does_not_mutate_the_frame() -> None:
 
 def test_synthetic_data_passes_the_adult_schema() -> None:
     schema = load_schema(REPO / "data/schema/adult.yaml")
-    report = validate(make_synthetic(5_000), schema, target="income", task="classification")
+    report = validate(make_synthetic(5_000), schema, target="income", task="binary")
     assert report.passed, report.summary_line()
 
 
@@ -270,10 +270,10 @@ def test_synthetic_data_passes_the_adult_schema() -> None:
 
 def test_inferred_schema_round_trips_through_yaml_and_passes() -> None:
     df = make_synthetic(3_000).assign(row_id=[f"id-{i}" for i in range(3_000)])
-    draft = infer_schema(df, target="income", task="classification")
+    draft = infer_schema(df, target="income", task="binary")
     text = yaml.safe_dump(draft, sort_keys=False)
     schema = parse_schema(yaml.safe_load(text), "draft.yaml")
-    report = validate(df, schema, target="income", task="classification")
+    report = validate(df, schema, target="income", task="binary")
     assert report.passed, report.summary_line()
     assert draft["target"]["labels"] == ["<=50K", ">50K"]
     assert draft["columns"]["age"]["dtype"] == "int"

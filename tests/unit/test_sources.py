@@ -17,7 +17,7 @@ from gitops_ml.sources import (
     ADULT_LABELS,
     ADULT_NUMERIC,
     load_adult,
-    load_csv,
+    load_file,
     load_source,
     make_synthetic,
     read_csv,
@@ -43,8 +43,9 @@ ADULT_TEST = (
 
 def _data_cfg(**overrides) -> DataConfig:
     base = dict(
-        source="csv", path=None, target="y", task="classification", n_rows=None, positive_label=None
-    )
+        source="csv", path=None, delimiter=",", header=True, columns=None, drop_columns=(),
+        target="y", task="binary", n_rows=None, positive_label=None,
+    )  # fmt: skip
     return DataConfig(**{**base, **overrides})
 
 
@@ -147,20 +148,20 @@ def test_read_csv_errors_name_the_file(
     assert "\n" not in message
 
 
-def test_load_csv_requires_the_target(tmp_path: Path) -> None:
+def test_load_file_requires_the_target(tmp_path: Path) -> None:
     path = tmp_path / "d.csv"
     path.write_text("a,b\n1,2\n", encoding="utf-8")
     with pytest.raises(DataError, match=r"d\.csv: no target column 'y' \(data\.target\)"):
-        load_csv(_data_cfg(path=str(path)))
+        load_file(_data_cfg(path=str(path)))
 
 
-def test_load_csv_regression_target_must_be_numeric(tmp_path: Path) -> None:
+def test_load_file_regression_target_must_be_numeric(tmp_path: Path) -> None:
     path = tmp_path / "d.csv"
     path.write_text("a,y\n1,2.5\n2,lots\n", encoding="utf-8")
     with pytest.raises(DataError, match=r"target column 'y' must be numeric.*'lots'"):
-        load_csv(_data_cfg(path=str(path), task="regression"))
+        load_file(_data_cfg(path=str(path), task="regression"))
     path.write_text("a,y\n1,2.5\n2,3\n", encoding="utf-8")
-    assert load_csv(_data_cfg(path=str(path), task="regression"))["y"].tolist() == [2.5, 3.0]
+    assert load_file(_data_cfg(path=str(path), task="regression"))["y"].tolist() == [2.5, 3.0]
 
 
 def test_synthetic_shape_dtypes_and_labels() -> None:

@@ -31,22 +31,22 @@ def _frame(n: int = 200) -> pd.DataFrame:
 
 def test_sizes_and_partition() -> None:
     df = _frame()
-    train, test = split(df, CFG, "y", "classification")
+    train, test = split(df, CFG, "y", "binary")
     assert (len(train), len(test)) == (150, 50)
     assert sorted([*train["row"], *test["row"]]) == list(range(200))
     assert list(train.index) == list(range(150))
 
 
 def test_stratified_for_classification() -> None:
-    train, test = split(_frame(), CFG, "y", "classification")
+    train, test = split(_frame(), CFG, "y", "binary")
     assert (test["y"] == "pos").mean() == pytest.approx(0.2)
     assert (train["y"] == "pos").mean() == pytest.approx(0.2)
 
 
 def test_deterministic_and_seeded() -> None:
-    a, _ = split(_frame(), CFG, "y", "classification")
-    b, _ = split(_frame(), CFG, "y", "classification")
-    c, _ = split(_frame(), SplitConfig(test_size=0.25, seed=8), "y", "classification")
+    a, _ = split(_frame(), CFG, "y", "binary")
+    b, _ = split(_frame(), CFG, "y", "binary")
+    c, _ = split(_frame(), SplitConfig(test_size=0.25, seed=8), "y", "binary")
     pd.testing.assert_frame_equal(a, b)
     assert a["row"].tolist() != c["row"].tolist()
 
@@ -54,7 +54,7 @@ def test_deterministic_and_seeded() -> None:
 def test_does_not_mutate_input() -> None:
     df = _frame()
     before = df.copy()
-    train, _ = split(df, CFG, "y", "classification")
+    train, _ = split(df, CFG, "y", "binary")
     train.loc[0, "x"] = 1e9
     pd.testing.assert_frame_equal(df, before)
 
@@ -77,7 +77,7 @@ def test_regression_is_not_stratified() -> None:
 )
 def test_unsplittable_data_is_a_data_error(frame: pd.DataFrame, expected: str) -> None:
     with pytest.raises(DataError, match=expected):
-        split(frame, CFG, "y", "classification")
+        split(frame, CFG, "y", "binary")
 
 
 def _report(tmp_path: Path, data: Path, **fields) -> Path:

@@ -79,6 +79,8 @@ def evaluate_args(ws: Path) -> list[str]:
         str(ws / "reports/metrics.json"),
         "--slices",
         str(ws / "reports/slices.json"),
+        "--classes",
+        str(ws / "reports/classes.json"),
         "--plots",
         str(ws / "reports/plots"),
         "--figures",
@@ -130,7 +132,7 @@ def classification_ws(
     tracking_uri: str,
 ) -> Iterator[Path]:
     """An Adult sample trained and evaluated once, in a git repo, as PR #17."""
-    ws = tmp_path_factory.mktemp("classification")
+    ws = tmp_path_factory.mktemp("binary")
     train_df, test_df = adult_split
     write_splits(ws, train_df.head(3000), test_df.head(1000))
     write_params(ws / "params.yaml")
@@ -170,7 +172,7 @@ def test_train_logs_a_run_with_lineage_tags_and_params(classification_ws: Path) 
 
     params = run.data.params
     assert params["data.target"] == "income"
-    assert params["data.task"] == "classification"
+    assert params["data.task"] == "binary"
     assert params["split.test_size"] == "0.2"
     assert params["train.model"] == "hist_gradient_boosting"
     assert params["train.hyperparams"] == "{}"
@@ -208,7 +210,7 @@ def test_evaluate_writes_metrics_slices_plots_figures_and_predictions(
 ) -> None:
     ws = classification_ws
     got = json.loads((ws / "reports/metrics.json").read_text())
-    assert set(got) == set(metrics.CLASSIFICATION_KEYS)
+    assert set(got) == set(metrics.BINARY_KEYS)
     assert got["n_test"] == 1000
     assert 0.8 < got["roc_auc"] <= 1
 
@@ -287,7 +289,7 @@ def test_evaluate_logs_into_the_run_that_trained_the_model(classification_ws: Pa
     figures = {a.path for a in client.list_artifacts(run.info.run_id, "figures")}
     assert figures == {f"figures/{name}" for name in CLASSIFICATION_FIGURES}
     reports = {a.path for a in client.list_artifacts(run.info.run_id, "reports")}
-    assert reports == {"reports/metrics.json", "reports/slices.json"}
+    assert reports == {"reports/metrics.json", "reports/slices.json", "reports/classes.json"}
     runs = client.search_runs([client.get_experiment_by_name(EXPERIMENT).experiment_id])
     assert len([r for r in runs if r.data.tags.get(tracking.TAG_PR_NUMBER) == "17"]) == 1
 
@@ -452,4 +454,4 @@ def test_evaluate_with_a_model_for_the_other_task(
     )
     write_params(tmp_path / "params.yaml", data={"target": "target"}, evaluate={"slices": []})
     assert evaluate.main(evaluate_args(tmp_path)) == 2
-    assert "the model is a regressor but data.task is classification" in capsys.readouterr().err
+    assert "the model is a regressor but data.task is binary" in capsys.readouterr().err

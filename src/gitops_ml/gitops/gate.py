@@ -71,6 +71,7 @@ class GateResult:
     head: str | None = None
     primary: Mapping[str, Any] = field(default_factory=dict)
     champion_source: str | None = None  # what the regression rules compared with
+    new_baseline: str | None = None  # why the champion is not comparable (another data contract)
 
     @property
     def passed(self) -> bool:
@@ -85,6 +86,7 @@ class GateResult:
             "head": self.head,
             "primary": dict(self.primary),
             "champion_source": self.champion_source,
+            "new_baseline": self.new_baseline,
             "rules": [{**asdict(r), "details": dict(r.details)} for r in self.rules],
             "warnings": list(self.warnings),
         }
@@ -149,9 +151,13 @@ def regression_rules(
     for name, limit in max_regression.items():
         rule = f"max_regression:{name}"
         if champion is None:
+            why = (
+                no_champion_reason
+                if no_champion_reason.startswith("new baseline")
+                else f"no champion yet ({no_champion_reason})"
+            )
             results.append(
-                RuleResult(rule, True, None, limit,
-                           f"no champion yet ({no_champion_reason}): {name} regression not checked",
+                RuleResult(rule, True, None, limit, f"{why}: {name} regression not checked",
                            skipped=True)
             )  # fmt: skip
             continue
@@ -386,6 +392,8 @@ def evaluate_gate(
 def summary_lines(result: GateResult) -> list[str]:
     """One line per rule, then the warnings and the verdict: what the CLI prints."""
     lines = [f"champion: {result.champion_source}"] if result.champion_source else []
+    if result.new_baseline:
+        lines.append(f"new baseline: {result.new_baseline}")
     for rule in result.rules:
         tag = "SKIP" if rule.skipped else ("PASS" if rule.passed else "FAIL")
         lines.append(f"{tag} {rule.name}: {rule.message}")
@@ -459,6 +467,7 @@ def run_gate(
     head: str = "HEAD",
     check_lock: bool = True,
     rescore: Callable[[str], tuple[Mapping[str, Any] | None, str]] | None = None,
+    new_baseline: str | None = None,
 ) -> GateResult:
     """Gather the inputs from the workspace and git, then evaluate every rule.
 
@@ -467,6 +476,7 @@ def run_gate(
     the base's committed metrics, which were measured on the base's test split.
     """
     from gitops_ml.gitops import git
+    from gitops_ml.gitops.baseline import NewBaseline
 
     metrics = read_json(metrics_path, "metrics")
     if not isinstance(metrics, Mapping):
@@ -479,16 +489,24 @@ def run_gate(
     champion_source = None
     if base is not None:
         base_sha = git.resolve(base, cwd=root)
-        committed = parse_json_text(git.show(base_sha, rel, cwd=root), f"{base}:{rel}")
         reason = f"{base} has no {rel}"
-        rescored, why = rescore(base_sha) if rescore is not None else (None, "")
-        if rescored is not None:
-            champion, champion_source = rescored, why
-        elif committed is not None:
-            champion = committed
-            champion_source = f"{base}'s committed {rel} (its test split may differ from the PR's)"
-            if why:
-                champion_source += f"; {why}"
+        if new_baseline is None:
+            committed = parse_json_text(git.show(base_sha, rel, cwd=root), f"{base}:{rel}")
+            try:
+                rescored, why = rescore(base_sha) if rescore is not None else (None, "")
+            except NewBaseline as exc:
+                new_baseline, rescored, committed = str(exc), None, None
+            if rescored is not None:
+                champion, champion_source = rescored, why
+            elif committed is not None:
+                champion = committed
+                champion_source = (
+                    f"{base}'s committed {rel} (its test split may differ from the PR's)"
+                )
+                if why:
+                    champion_source += f"; {why}"
+        if new_baseline is not None:
+            reason = f"new baseline: {new_baseline}"
     head_sha = git.resolve(head, cwd=root)
     lock_rule = None
     if check_lock:
@@ -511,7 +529,7 @@ def run_gate(
         base=base_sha,
         head=head_sha,
     )
-    return replace(result, champion_source=champion_source)
+    return replace(result, champion_source=champion_source, new_baseline=new_baseline)
 
 
 def _relative(path: Path, root: Path) -> str:

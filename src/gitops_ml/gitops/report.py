@@ -27,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +51,10 @@ SLICES_PATH = "reports/slices.json"
 VALIDATION_PATH = "reports/validation.json"
 FIGURES_DIR = "reports/figures"
 #: Metrics shown in the chart besides the primary one (those on a 0-1 scale, higher is better).
-CHART_METRICS = ("roc_auc", "average_precision", "accuracy", "f1", "r2")
+CHART_METRICS = (
+    "roc_auc", "average_precision", "accuracy", "f1",
+    "roc_auc_ovr", "balanced_accuracy", "f1_macro", "r2",
+)  # fmt: skip
 #: Deltas smaller than this are "unchanged" (metrics are rounded to 6 decimals).
 EPS = 5e-7
 MISSING = object()
@@ -131,7 +134,8 @@ def slice_rows(
     rows = []
     for column in sorted(set(base) | set(head)):
         b, h = base.get(column) or {}, head.get(column) or {}
-        for value in sorted(set(b) | set(h)):
+        # The head's order (evaluate sorts values, numeric bins by their edges), then the rest.
+        for value in list(h) + [v for v in b if v not in h]:
             old = _num((b.get(value) or {}).get(metric))
             new = _num((h.get(value) or {}).get(metric))
             n = (h.get(value) or b.get(value) or {}).get("n")
@@ -253,6 +257,7 @@ class ReportData:
     run_url: str | None = None
     lineage: Sequence[str] = ()
     notes: Sequence[str] = ()
+    new_baseline: str | None = None  # why the champion is not comparable (another data contract)
 
 
 def _short(sha: str) -> str:
@@ -326,7 +331,23 @@ def render_markdown(d: ReportData) -> str:
     # Champion vs challenger on the same test set.
     out += ["### Champion vs challenger", ""]
     challenger = d.challenger or d.head_metrics
-    if d.champion is None and d.base_metrics is None:
+    base_metrics = None if d.new_baseline else d.base_metrics
+    if d.new_baseline:
+        out += [
+            f"🆕 **New baseline**: {d.new_baseline}. The champion is not compared and the "
+            "regression rules are skipped; the absolute thresholds still apply. Once merged, "
+            "this PR's model is the champion that later PRs are compared with.",
+            "",
+        ]
+        rows = [r for r in compare_metrics(None, challenger) if r.name != "n_test"]
+        rows.sort(key=lambda r: r.name != d.primary)
+        out += ["| metric | PR |", "|---|---:|"]
+        out += [
+            f"| {f'**`{r.name}`** (primary)' if r.name == d.primary else f'`{r.name}`'} "
+            f"| {fmt(r.head)} |"
+            for r in rows
+        ]
+    elif d.champion is None and d.base_metrics is None:
         out += [f"No champion yet: `{d.base_ref}` has no model or metrics. {d.champion_source}"]
     else:
         out += [d.champion_source, ""]
@@ -335,7 +356,7 @@ def render_markdown(d: ReportData) -> str:
         rows.sort(key=lambda r: r.name != d.primary)  # the primary metric first
         out += _metric_table(rows, "champion", "challenger (PR)", d.primary)
     chart = mermaid_chart(
-        d.champion if d.champion is not None else d.base_metrics, challenger, d.primary
+        d.champion if d.champion is not None else base_metrics, challenger, d.primary
     )
     if chart:
         out += ["", chart]
@@ -343,9 +364,11 @@ def render_markdown(d: ReportData) -> str:
 
     # Committed metrics, base vs PR; the unchanged ones folded away.
     out += [f"### Metrics: `{d.base_ref}` vs PR (committed `{METRICS_PATH}`)", ""]
-    if d.base_metrics is None:
+    if d.new_baseline:
+        out += [f"`{d.base_ref}`'s metrics measure another data contract: the PR's metrics:", ""]
+    elif d.base_metrics is None:
         out += [f"`{d.base_ref}` has no `{METRICS_PATH}` (first model?): the PR's metrics:", ""]
-    rows = compare_metrics(d.base_metrics, d.head_metrics)
+    rows = compare_metrics(base_metrics, d.head_metrics)
     changed = [r for r in rows if r.direction != "unchanged"]
     same = [r for r in rows if r.direction == "unchanged"]
     if changed:
@@ -372,6 +395,8 @@ def render_markdown(d: ReportData) -> str:
     out.append("")
 
     # Slices.
+    if d.new_baseline:
+        d = replace(d, base_slices=None)
     if d.slice_metric and (d.head_slices or d.base_slices):
         out += [f"### Slices: `{d.slice_metric}`", ""]
         if d.slices_source:
@@ -514,35 +539,22 @@ def _rebuild(root: Path, rev: str, dest: Path) -> tuple[bool, str]:
 
 
 def score(model: Any, test: Any, params: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(metrics, slice metrics) of `model` on `test`, with the evaluate stage's own functions."""
-    import numpy as np
-
-    from gitops_ml import metrics as m
+    """(metrics, slice metrics) of `model` on `test`, measured as the evaluate stage does."""
+    from gitops_ml.scoring import measure
 
     target = params.data.target
     if target not in test.columns:
         raise GitopsMLError(f"{TEST_PATH}: no target column '{target}'")
-    X, y = test.drop(columns=[target]), test[target]
-    if params.data.task == "classification":
-        classes = np.asarray(model.classes_)
-        positive = m.positive_class(classes.tolist(), params.data.positive_label)
-        proba = model.predict_proba(X)
-        s = proba[:, int(np.flatnonzero(classes == positive)[0])]
-        predicted = m.predict_labels(proba, classes, positive, params.evaluate.threshold)
-        actual = y.to_numpy()
-        metrics = m.classification_metrics(actual, predicted, s, positive)
-        slices = m.slice_metrics(
-            X, params.evaluate.slices, task="classification", actual=actual,
-            predicted=predicted, score=s, positive=positive,
-        )  # fmt: skip
-    else:
-        predicted = np.asarray(model.predict(X), dtype="float64")
-        actual = y.to_numpy(dtype="float64")
-        metrics = m.regression_metrics(actual, predicted)
-        slices = m.slice_metrics(
-            X, params.evaluate.slices, task="regression", actual=actual, predicted=predicted
-        )
-    return metrics, slices
+    measured = measure(
+        model,
+        test.drop(columns=[target]),
+        test[target],
+        params.data.task,
+        slices=params.evaluate.slices,
+        positive_label=params.data.positive_label,
+        threshold=params.evaluate.threshold,
+    )
+    return measured.metrics, measured.slices
 
 
 def _mlflow_lineage(md5: str | None, experiment: str) -> tuple[str | None, list[str]]:
@@ -608,17 +620,43 @@ def champion_metrics(
             return None, f"{source}, but `{TEST_PATH}` is not in the workspace"
         import pandas as pd
 
-        from gitops_ml.stages.evaluate import load_model
-
-        metrics, _ = score(load_model(champion_file), pd.read_parquet(test_file), params)
+        test = pd.read_parquet(test_file)
+        metrics, _ = score(_fitting(load_model(champion_file), test, params), test, params)
     return metrics, f"{source}, scored on the PR's `{TEST_PATH}`"
 
 
+def load_model(path: Path) -> Any:
+    """The fitted Pipeline in a joblib file (the evaluate stage's loader)."""
+    from gitops_ml.stages.evaluate import load_model as load
+
+    return load(path)
+
+
+def _fitting(model: Any, test: Any, params: Any) -> Any:
+    """`model` if it can be scored on `test`; else NewBaseline says why not."""
+    from gitops_ml.gitops.baseline import NewBaseline, model_fit
+
+    why = model_fit(model, test, params.data.target, params.data.task)
+    if why is not None:
+        raise NewBaseline(why)
+    return model
+
+
 def build_report(
-    *, base: str, params_path: Path, gate_path: Path | None, rebuild: bool = True
+    *,
+    base: str,
+    params_path: Path,
+    gate_path: Path | None,
+    rebuild: bool = True,
+    committed_metrics: bool = False,
 ) -> str:
-    """Collect everything from git and the workspace and render the markdown."""
+    """Collect everything from git and the workspace and render the markdown.
+
+    `committed_metrics`: compare with the base's committed metrics instead of re-scoring the
+    champion on the PR's test split (as `gitops-ml gate --committed-metrics`).
+    """
     from gitops_ml.gitops import git
+    from gitops_ml.gitops.baseline import NewBaseline, new_baseline_reason
 
     root = git.repo_root(Path.cwd())
     head_sha = git.resolve("HEAD", cwd=root)
@@ -662,37 +700,32 @@ def build_report(
     )
 
     # Champion vs challenger on the PR's test set.
-    with tempfile.TemporaryDirectory(prefix="gitops-ml-report-") as tmp:
-        champion_file, source = _champion(root, base_sha, base_lock, rebuild, Path(tmp))
-        test_file, model_file = root / TEST_PATH, root / MODEL_PATH
-        if champion_file is not None and test_file.exists():
-            import pandas as pd
-
-            from gitops_ml.stages.evaluate import load_model
-
-            test = pd.read_parquet(test_file)
-            data.champion, champion_slices = score(load_model(champion_file), test, params)
-            if model_file.exists():
-                data.challenger, head_scored = score(load_model(model_file), test, params)
-                data.head_slices = head_scored
-            data.base_slices = champion_slices
-            data.slices_source = "Both models scored on the PR's test set."
-            data.champion_source = (
-                f"{source}; champion and challenger scored on the PR's `{TEST_PATH}` "
-                f"({len(test)} rows) with the pipeline's metric functions."
-            )
-        elif champion_file is not None:
-            data.champion_source = f"{source}, but `{TEST_PATH}` is not in the workspace."
-        if data.champion is None and data.base_metrics is not None:
-            data.champion_source = (
-                f"{source} Showing `{base}`'s committed metrics instead: **its test data may "
-                "differ from the PR's** (a changed split or data set makes them incomparable)."
-            )
-        elif data.champion is None:
-            data.champion_source = source
+    data.new_baseline = new_baseline_reason(root, base_sha, base, params_path)
+    if data.new_baseline is None and not committed_metrics:
+        try:
+            _score_both(data, root, base_sha, base_lock, params, rebuild)
+        except NewBaseline as exc:
+            data.new_baseline = str(exc)
+            data.champion = data.challenger = None
+    if data.new_baseline is not None:
+        data.champion_source = ""
+        data.base_slices = None
+        data.slices_source = ""
+    elif data.champion is None and data.base_metrics is not None:
+        why = "`--committed-metrics` given." if committed_metrics else data.champion_source
+        data.champion_source = (
+            f"{why} Showing `{base}`'s committed metrics instead: **its test data may "
+            "differ from the PR's** (a changed split or data set makes them incomparable)."
+        )
 
     data.gate, data.gate_note = _gate(
-        gate_path, params, root, base_sha, head_sha, (data.champion, data.champion_source)
+        gate_path,
+        params,
+        root,
+        base_sha,
+        head_sha,
+        (data.champion, data.champion_source),
+        data.new_baseline,
     )
     figures = root / FIGURES_DIR
     data.figures = sorted(p.name for p in figures.glob("*.png")) if figures.is_dir() else []
@@ -702,6 +735,38 @@ def build_report(
         out_md5(head_lock, MODEL_PATH), params.mlflow.experiment
     )
     return render_markdown(data)
+
+
+def _score_both(
+    data: ReportData,
+    root: Path,
+    base_sha: str,
+    base_lock: Mapping[str, Any] | None,
+    params: Any,
+    rebuild: bool,
+) -> None:
+    """Score the champion and the challenger on the PR's test split, into `data`."""
+    with tempfile.TemporaryDirectory(prefix="gitops-ml-report-") as tmp:
+        champion_file, source = _champion(root, base_sha, base_lock, rebuild, Path(tmp))
+        data.champion_source = source
+        test_file, model_file = root / TEST_PATH, root / MODEL_PATH
+        if champion_file is None:
+            return
+        if not test_file.exists():
+            data.champion_source = f"{source}, but `{TEST_PATH}` is not in the workspace."
+            return
+        import pandas as pd
+
+        test = pd.read_parquet(test_file)
+        champion = _fitting(load_model(champion_file), test, params)
+        data.champion, data.base_slices = score(champion, test, params)
+        if model_file.exists():
+            data.challenger, data.head_slices = score(load_model(model_file), test, params)
+        data.slices_source = "Both models scored on the PR's test set."
+        data.champion_source = (
+            f"{source}; champion and challenger scored on the PR's `{TEST_PATH}` "
+            f"({len(test)} rows) with the pipeline's metric functions."
+        )
 
 
 def _workflow_url(env: Mapping[str, str]) -> str | None:
@@ -716,7 +781,7 @@ def _workflow_url(env: Mapping[str, str]) -> str | None:
 def _slice_metric(params: Any) -> str:
     if params.gate.worst_slice is not None:
         return params.gate.worst_slice.metric
-    return "roc_auc" if params.data.task == "classification" else "rmse"
+    return {"binary": "roc_auc", "multiclass": "accuracy"}.get(params.data.task, "rmse")
 
 
 def _read_yaml_file(path: Path) -> Any:
@@ -733,15 +798,25 @@ def _gate(
     base_sha: str,
     head_sha: str,
     champion: tuple[Mapping[str, Any] | None, str] = (None, ""),
+    new_baseline: str | None = None,
 ) -> tuple[Mapping[str, Any] | None, str]:
-    """The gate verdict from gate.json, or the metric rules evaluated here when it is absent
-    (against `champion`, the champion's metrics on the PR's test split, when there are some)."""
+    """The gate verdict from gate.json when it was computed for this head against this base;
+    otherwise the metric rules evaluated here (against `champion`, the champion's metrics on the
+    PR's test split, when there are some)."""
+    stale = ""
     if gate_path is not None and gate_path.exists():
         gate = _read_json_file(gate_path)
-        note = ""
-        if isinstance(gate, Mapping) and gate.get("head") not in (None, head_sha):
-            note = f"`{gate_path}` was written for commit `{str(gate['head'])[:8]}`, not HEAD."
-        return gate, note
+        if isinstance(gate, Mapping) and gate.get("base") == base_sha:
+            note = ""
+            if gate.get("head") not in (None, head_sha):
+                note = f"`{gate_path}` was written for commit `{str(gate['head'])[:8]}`, not HEAD."
+            return gate, note
+        written_for = gate.get("base") if isinstance(gate, Mapping) else None
+        stale = (
+            f"`{gate_path}` was computed against "
+            f"{'no base' if not written_for else f'`{str(written_for)[:8]}`'}, not this base: "
+            "ignored. "
+        )
     from gitops_ml.gitops.gate import run_gate
 
     result = run_gate(
@@ -752,8 +827,9 @@ def _gate(
         base=base_sha,
         check_lock=False,
         rescore=lambda _sha: champion,
+        new_baseline=new_baseline,
     )
     return result.to_dict(), (
-        "No gate.json: the metric rules were evaluated by the report; the stale dvc.lock rule "
+        f"{stale}The metric rules were evaluated by the report; the stale dvc.lock rule "
         "runs in `gitops-ml gate`."
     )

@@ -3,8 +3,10 @@
 The production model is the registry alias ``models:/<mlflow.model_name>@champion``. A batch is
 checked against the data contract (the schema YAML the validate stage uses) before it is scored,
 so a broken extract is refused with one line instead of being scored into nonsense. Scores follow
-the evaluate stage: ``score`` is the probability of ``data.positive_label`` and ``prediction``
-cuts it at ``evaluate.threshold``, so a batch is scored exactly as the test split was.
+the evaluate stage (`gitops_ml.scoring`), so a batch is scored exactly as the test split was:
+binary ``score`` is the probability of ``data.positive_label`` and ``prediction`` cuts it at
+``evaluate.threshold``; multiclass ``prediction`` is the most probable class and ``score`` its
+probability.
 
 With ``--log-dir``, every scored batch is appended to a prediction log (one parquet file per
 batch, never overwritten) that the drift check reads back with `read_prediction_log`.
@@ -273,35 +275,24 @@ def check_batch(
 
 
 def score_batch(model: Any, X: pd.DataFrame, params: Params) -> pd.DataFrame:
-    """``prediction`` (and ``score`` for classification) for each row of `X`, as evaluate does.
-
-    `score` is the probability of ``data.positive_label``; `prediction` is that label when the
-    score reaches ``evaluate.threshold``, else the most probable other class.
-    """
-    import numpy as np
+    """``prediction`` (and ``score`` for classification) for each row of `X`, as evaluate does
+    (`gitops_ml.scoring.score`: binary cuts the positive class's probability at
+    ``evaluate.threshold``, multiclass takes the most probable class)."""
     import pandas as pd
 
-    from gitops_ml import metrics as m
+    from gitops_ml.scoring import score
 
-    if params.data.task == "regression":
-        predicted = np.asarray(model.predict(X), dtype="float64")
-        return pd.DataFrame({PREDICTION_COLUMN: predicted}, index=X.index)
-    if not hasattr(model, "predict_proba"):
-        raise DataError(
-            f"the model ({type(model).__name__}) gives no probabilities but data.task is "
-            "classification"
-        )
-    classes = np.asarray(model.classes_)
-    positive = m.positive_class(classes.tolist(), params.data.positive_label)
-    proba = model.predict_proba(X)
-    score = proba[:, int(np.flatnonzero(classes == positive)[0])]
-    predicted = m.predict_labels(proba, classes, positive, params.evaluate.threshold)
-    return pd.DataFrame(
-        {
-            PREDICTION_COLUMN: pd.Series(predicted, index=X.index),
-            SCORE_COLUMN: pd.Series(score, index=X.index, dtype="float64"),
-        }
+    scored = score(
+        model,
+        X,
+        params.data.task,
+        positive_label=params.data.positive_label,
+        threshold=params.evaluate.threshold,
     )
+    columns = {PREDICTION_COLUMN: pd.Series(scored.labels, index=X.index)}
+    if scored.score is not None:
+        columns[SCORE_COLUMN] = pd.Series(scored.score, index=X.index, dtype="float64")
+    return pd.DataFrame(columns)
 
 
 def read_batch(path: str | os.PathLike[str]) -> pd.DataFrame:

@@ -19,7 +19,6 @@ from typing import Any
 import joblib
 import numpy as np
 import pandas as pd
-from sklearn.base import is_classifier
 
 from gitops_ml import metrics as m
 from gitops_ml import tracking
@@ -27,6 +26,7 @@ from gitops_ml.config import Params, load_params
 from gitops_ml.errors import DataError, cli_entry
 from gitops_ml.figures import render_figures
 from gitops_ml.files import atomic_dir, file_md5, read_parquet, write_json, write_parquet
+from gitops_ml.scoring import Measured, Scored, check_task, measure
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,8 @@ class Evaluation:
     slices: dict[str, Any]
     plots: dict[str, m.Records]
     predictions: pd.DataFrame
-    positive_label: str | None  # the class scored as positive (classification)
+    positive_label: str | None  # the class scored as positive (binary)
+    per_class: dict[str, Any]  # classification: precision, recall, f1, support of each class
 
 
 def _features_target(test: pd.DataFrame, target: str) -> tuple[pd.DataFrame, pd.Series]:
@@ -70,69 +71,46 @@ def _features_target(test: pd.DataFrame, target: str) -> tuple[pd.DataFrame, pd.
     return test.drop(columns=[target]), y
 
 
-def _check_task(model: Any, task: str) -> None:
-    if (task == "classification") != is_classifier(model):
-        kind = "a classifier" if is_classifier(model) else "a regressor"
-        raise DataError(f"the model is {kind} but data.task is {task}: re-run the train stage")
-
-
-def evaluate_classification(
-    model: Any, X: pd.DataFrame, y: pd.Series, params: Params
-) -> Evaluation:
-    """Positive class vs the rest, cut at `evaluate.threshold`; predictions keep the score."""
-    classes = np.asarray(model.classes_)
-    positive = m.positive_class(classes.tolist(), params.data.positive_label)
+def _warn_unseen(y: pd.Series, classes: np.ndarray) -> None:
     unseen = sorted(set(map(str, y.unique())) - set(map(str, classes)))
     if unseen:
-        log.warning("test labels the model never saw (scored as negatives): %s", ", ".join(unseen))
-    proba = model.predict_proba(X)
-    score = proba[:, int(np.flatnonzero(classes == positive)[0])]
-    predicted = m.predict_labels(proba, classes, positive, params.evaluate.threshold)
+        log.warning(
+            "test labels the model never saw (always predicted wrong): %s", ", ".join(unseen)
+        )
+
+
+def _plots(
+    model: Any, X: pd.DataFrame, y: pd.Series, measured: Measured, params: Params
+) -> dict[str, m.Records]:
+    """The plot data of the task: curves need a positive class, the scatter a regression."""
+    scored, task = measured.scored, params.data.task
+    plots = {"importance": _importance(model, X, y, params)}
+    if task == "regression":
+        plots["predicted_vs_actual"] = m.predicted_vs_actual_points(
+            y.to_numpy(dtype="float64"), scored.labels, max_points=SCATTER_POINTS,
+            seed=params.train.seed,
+        )  # fmt: skip
+        return plots
     actual = y.to_numpy()
-    is_pos = actual == positive
-    metrics = m.classification_metrics(actual, predicted, score, positive)
-    slices = m.slice_metrics(
-        X,
-        params.evaluate.slices,
-        task="classification",
-        actual=actual,
-        predicted=predicted,
-        score=score,
-        positive=positive,
-    )
-    plots = {
-        "roc": m.roc_points(is_pos, score, CURVE_POINTS),
-        "precision_recall": m.precision_recall_points(is_pos, score, CURVE_POINTS),
-        "confusion": m.confusion_rows(actual, predicted),
-        "calibration": m.calibration_points(is_pos, score, CALIBRATION_BINS),
-        "importance": _importance(model, X, y, params),
-    }
-    predictions = pd.DataFrame(
+    plots["confusion"] = m.confusion_rows(actual, scored.labels)
+    if task == "binary":
+        is_pos = actual == scored.positive
+        plots["roc"] = m.roc_points(is_pos, scored.score, CURVE_POINTS)
+        plots["precision_recall"] = m.precision_recall_points(is_pos, scored.score, CURVE_POINTS)
+        plots["calibration"] = m.calibration_points(is_pos, scored.score, CALIBRATION_BINS)
+    return plots
+
+
+def _predictions(y: pd.Series, scored: Scored, task: str) -> pd.DataFrame:
+    if task == "regression":
+        return pd.DataFrame({"actual": y.to_numpy(dtype="float64"), "prediction": scored.labels})
+    return pd.DataFrame(
         {
             "actual": y.reset_index(drop=True),
-            "prediction": pd.Series(predicted, dtype=y.dtype),
-            "score": pd.Series(score, dtype="float64"),
+            "prediction": pd.Series(scored.labels, dtype=y.dtype),
+            "score": pd.Series(scored.score, dtype="float64"),
         }
     )
-    return Evaluation(metrics, slices, plots, predictions, str(positive))
-
-
-def evaluate_regression(model: Any, X: pd.DataFrame, y: pd.Series, params: Params) -> Evaluation:
-    """Errors, slices, a sampled predicted-vs-actual scatter and importance."""
-    predicted = np.asarray(model.predict(X), dtype="float64")
-    actual = y.to_numpy(dtype="float64")
-    metrics = m.regression_metrics(actual, predicted)
-    slices = m.slice_metrics(
-        X, params.evaluate.slices, task="regression", actual=actual, predicted=predicted
-    )
-    plots = {
-        "predicted_vs_actual": m.predicted_vs_actual_points(
-            actual, predicted, max_points=SCATTER_POINTS, seed=params.train.seed
-        ),
-        "importance": _importance(model, X, y, params),
-    }
-    predictions = pd.DataFrame({"actual": actual, "prediction": predicted})
-    return Evaluation(metrics, slices, plots, predictions, None)
 
 
 def _importance(model: Any, X: pd.DataFrame, y: pd.Series, params: Params) -> m.Records:
@@ -150,15 +128,32 @@ def _importance(model: Any, X: pd.DataFrame, y: pd.Series, params: Params) -> m.
 def evaluate(model: Any, test: pd.DataFrame, params: Params) -> Evaluation:
     """Score `model` on the test split (features + target) as params.yaml says."""
     X, y = _features_target(test, params.data.target)
-    _check_task(model, params.data.task)
+    check_task(model, params.data.task)
     missing = [col for col in getattr(model, "feature_names_in_", []) if col not in X.columns]
     if missing:
         raise DataError(
             f"feature column '{missing[0]}' the model was trained on is not in the test data"
         )
-    if params.data.task == "classification":
-        return evaluate_classification(model, X, y, params)
-    return evaluate_regression(model, X, y, params)
+    measured = measure(
+        model,
+        X,
+        y,
+        params.data.task,
+        slices=params.evaluate.slices,
+        positive_label=params.data.positive_label,
+        threshold=params.evaluate.threshold,
+    )
+    scored = measured.scored
+    if scored.classes is not None:
+        _warn_unseen(y, scored.classes)
+    return Evaluation(
+        measured.metrics,
+        measured.slices,
+        _plots(model, X, y, measured, params),
+        _predictions(y, scored, params.data.task),
+        None if scored.positive is None else str(scored.positive),
+        measured.per_class,
+    )
 
 
 def records_json(records: m.Records) -> str:
@@ -227,6 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--test", required=True, type=Path, help="test split (parquet)")
     parser.add_argument("--metrics", required=True, type=Path, help="metrics JSON to write")
     parser.add_argument("--slices", required=True, type=Path, help="per-slice metrics JSON")
+    parser.add_argument(
+        "--classes", required=True, type=Path, help="per-class metrics JSON (classification)"
+    )
     parser.add_argument("--plots", required=True, type=Path, help="directory for plot data JSON")
     parser.add_argument("--figures", required=True, type=Path, help="directory for PNG figures")
     parser.add_argument("--predictions", required=True, type=Path, help="predictions parquet")
@@ -246,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         write_plot_data(result.plots, plots)
     write_json(args.metrics, result.metrics)
     write_json(args.slices, result.slices)
+    write_json(args.classes, result.per_class)
     write_parquet(args.predictions, result.predictions)
     log.info("metrics: %s", json.dumps(result.metrics, sort_keys=True))
     with tracking.timed("mlflow logging (evaluate)"):
@@ -257,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
                 ("figures", args.figures),
                 ("reports", args.metrics),
                 ("reports", args.slices),
+                ("reports", args.classes),
             ],
             result=result,
         )

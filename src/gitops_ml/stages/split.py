@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from gitops_ml.config import SplitConfig, load_params
+from gitops_ml.config import SplitConfig, is_classification, load_params
 from gitops_ml.errors import DataError, cli_entry
 from gitops_ml.files import file_md5, read_parquet, write_parquet
 
@@ -29,7 +29,7 @@ def split(
         raise DataError(f"no target column '{target}' (data.target) to split on")
     y = df[target]
     stratify = None
-    if task == "classification":
+    if is_classification(task):
         if y.isna().any():
             raise DataError(f"target column '{target}' has missing labels; cannot stratify")
         counts = y.value_counts()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,10 +22,11 @@ from sklearn import metrics as skm
 from sklearn.pipeline import Pipeline
 
 from gitops_ml import tracking
-from gitops_ml.config import Params, load_params
+from gitops_ml.config import Params, is_classification, load_params
 from gitops_ml.errors import DataError, cli_entry
 from gitops_ml.files import atomic_path, file_md5, read_parquet
 from gitops_ml.models import build_pipeline, feature_columns, normalize_fitted
+from gitops_ml.scoring import check_classes
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +53,7 @@ def split_features(df: pd.DataFrame, target: str, task: str) -> tuple[pd.DataFra
     n_missing = int(y.isna().sum())
     if n_missing:
         raise DataError(f"target column '{target}' has {n_missing} missing values")
-    if task == "classification":
+    if is_classification(task):
         classes = sorted(map(str, y.unique()))
         if len(classes) < 2:
             label = classes[0] if classes else "(no rows)"
@@ -59,6 +61,7 @@ def split_features(df: pd.DataFrame, target: str, task: str) -> tuple[pd.DataFra
                 f"target column '{target}' has a single class '{label}': "
                 "a classifier needs at least two"
             )
+        check_classes(classes, task, target)
     elif not pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y):
         raise DataError(
             f"target column '{target}' is {y.dtype}, but data.task regression needs numbers"
@@ -80,7 +83,7 @@ def _train_metrics(
     if len(X) > TRAIN_METRIC_ROWS:
         X = X.sample(n=TRAIN_METRIC_ROWS, random_state=seed)
         y = y.loc[X.index]
-    if task == "classification":
+    if is_classification(task):
         proba = pipeline.predict_proba(X)
         classes = pipeline.classes_
         predicted = classes[np.argmax(proba, axis=1)]
@@ -101,6 +104,7 @@ def _train_metrics(
 def configured_pipeline(df: pd.DataFrame, params: Params) -> Pipeline:
     """The unfitted Pipeline params.yaml describes, with column roles read from `df`."""
     numeric, categorical = feature_columns(df, params.data.target)
+    cardinality = max((df[col].nunique() for col in categorical), default=0)
     return build_pipeline(
         params.train.model,
         params.data.task,
@@ -108,7 +112,27 @@ def configured_pipeline(df: pd.DataFrame, params: Params) -> Pipeline:
         params.train.seed,
         numeric,
         categorical,
+        cardinality=int(cardinality),
     )
+
+
+def _fit(pipeline: Pipeline, X: pd.DataFrame, y: pd.Series) -> None:
+    """Fit; an estimator's error about "feature at index i" is reported with the column's name."""
+    try:
+        pipeline.fit(X, y)
+    except (ValueError, TypeError) as exc:
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        columns = list(pipeline.named_steps["preprocess"].transformers[0][2]) + list(
+            pipeline.named_steps["preprocess"].transformers[1][2]
+        )
+        found = re.search(r"(?:feature|column) at index (\d+)", text)
+        if found and int(found.group(1)) < len(columns):
+            raise DataError(
+                f"training failed on column '{columns[int(found.group(1))]}': {text}"
+            ) from None
+        named = [col for col in X.columns if re.search(rf"\b{re.escape(str(col))}\b", text)]
+        where = f" (column '{named[0]}')" if named else ""
+        raise DataError(f"training failed{where}: {text}") from None
 
 
 def train(df: pd.DataFrame, params: Params) -> TrainResult:
@@ -116,7 +140,7 @@ def train(df: pd.DataFrame, params: Params) -> TrainResult:
     X, y = split_features(df, params.data.target, params.data.task)
     pipeline = configured_pipeline(df, params)
     start = time.perf_counter()
-    pipeline.fit(X, y)
+    _fit(pipeline, X, y)
     fit_seconds = time.perf_counter() - start
     normalize_fitted(pipeline)
     log.info(
