@@ -262,3 +262,103 @@ def test_predicted_vs_actual_is_sampled_deterministically() -> None:
 def test_values_are_json_safe() -> None:
     got = m.binary_metrics(ACTUAL, PREDICTED, np.array([0.0, 0, 1, 1, 0, 1, 1, 0]), "yes")
     assert all(v is None or math.isfinite(v) for v in got.values())
+
+
+# --------------------------------------------------------------------------------------------
+# multiclass
+
+
+MC_ACTUAL = np.array(["a", "b", "c", "a", "b", "c", "a", "c"])
+MC_PRED = np.array(["a", "b", "b", "a", "c", "c", "a", "a"])
+MC_CLASSES = np.array(["a", "b", "c"])
+MC_PROBA = np.array(
+    [
+        [0.8, 0.1, 0.1],
+        [0.2, 0.7, 0.1],
+        [0.1, 0.5, 0.4],
+        [0.6, 0.3, 0.1],
+        [0.1, 0.3, 0.6],
+        [0.1, 0.2, 0.7],
+        [0.9, 0.05, 0.05],
+        [0.5, 0.1, 0.4],
+    ]
+)
+
+
+def test_multiclass_metrics_match_sklearn() -> None:
+    got = m.multiclass_metrics(MC_ACTUAL, MC_PRED, MC_PROBA, MC_CLASSES)
+    assert tuple(got) == m.MULTICLASS_KEYS
+    assert got["accuracy"] == round(skm.accuracy_score(MC_ACTUAL, MC_PRED), 6)
+    assert got["balanced_accuracy"] == round(skm.balanced_accuracy_score(MC_ACTUAL, MC_PRED), 6)
+    assert got["f1_macro"] == round(skm.f1_score(MC_ACTUAL, MC_PRED, average="macro"), 6)
+    assert got["f1_weighted"] == round(skm.f1_score(MC_ACTUAL, MC_PRED, average="weighted"), 6)
+    assert got["log_loss"] == round(skm.log_loss(MC_ACTUAL, MC_PROBA, labels=MC_CLASSES), 6)
+    ovr = skm.roc_auc_score(MC_ACTUAL, MC_PROBA, multi_class="ovr", average="macro")
+    assert got["roc_auc_ovr"] == round(ovr, 6)
+    assert got["n_test"] == len(MC_ACTUAL)
+
+
+def test_multiclass_metrics_survive_a_class_absent_from_the_test_rows() -> None:
+    actual = np.array(["a", "a", "b", "b"])
+    got = m.multiclass_metrics(actual, actual, MC_PROBA[:4], MC_CLASSES)
+    assert got["accuracy"] == 1.0 and got["roc_auc_ovr"] is not None
+    unseen = np.array(["a", "z", "b", "b"])  # "z": a label the model never learned
+    got = m.multiclass_metrics(unseen, MC_PRED[:4], MC_PROBA[:4], MC_CLASSES)
+    assert got["log_loss"] is not None and got["accuracy"] == 0.5
+
+
+def test_per_class_metrics_give_precision_recall_and_support_per_class() -> None:
+    got = m.per_class_metrics(MC_ACTUAL, MC_PRED, MC_CLASSES)
+    precision, recall, _, support = skm.precision_recall_fscore_support(
+        MC_ACTUAL, MC_PRED, labels=MC_CLASSES
+    )
+    assert list(got) == ["a", "b", "c"]
+    assert [got[c]["precision"] for c in "abc"] == [round(v, 6) for v in precision]
+    assert [got[c]["recall"] for c in "abc"] == [round(v, 6) for v in recall]
+    assert [got[c]["support"] for c in "abc"] == support.tolist()
+
+
+def test_multiclass_slices_carry_the_multiclass_metrics() -> None:
+    frame = pd.DataFrame({"group": ["x", "x", "y", "y", "x", "y", "x", "y"]})
+    got = m.slice_metrics(frame, ["group"], task="multiclass", actual=MC_ACTUAL, predicted=MC_PRED)
+    assert set(got["group"]["x"]) == {"n", "accuracy", "balanced_accuracy", "f1_macro", "f1_weighted"}
+    assert got["group"]["x"]["n"] + got["group"]["y"]["n"] == len(MC_ACTUAL)
+
+
+# --------------------------------------------------------------------------------------------
+# slice keys: numeric columns are binned at quantiles, values sorted numerically
+
+
+def test_a_numeric_slice_column_is_cut_into_quantile_bins_named_by_their_edges() -> None:
+    values = pd.Series([*range(101), np.nan], dtype=float)
+    keys, order = m.slice_keys(values)
+    assert order == ["[0, 25)", "[25, 50)", "[50, 75)", "[75, 100]", "(missing)"]
+    assert keys[0] == "[0, 25)" and keys[25] == "[25, 50)" and keys[100] == "[75, 100]"
+    assert keys[101] == "(missing)"
+    counts = [int((keys == name).sum()) for name in order]
+    assert counts == [25, 25, 25, 26, 1]
+
+
+def test_a_skewed_numeric_column_gets_fewer_bins_not_empty_ones() -> None:
+    values = pd.Series([0] * 90 + list(range(1, 31)))  # 75% zeros: quantiles coincide
+    keys, order = m.slice_keys(values)
+    assert all((keys == name).any() for name in order)
+    assert order[0].startswith("[0, ") and len(order) < m.SLICE_BINS + 1
+
+
+def test_low_cardinality_numbers_slice_by_value_in_numeric_order() -> None:
+    keys, order = m.slice_keys(pd.Series([10, 2, 1, 2, 10, 1]))
+    assert order == ["1", "2", "10"]
+    assert keys.tolist() == ["10", "2", "1", "2", "10", "1"]
+
+
+def test_text_slices_are_sorted_with_missing_last() -> None:
+    _, order = m.slice_keys(pd.Series(["b", None, "a", "b"], dtype="str"))
+    assert order == ["a", "b", "(missing)"]
+
+
+def test_numeric_slice_metrics_keep_the_bin_order() -> None:
+    frame = pd.DataFrame({"age": np.arange(40, dtype=float)})
+    actual = np.tile([1.0, 2.0], 20)
+    got = m.slice_metrics(frame, ["age"], task="regression", actual=actual, predicted=actual)
+    assert list(got["age"]) == ["[0, 9.75)", "[9.75, 19.5)", "[19.5, 29.25)", "[29.25, 39]"]

@@ -146,3 +146,39 @@ def test_normalize_fitted_drops_the_thread_count(tmp_path: Path) -> None:
     joblib.dump(pipe, path)
     reloaded = joblib.load(path)
     assert (reloaded.predict(df.drop(columns="y")) == pipe.predict(df.drop(columns="y"))).all()
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        (model, "binary" if kind == "classification" else kind)
+        for model, kinds in MODELS.items()
+        for kind in kinds
+    ],
+)
+def test_every_model_takes_a_column_with_hundreds_of_levels(model: tuple[str, str]) -> None:
+    """641 zip codes (HistGradientBoosting takes at most 255 categories): the rarest share one."""
+    name, task = model
+    rng = np.random.default_rng(1)
+    n = 3000
+    zips = pd.Series([f"{z:05d}" for z in rng.integers(0, 641, n)], dtype="str")
+    zips[:641] = [f"{z:05d}" for z in range(641)]  # every level present
+    x = rng.normal(size=n)
+    df = pd.DataFrame({"x": x, "zip": zips})
+    df["y"] = np.where(x > 0, "yes", "no") if task == "binary" else 2 * x
+    numeric, categorical = feature_columns(df, "y")
+    cardinality = df["zip"].nunique()
+    assert cardinality == 641
+    pipe = build_pipeline(name, task, {}, 0, numeric, categorical, cardinality=cardinality)
+    pipe.fit(df.drop(columns="y"), df["y"])
+    assert len(pipe.predict(df.drop(columns="y").head(5))) == 5
+
+
+def test_rare_levels_are_grouped_only_above_the_estimators_limit() -> None:
+    small = build_pipeline("hist_gradient_boosting", "binary", {}, 0, ["a"], ["c"], cardinality=41)
+    encoder = small.named_steps["preprocess"].transformers[1][1]
+    assert encoder.max_categories is None  # unchanged pipeline (and model bytes) for Adult
+    big = build_pipeline(
+        "hist_gradient_boosting", "binary", {"max_bins": 100}, 0, ["a"], ["c"], cardinality=641
+    )
+    assert big.named_steps["preprocess"].transformers[1][1].max_categories == 100
