@@ -21,7 +21,7 @@ def iris() -> tuple[pd.DataFrame, pd.Series, LogisticRegression]:
 
 
 def test_multiclass_labels_are_the_models_own_argmax_predictions(iris) -> None:
-    X, y, model = iris
+    X, _, model = iris
     scored = scoring.score(model, X, "multiclass")
     assert scored.labels.tolist() == model.predict(X).tolist()
     proba = model.predict_proba(X)
@@ -53,25 +53,25 @@ def test_positive_class_is_configured_label_or_last_in_sorted_order() -> None:
     assert scoring.positive_class(["<=50K", ">50K"], "<=50K") == "<=50K"
     assert scoring.positive_class([">50K", "<=50K"], None) == ">50K"
     assert scoring.positive_class([0, 1], "1") == 1
-    with pytest.raises(ConfigError, match="'data.positive_label' 'maybe' is not a class"):
+    with pytest.raises(ConfigError, match=r"'data\.positive_label' 'maybe' is not a class"):
         scoring.positive_class(["no", "yes"], "maybe")
 
 
 def test_a_model_of_the_wrong_kind_or_class_count_is_refused(iris) -> None:
     X, _, model = iris
-    with pytest.raises(DataError, match="the model has 3 classes but data.task is binary"):
+    with pytest.raises(DataError, match=r"the model has 3 classes but data\.task is binary"):
         scoring.score(model, X, "binary")
-    with pytest.raises(DataError, match="is a classifier but data.task is regression"):
+    with pytest.raises(DataError, match=r"is a classifier but data\.task is regression"):
         scoring.score(model, X, "regression")
     reg = LinearRegression().fit(X, np.arange(len(X)))
-    with pytest.raises(DataError, match="is a regressor but data.task is multiclass"):
+    with pytest.raises(DataError, match=r"is a regressor but data\.task is multiclass"):
         scoring.score(reg, X, "multiclass")
 
 
 def test_class_count_must_fit_the_task() -> None:
-    with pytest.raises(DataError, match="has 3 classes .* set 'data.task: multiclass'"):
+    with pytest.raises(DataError, match=r"has 3 classes .* set 'data\.task: multiclass'"):
         scoring.check_classes(["a", "b", "c"], "binary", "y")
-    with pytest.raises(DataError, match="has 2 classes .* set 'data.task: binary'"):
+    with pytest.raises(DataError, match=r"has 2 classes .* set 'data\.task: binary'"):
         scoring.check_classes(["a", "b"], "multiclass", "y")
     scoring.check_classes(["a", "b"], "binary", "y")
     scoring.check_classes(["a", "b", "c"], "multiclass", "y")
