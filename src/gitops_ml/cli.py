@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 
 from gitops_ml import __version__
+from gitops_ml.cliargs import CommandListFormatter, DeprecatedAlias, exit_codes
 from gitops_ml.config import TASKS, load_params
 from gitops_ml.errors import DataError, cli_entry
 from gitops_ml.files import atomic_path
@@ -132,7 +133,7 @@ def _gate(args: argparse.Namespace) -> int:
         rescore=None if args.committed_metrics else rescore,
         new_baseline=new_baseline,
     )
-    write_json(args.output, result.to_dict())
+    write_json(args.json, result.to_dict())
     print("\n".join(summary_lines(result)))
     if not result.passed and not params.gate.fail_on_violation:
         print("gate.fail_on_violation is false: not failing the check")
@@ -167,19 +168,40 @@ def _report(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="gitops-ml", description="GitOps commands for the gitops-ml pipeline."
+        prog="gitops-ml",
+        description="GitOps commands for the gitops-ml pipeline.",
+        epilog="`gitops-ml COMMAND --help` describes a command and its exit codes; "
+        "2 always means bad input or usage.",
+        formatter_class=CommandListFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("check-params", help="validate params.yaml and exit")
+    p = sub.add_parser(
+        "check-params",
+        help="validate params.yaml and exit",
+        description="Check params.yaml as every stage does (unknown or missing keys, value "
+        "types and ranges, the model and its hyperparameters) without running anything.",
+        epilog=exit_codes("the file is valid", bad="the file is invalid (one line names the key)"),
+    )
     p.add_argument("--params", default="params.yaml", help="the params file (default: %(default)s)")
     p.set_defaults(func=_check_params)
 
-    schema = sub.add_parser("schema", help="work with data schemas").add_subparsers(
-        dest="schema_command", required=True, metavar="SUBCOMMAND"
+    schema = sub.add_parser(
+        "schema",
+        help="work with data schemas (data contracts)",
+        description="Data contracts: the schema YAML files the validate stage, predict and "
+        "drift enforce.",
+        epilog="exit codes: those of the subcommand; 2 bad usage.",
+        formatter_class=CommandListFormatter,
+    ).add_subparsers(dest="schema_command", required=True, metavar="SUBCOMMAND")
+    p = schema.add_parser(
+        "infer",
+        help="draft a schema YAML from a CSV or parquet file",
+        description="Draft a data contract from a data file: each column's type, range, "
+        "categories and missing rate, and the target. Review the limits before relying on them.",
+        epilog=exit_codes("the schema was written (or printed)"),
     )
-    p = schema.add_parser("infer", help="draft a schema YAML from a CSV or parquet file")
     p.add_argument("--input", required=True, help="CSV or parquet file to describe")
     p.add_argument("--target", required=True, help="the label column")
     p.add_argument(
@@ -192,7 +214,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite an existing schema file")
     p.set_defaults(func=_schema_infer)
 
-    p = sub.add_parser("comment", help="create or update the sticky report comment on a PR")
+    p = sub.add_parser(
+        "comment",
+        help="create or update the sticky report comment on a PR",
+        description="Post a markdown file as the one comment of a pull request that a hidden "
+        "marker names, updating it if it exists (the fallback when CML is not available). "
+        "Reads GITHUB_TOKEN and GITHUB_REPOSITORY.",
+        epilog=exit_codes(
+            "comment created or updated, or no pull request brought in --commit",
+            bad="bad input or usage, or GitHub refused or did not answer",
+        ),
+    )
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument("--pr", type=_pr_number, help="pull request number")
     target.add_argument(
@@ -204,9 +236,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_comment)
 
-    p = sub.add_parser("gate", help="evaluate the quality gate (params.yaml gate:) on this PR")
+    p = sub.add_parser(
+        "gate",
+        help="evaluate the quality gate (params.yaml gate:) on this PR",
+        description="Check the rules of params.yaml's gate: section on the PR's metrics: "
+        "absolute limits, the largest regression against the champion of --base, the weakest "
+        "slice, and a stale dvc.lock. Every rule lands in the --json verdict.",
+        epilog=exit_codes(
+            "the gate passed (or failed with gate.fail_on_violation: false)",
+            "a rule failed",
+            "bad input or usage (no metrics, not a git repository, ...); no verdict is written",
+        ),
+    )
     p.add_argument("--base", default=None, help="the champion's ref, e.g. main (default: none)")
-    p.add_argument("--output", default="reports/gate.json", help="verdict JSON to write")
+    p.add_argument(
+        "--json",
+        default="reports/gate.json",
+        metavar="PATH",
+        help="verdict JSON to write (default: %(default)s)",
+    )
+    p.add_argument("--output", dest="json", action=DeprecatedAlias, new="--json")
     p.add_argument("--params", default="params.yaml", help="the params file (default: %(default)s)")
     p.add_argument("--metrics", default="reports/metrics.json", help="the PR's metrics JSON")
     p.add_argument("--slices", default="reports/slices.json", help="the PR's slice metrics JSON")
@@ -223,7 +272,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_gate)
 
-    p = sub.add_parser("report", help="write the PR report (markdown) against a base ref")
+    p = sub.add_parser(
+        "report",
+        help="write the PR report (markdown) against a base ref",
+        description="Write the pull-request report: the gate verdict, champion against "
+        "challenger on the PR's test set, metric and params diffs, slice metrics, the data "
+        "validation summary and a chart.",
+        epilog=exit_codes("the report was written"),
+    )
     p.add_argument("--base", required=True, help="the base ref, e.g. main or origin/main")
     p.add_argument("--output", default="-", help="markdown file to write, or - for stdout")
     p.add_argument("--params", default="params.yaml", help="the params file (default: %(default)s)")
@@ -242,6 +298,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_report)
     init.register(sub)
+    from gitops_ml import summary
+
+    summary.register(sub)
     from gitops_ml.gitops import serve
 
     serve.register(sub)

@@ -748,11 +748,12 @@ def _infer_target(y: pd.Series, target: str, task: str, n: int) -> dict[str, Any
                 f"infer schema: target '{target}' must be numeric for task regression "
                 f"(it holds {y.dtype} values such as {_short(_plain(y.iloc[0]))})"
             )
+        kind = _numeric_kind(y)
         return {
             "name": target,
-            "dtype": _numeric_kind(y),
-            "min": _plain(y.min()),
-            "max": _plain(y.max()),
+            "dtype": kind,
+            "min": _bound(y.min(), kind),
+            "max": _bound(y.max(), kind),
         }
     labels = _sorted_values(y.unique())
     if len(labels) < 2:
@@ -784,9 +785,10 @@ def _infer_column(s: pd.Series, n: int) -> dict[str, Any]:
     present = s.dropna()
     if _is_number(s):
         # An empty numeric column has no range to draft, and no whole numbers to call it int.
-        rule = {"dtype": _numeric_kind(s) if len(present) else "float"}
+        kind = _numeric_kind(s) if len(present) else "float"
+        rule = {"dtype": kind}
         if len(present):
-            rule.update(min=_plain(present.min()), max=_plain(present.max()))
+            rule.update(min=_bound(present.min(), kind), max=_bound(present.max(), kind))
     elif pd.api.types.is_bool_dtype(s) or (
         s.dtype == object
         and len(present)
@@ -809,6 +811,15 @@ def _infer_column(s: pd.Series, n: int) -> dict[str, Any]:
 
 def _is_number(s: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)
+
+
+def _bound(value: Any, kind: str) -> Any:
+    """A range limit as plain Python: 18.0 of an int column (stored as float beside missing
+    values) is written 18."""
+    value = _plain(value)
+    if kind == "int" and isinstance(value, float) and math.isfinite(value):
+        return int(value)
+    return value
 
 
 def _categorical(present: pd.Series, values: Any, n: int) -> bool:

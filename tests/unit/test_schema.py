@@ -294,3 +294,158 @@ def test_infer_regression_target() -> None:
     assert draft["columns"]["x"]["dtype"] == "float"
     raw = {**draft, "dataset": {**draft["dataset"], "min_rows": 1}}
     assert validate(df, parse_schema(raw), target="price", task="regression").passed
+
+
+# --- infer: every kind of column round-trips through YAML and validate ------------------------
+
+N_INFER = 2000
+
+
+def _kinds() -> dict[str, Any]:
+    """One column of each kind a user's file has, N_INFER rows each."""
+    import numpy as np
+
+    rng = np.random.default_rng(11)
+    n = N_INFER
+    levels = [f"{k:05d}-x" for k in range(641)]
+    words = rng.choice(n, size=20, replace=False)
+    spend = [f"{v:.2f}" for v in rng.gamma(3.0, 20.0, n)]
+    for k, row in enumerate(words):
+        spend[row] = ["unknown", "n.a."][k % 2]
+    dates = pd.Series(pd.date_range("2018-01-01", periods=n).strftime("%Y-%m-%d"))
+    return {
+        "empty_text": pd.Series([None] * n, dtype="str"),
+        "empty_object": pd.Series([None] * n, dtype=object),
+        "empty_float": pd.Series([np.nan] * n),
+        "empty_boolean": pd.Series([pd.NA] * n, dtype="boolean"),
+        "constant_text": pd.Series(["US"] * n, dtype="str"),
+        "constant_int": pd.Series([7] * n),
+        "id_text": pd.Series([f"CUST-{k:07d}" for k in rng.permutation(n)], dtype="str"),
+        "id_int": pd.Series(rng.permutation(n) + 1),
+        "high_cardinality": pd.Series(
+            [levels[k] for k in np.concatenate([np.arange(641), rng.integers(0, 641, n - 641)])],
+            dtype="str",
+        ),
+        "boolean": pd.Series(rng.random(n) < 0.3),
+        "boolean_missing": pd.Series([True, False, None, True] * (n // 4), dtype="boolean"),
+        "boolean_object": pd.Series([True, False, None, False] * (n // 4), dtype=object),
+        "true_false_text": pd.Series(rng.choice(["true", "false"], n), dtype="str"),
+        "yes_no_text": pd.Series(rng.choice(["yes", "no", "on", "off"], n), dtype="str"),
+        "numbers_with_words": pd.Series(spend, dtype="str"),
+        "few_numbers_with_words": pd.Series(rng.choice(["1", "2", "3", "unknown"], n), dtype="str"),
+        "date_text": dates.astype("str"),
+        "date_text_missing": dates.mask(dates.index % 10 == 0).astype("str"),
+        "datetime": pd.Series(pd.date_range("2020-01-01", periods=n, freq="h")),
+        "datetime_missing": pd.Series(pd.date_range("2020-01-01", periods=n)).mask(
+            pd.Series(range(n)) % 7 == 0
+        ),
+        "mixed_object": pd.Series([1, "a", 2.5, "b"] * (n // 4), dtype=object),
+        "category_dtype": pd.Series(rng.choice(["lo", "hi"], n)).astype("category"),
+        "nullable_int": pd.Series([1, None, 3, 4] * (n // 4), dtype="Int64"),
+        "whole_floats_missing": pd.Series([18.0, None, 40.0, 65.0] * (n // 4)),
+        "floats_with_inf": pd.Series([0.5, np.inf, -np.inf, 1.5] * (n // 4)),
+        "float32": pd.Series(rng.random(n).astype("float32")),
+        "mostly_missing_text": pd.Series(["a"] + [None] * (n - 1), dtype="str"),
+    }
+
+
+def _passes(df: pd.DataFrame, target: str, task: str, *, parquet: bool = True) -> dict[str, Any]:
+    """The draft of `df`, after checking that `df` passes it as written and re-read, both as it
+    is and after the parquet round trip the ingest and validate stages put it through."""
+    import io
+
+    draft = infer_schema(df, target=target, task=task)
+    text = yaml.safe_dump(draft, sort_keys=False, allow_unicode=True)
+    schema = parse_schema(yaml.safe_load(text), "draft.yaml")
+    frames = [df]
+    if parquet:
+        buffer = io.BytesIO()
+        df.to_parquet(buffer, index=False)
+        frames.append(pd.read_parquet(io.BytesIO(buffer.getvalue())))
+    for frame in frames:
+        report = validate(frame, schema, target=target, task=task)
+        assert report.passed, report.summary_line()
+    return draft
+
+
+@pytest.mark.parametrize("kind", list(_kinds()))
+def test_infer_every_kind_of_column_round_trips(kind: str) -> None:
+    column = _kinds()[kind]
+    df = pd.DataFrame({kind: column, "y": ["a", "b"] * (N_INFER // 2)})
+    # A column of numbers and text mixed has no parquet type: the ingest stage never writes one.
+    rule = _passes(df, "y", "binary", parquet=kind != "mixed_object")["columns"][kind]
+    if kind.startswith("empty_"):
+        assert rule["max_missing_rate"] == 1.0
+        assert rule.get("categories", [False, True]) in ([False, True],)  # never `[]`
+    if kind in ("id_text", "date_text", "date_text_missing", "numbers_with_words", "datetime"):
+        assert rule["dtype"] == "str"  # values that mostly occur once are not categories
+    if kind in ("boolean", "boolean_missing", "boolean_object", "empty_boolean"):
+        assert rule["categories"] == [False, True]
+    if kind == "yes_no_text":  # YAML 1.1 would read `yes` and `on` as true
+        assert rule["categories"] == ["no", "off", "on", "yes"]
+    if kind == "whole_floats_missing":
+        assert (rule["dtype"], rule["min"], rule["max"]) == ("int", 18, 65)
+
+
+def test_infer_all_kinds_together_from_a_messy_csv(tmp_path: Path) -> None:
+    """The same kinds as a user's CSV file gives them (text cells, missing markers)."""
+    from gitops_ml.sources import read_csv
+
+    frame = pd.DataFrame(_kinds()).drop(columns=["mixed_object", "category_dtype"])
+    frame["y"] = ["no", "yes", "no", "no"] * (N_INFER // 4)
+    path = tmp_path / "messy.csv"
+    frame.to_csv(path, index=False, na_rep="NA")
+    df = read_csv(path)
+    assert df["numbers_with_words"].dtype == "str"  # a few words keep a number column text
+    _passes(df, "y", "binary")
+
+
+def test_inferred_dataset_rules_pass_on_the_same_data() -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(4)
+    n = 1000
+    base = pd.DataFrame(
+        {"x": rng.integers(0, 3, n), "c": rng.choice(["p", "q"], n), "y": ["a"] * n}
+    )
+    base.loc[: n * 0.03, "y"] = "rare"  # a 3 % class
+    df = pd.concat([base, base.iloc[:300]], ignore_index=True)  # many exact duplicates
+    draft = _passes(df, "y", "binary")
+    assert draft["dataset"]["min_rows"] == len(df) // 2
+    report = validate(df, parse_schema(draft), target="y", task="binary")
+    rules = {c.rule: c for c in report.checks if c.rule in ("min_rows", "max_duplicate_rate")}
+    rules["min_class_rate"] = next(c for c in report.checks if c.rule == "min_class_rate")
+    assert all(c.passed for c in rules.values())
+    assert 0 < draft["target"]["min_class_rate"] <= rules["min_class_rate"].observed["rare"]
+    assert rules["max_duplicate_rate"].observed <= draft["dataset"]["max_duplicate_rate"] <= 1
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
+def test_infer_each_task(task: str) -> None:
+    y = {
+        "binary": [0, 1] * 50,
+        "multiclass": ["a", "b", "c", "d"] * 25,
+        "regression": [float(v) / 3 for v in range(100)],
+    }[task]
+    draft = _passes(pd.DataFrame({"x": range(100), "y": y}), "y", task)
+    assert ("labels" in draft["target"]) == (task != "regression")
+
+
+@pytest.mark.parametrize(
+    ("y", "task", "message"),
+    [
+        (["a", None, "b", "a"], "binary", r"target 'y' has 1 missing value"),
+        (["a"] * 4, "binary", r"single class 'a'"),
+        (["a", "b", "c", "a"], "binary", r"3 classes; task binary needs exactly 2"),
+        (["a", "b", "a", "b"], "multiclass", r"2 classes; task multiclass needs 3 or more"),
+        (["a", "b", "c", "a"], "regression", r"must be numeric for task regression"),
+    ],
+)
+def test_infer_refuses_a_target_no_schema_accepts(y: list[Any], task: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        infer_schema(pd.DataFrame({"x": [1, 2, 3, 4], "y": y}), target="y", task=task)
+
+
+def test_infer_needs_a_feature_column() -> None:
+    with pytest.raises(ConfigError, match="no feature columns besides the target 'y'"):
+        infer_schema(pd.DataFrame({"y": ["a", "b"]}), target="y", task="binary")
