@@ -43,8 +43,10 @@ $(NODE_STAMP): package.json package-lock.json
 
 install: $(STAMP) ## Create .venv and install the pinned dependencies (requirements.lock)
 
-repro: $(STAMP) ## Run the DVC pipeline (dvc repro)
+repro: $(STAMP) ## Run the DVC pipeline (dvc repro), then say where its outputs are
 	$(BIN)/dvc repro
+	@echo
+	@$(BIN)/gitops-ml summary
 
 test: $(STAMP) $(NODE_STAMP) ## Run the whole test suite, slow tests included
 	$(BIN)/python -m pytest $(PYTEST_WORKERS)
@@ -60,7 +62,7 @@ format: $(STAMP) ## Format and fix with ruff
 	$(BIN)/ruff check --fix src tests scripts
 	$(BIN)/ruff format src tests scripts
 
-bench: $(STAMP) ## Benchmark the pipeline on Adult, 100k and 1M synthetic rows
+bench: $(STAMP) ## Benchmark the pipeline on Adult, NYC flights (327k rows), 100k and 1M synthetic rows
 	$(BIN)/python scripts/bench.py --output reports/bench.md
 
 report: $(STAMP) ## Preview the pull-request report against main (markdown on stdout)

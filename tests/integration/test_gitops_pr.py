@@ -49,7 +49,7 @@ def branch_off_main(repo: Path, name: str) -> None:
 
 
 def gate(repo: Path, out: Path, base: str = "main") -> tuple[subprocess.CompletedProcess, dict]:
-    proc = run_in(repo, "gitops-ml", "gate", "--base", base, "--output", str(out), check=False)
+    proc = run_in(repo, "gitops-ml", "gate", "--base", base, "--json", str(out), check=False)
     return proc, json.loads(out.read_text()) if out.exists() else {}
 
 
@@ -145,7 +145,7 @@ def test_hyperparameter_pr_report(repo: Path, tmp_path: Path) -> None:
     assert "fetched from the DVC remote" in md
     assert "Regression rules compare with the champion: Champion" in md
     proc = run_in(repo, "gitops-ml", "gate", "--base", "main", "--committed-metrics",
-                  "--output", str(tmp_path / "committed.json"), check=False)  # fmt: skip
+                  "--json", str(tmp_path / "committed.json"), check=False)  # fmt: skip
     committed = json.loads((tmp_path / "committed.json").read_text())
     assert committed["champion_source"].startswith("main's committed reports/metrics.json")
     assert "champion: main's committed" in proc.stdout

@@ -189,9 +189,9 @@ def test_cli_bad_input_exits_2(
     """No metrics file (or no git repository): one line on stderr and exit code 2."""
     shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
     monkeypatch.chdir(tmp_path)
-    assert main(["gate", "--output", str(tmp_path / "gate.json")]) == 2
+    assert main(["gate", "--json", str(tmp_path / "gate.json")]) == 2
     assert "not inside a git repository" in capsys.readouterr().err
     subprocess.run(["git", "init", "-q"], check=True)
-    assert main(["gate", "--output", str(tmp_path / "gate.json")]) == 2
+    assert main(["gate", "--json", str(tmp_path / "gate.json")]) == 2
     assert "reports/metrics.json: metrics not found" in capsys.readouterr().err
     assert not (tmp_path / "gate.json").exists()

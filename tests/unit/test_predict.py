@@ -275,7 +275,7 @@ def test_bad_model_and_output_format_fail_in_one_line(
     batch.to_parquet(tmp_path / "in.parquet", index=False)
     args = ["--input", tmp_path / "in.parquet", "--output", tmp_path / "o.csv"]
     assert predict(*args, "--model", "models:/no-such-model@champion") == 2
-    assert "resolving models:/no-such-model@champion failed" in one_error_line(capsys)
+    assert "no model is registered as models:/no-such-model@champion" in one_error_line(capsys)
     assert predict(*args, "--model", tmp_path / "missing.joblib") == 2
     assert "missing.joblib: model file not found" in one_error_line(capsys)
     assert not (tmp_path / "o.csv").exists()
@@ -370,7 +370,77 @@ def test_serve_refuses_remote_hosts_joblib_files_and_unknown_aliases(
     assert cli_main(["serve", "--model", str(champion.model_file)]) == 2
     assert "not a joblib file" in one_error_line(capsys)
     assert cli_main(["serve", "--model", "models:/no-such-model@champion"]) == 2
-    assert "resolving models:/no-such-model@champion failed" in one_error_line(capsys)
+    assert "no model is registered as models:/no-such-model@champion" in one_error_line(capsys)
+
+
+def _params_naming(model_name: str, ws: Path, dest: Path) -> Path:
+    raw = yaml.safe_load((ws / "params.yaml").read_text(encoding="utf-8"))
+    raw["mlflow"]["model_name"] = model_name
+    dest.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    return dest
+
+
+def test_serve_and_predict_before_any_promotion_say_what_to_run(
+    champion: Champion,
+    batch: pd.DataFrame,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """No @champion yet (no registered model, or one without the alias): one line naming the
+    URI and the store, `gitops-ml promote` as the fix, exit 2 and nothing written."""
+    store = f"sqlite:///{champion.ws / 'mlflow.db'}"
+    params = _params_naming("not-promoted", champion.ws, tmp_path / "params.yaml")
+    assert cli_main(["serve", "--params", str(params)]) == 2
+    assert one_error_line(capsys) == (
+        f"error: no model is registered as models:/not-promoted@champion in {store}: "
+        "run `gitops-ml promote` first (or pass --model)"
+    )
+    batch.head(5).to_parquet(tmp_path / "in.parquet", index=False)
+    out = tmp_path / "out.csv"
+    args = ["--input", tmp_path / "in.parquet", "--output", out, "--params", params]
+    assert predict(*args, "--schema", champion.ws / "data/schema/adult.yaml") == 2
+    assert "models:/not-promoted@champion in " in one_error_line(capsys)
+    assert not out.exists()
+
+    mlflow.MlflowClient().create_registered_model("registered-never-promoted")
+    assert cli_main(["serve", "--model", "models:/registered-never-promoted@champion"]) == 2
+    assert "run `gitops-ml promote` first" in one_error_line(capsys)
+    assert cli_main(["serve", "--model", f"models:/{MODEL_NAME}@staging"]) == 2
+    assert "check the model name and alias" in one_error_line(capsys)
+
+
+def test_serve_without_a_tracking_store_says_to_repro_and_promote(
+    champion: Champion,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv(tracking.TRACKING_URI_ENV, f"sqlite:///{tmp_path / 'absent.db'}")
+    assert cli_main(["serve"]) == 2
+    line = one_error_line(capsys)
+    assert f"models:/{MODEL_NAME}@champion in sqlite:///{tmp_path / 'absent.db'}" in line
+    assert line.endswith(
+        "does not exist yet): run `make repro`, then `gitops-ml promote` (or pass --model)"
+    )
+    assert not (tmp_path / "absent.db").exists()  # MLflow would have created an empty store
+
+
+def test_only_not_found_errors_become_the_promote_hint() -> None:
+    """The SQL store says INVALID_PARAMETER_VALUE for a missing alias, a server may say
+    RESOURCE_DOES_NOT_EXIST; other failures keep their own message."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST
+
+    assert serve._is_not_found(
+        MlflowException("Registered model alias champion not found.", INVALID_PARAMETER_VALUE)
+    )
+    assert serve._is_not_found(
+        MlflowException("Registered Model with name=m not found", RESOURCE_DOES_NOT_EXIST)
+    )
+    assert not serve._is_not_found(
+        MlflowException("alias name is invalid", INVALID_PARAMETER_VALUE)
+    )
+    assert not serve._is_not_found(MlflowException("database is locked"))
 
 
 def test_serve_command_puts_this_venv_first() -> None:

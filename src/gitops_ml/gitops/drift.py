@@ -62,7 +62,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gitops_ml.cliargs import whole_number
+from gitops_ml.cliargs import exit_codes, whole_number
 from gitops_ml.config import DriftConfig, Params, load_params
 from gitops_ml.errors import DataError
 from gitops_ml.files import atomic_path, write_json
@@ -767,10 +767,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `drift` and `demo-batch` to the `gitops-ml` subcommands."""
     p = sub.add_parser(
         "drift",
-        help="compare a batch of new data with the training data (exit 1 on drift)",
+        help="compare a batch with the training data (exit 1 on drift)",
         description="Feature drift (PSI, KS test, missing rates), prediction drift (score PSI) "
-        "and data-contract violations of a batch. Exit 0: no drift, 1: drift, 2: the batch "
-        "cannot be judged (nothing is written).",
+        "and data-contract violations of a batch against the training data, with the limits of "
+        "params.yaml's drift: section; the verdict goes to --json and --markdown.",
+        epilog=exit_codes(
+            "no drift",
+            "drift",
+            "the batch cannot be judged (too few rows, unreadable, ...) or bad usage; nothing "
+            "is written",
+        ),
     )
     p.add_argument(
         "--reference",
@@ -793,16 +799,25 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="scores the batch when it has no 'score' column (default: %(default)s)",
     )
     add_params_and_schema(p)
-    p.add_argument("--json", default="reports/drift.json", help="JSON report to write")
-    p.add_argument("--markdown", default="reports/drift.md", help="markdown summary to write")
+    p.add_argument(
+        "--json",
+        default="reports/drift.json",
+        metavar="PATH",
+        help="verdict JSON to write (default: %(default)s)",
+    )
+    p.add_argument(
+        "--markdown",
+        default="reports/drift.md",
+        help="markdown summary to write (default: %(default)s)",
+    )
     p.set_defaults(func=_drift)
 
     p = sub.add_parser(
         "demo-batch",
-        help="write a held-out Adult batch with a controlled shift (offline demo data)",
-        description="Draw rows from the test split (held out from training) and shift them: "
-        + ", ".join(SHIFTS)
-        + ". The same seed gives the same batch.",
+        help="write a held-out Adult batch with a controlled shift",
+        description="Offline demo data for drift: draw rows from the test split (held out from "
+        "training) and shift them: " + ", ".join(SHIFTS) + ". The same seed gives the same batch.",
+        epilog=exit_codes("the batch was written"),
     )
     p.add_argument("--output", required=True, help="batch to write (.parquet or .csv)")
     p.add_argument("--rows", type=whole_number(1), default=2000, help="rows (default: %(default)s)")

@@ -61,6 +61,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import yaml
 
 from gitops_ml import tracking
+from gitops_ml.cliargs import exit_codes
 from gitops_ml.errors import GitopsMLError
 from gitops_ml.files import atomic_path, file_md5, write_json
 from gitops_ml.gitops import dvclock
@@ -1027,7 +1028,17 @@ def _common(p: argparse.ArgumentParser) -> None:
 def register(sub: Any) -> None:
     """Add the `promote` and `verify` subcommands to the `gitops-ml` parser."""
     p = sub.add_parser(
-        "promote", help="make the model dvc.lock declares @champion in the MLflow registry"
+        "promote",
+        help="make dvc.lock's model @champion in the MLflow registry",
+        description="Register the model that dvc.lock's train stage declares (once per model "
+        "md5; the file comes from the workspace, the DVC cache, the remote or a rebuild) and "
+        "point @champion at it, @previous at the version it replaced. Running it twice changes "
+        "nothing.",
+        epilog=exit_codes(
+            "promoted, or already the champion",
+            bad="promotion refused (a rebuild that does not match dvc.lock, --no-rebuild "
+            "without the model), the registry failed, or bad usage",
+        ),
     )
     _common(p)
     p.add_argument(
@@ -1036,12 +1047,24 @@ def register(sub: Any) -> None:
         help="fail instead of rebuilding the model when no cache or remote has it",
     )
     p.add_argument("--summary", default=None, help="markdown summary to write (job summary)")
-    p.add_argument("--json", default=None, help="the result as JSON, to write to this file")
+    p.add_argument(
+        "--json", default=None, metavar="PATH", help="result JSON to write (default: none)"
+    )
     p.set_defaults(func=_promote_cmd)
 
     p = sub.add_parser(
-        "verify", help="check that @champion carries the model md5 dvc.lock declares"
+        "verify",
+        help="check that @champion is the model dvc.lock declares",
+        description="Check that @champion in the MLflow registry carries the model md5 that "
+        "dvc.lock declares; a mismatch names both.",
+        epilog=exit_codes(
+            "@champion is the declared model",
+            "it is another model, or there is no @champion",
+            "no dvc.lock, the registry is unreachable, or bad usage",
+        ),
     )
     _common(p)
-    p.add_argument("--json", default=None, help="the verdict as JSON, to write to this file")
+    p.add_argument(
+        "--json", default=None, metavar="PATH", help="verdict JSON to write (default: none)"
+    )
     p.set_defaults(func=_verify_cmd)

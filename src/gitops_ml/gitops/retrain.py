@@ -63,6 +63,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from gitops_ml.cliargs import exit_codes
 from gitops_ml.errors import GitopsMLError
 from gitops_ml.files import file_md5
 from gitops_ml.gitops import git
@@ -536,11 +537,14 @@ def register(sub: Any) -> None:
     """Add the `retrain` subcommand to the `gitops-ml` parser."""
     p = sub.add_parser(
         "retrain",
-        help="open a pull request that retrains on a drifted batch (never deploys)",
+        help="open a PR that retrains on a drifted batch (never deploys)",
         description="After `gitops-ml drift` found drift in a batch: append the batch to the "
         "DVC-tracked training data on a branch, reproduce the pipeline, push, and open one "
-        "pull request (none when one is already open). Exit 0: opened, already open or no "
-        "drift; 2: error.",
+        "pull request (none when one is already open).",
+        epilog=exit_codes(
+            "pull request opened, one already open, or no drift",
+            bad="the checkout is not clean or up to date, git, DVC or GitHub failed, or bad usage",
+        ),
     )
     p.add_argument("--batch", required=True, help="the batch drift judged (.parquet or .csv)")
     p.add_argument(

@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gitops_ml import tracking
+from gitops_ml.cliargs import exit_codes, whole_number
 from gitops_ml.cliargs import port as port_number
-from gitops_ml.cliargs import whole_number
 from gitops_ml.config import Params, load_params, read_yaml
 from gitops_ml.errors import ConfigError, DataError, GitopsMLError
 
@@ -85,12 +85,37 @@ def is_mlflow_uri(value: str) -> bool:
     return value.startswith(_URI_SCHEMES) or "://" in value
 
 
-def _require_store() -> str:
-    """The tracking URI; a local SQLite store must exist (MLflow would create an empty one)."""
+class NotRegisteredError(tracking.TrackingError):
+    """A ``models:/<name>@<alias>`` URI that the registry does not know (nothing promoted yet)."""
+
+
+def not_registered(uri: str, *, store_missing: Path | None = None) -> NotRegisteredError:
+    """The one-line error for an alias nobody has set: where it was looked for, what to run."""
+    from gitops_ml.gitops.promote import redact
+
+    parsed = _registry_alias(uri)
+    where = redact(tracking.tracking_uri())
+    if store_missing is not None:
+        where += f" ({store_missing} does not exist yet)"
+    if parsed is not None and parsed[1] != CHAMPION_ALIAS:
+        hint = "check the model name and alias (or pass --model)"
+    elif store_missing is not None:
+        hint = "run `make repro`, then `gitops-ml promote` (or pass --model)"
+    else:
+        hint = "run `gitops-ml promote` first (or pass --model)"
+    return NotRegisteredError(f"no model is registered as {uri} in {where}: {hint}")
+
+
+def _require_store(model_uri: str | None = None) -> str:
+    """The tracking URI; a local SQLite store must exist (MLflow would create an empty one).
+
+    Without one, a registry alias `model_uri` fails with `not_registered`'s hint."""
     uri = tracking.configure()
     if uri.startswith("sqlite:///"):
         path = Path(uri.removeprefix("sqlite:///"))
         if not path.is_file():
+            if model_uri is not None and _registry_alias(model_uri) is not None:
+                raise not_registered(model_uri, store_missing=path)
             raise tracking.TrackingError(
                 f"no MLflow tracking store at {path} ({tracking.TRACKING_URI_ENV}={uri}): "
                 "train and promote a model first, or set the tracking URI"
@@ -106,18 +131,34 @@ def _registry_alias(uri: str) -> tuple[str, str] | None:
     return (name, alias) if sep and name and alias and "/" not in name else None
 
 
+def _is_not_found(exc: Exception) -> bool:
+    """An MLflow error saying the registered model or its alias does not exist (the SQL store
+    says INVALID_PARAMETER_VALUE for a missing alias, a server may say RESOURCE_DOES_NOT_EXIST)."""
+    code = getattr(exc, "error_code", "")
+    return code == "RESOURCE_DOES_NOT_EXIST" or (
+        code == "INVALID_PARAMETER_VALUE" and "not found" in str(exc)
+    )
+
+
 def resolve_alias(uri: str) -> tuple[str | None, str | None]:
-    """(version, model md5) behind a ``models:/<name>@<alias>`` URI; a missing alias fails."""
+    """(version, model md5) behind a ``models:/<name>@<alias>`` URI; a missing alias fails
+    with `NotRegisteredError` (what to run), any other registry failure with a TrackingError."""
     parsed = _registry_alias(uri)
     if parsed is None:
         return None, None
     import mlflow
+    from mlflow.exceptions import MlflowException
 
     name, alias = parsed
-    _require_store()
+    _require_store(uri)
     with tracking.tracking_errors(f"resolving {uri}"):
         client = mlflow.MlflowClient()
-        version = client.get_model_version_by_alias(name, alias)
+        try:
+            version = client.get_model_version_by_alias(name, alias)
+        except MlflowException as exc:
+            if _is_not_found(exc):
+                raise not_registered(uri) from None
+            raise
         md5 = (version.tags or {}).get(tracking.TAG_MODEL_MD5)
         if md5 is None and version.run_id:
             md5 = client.get_run(version.run_id).data.tags.get(tracking.TAG_MODEL_MD5)
@@ -145,7 +186,7 @@ def load_model(uri: str) -> LoadedModel:
         import mlflow
 
         if uri.startswith(_URI_SCHEMES):
-            _require_store()
+            _require_store(uri)
         version, md5 = resolve_alias(uri)
         with tracking.tracking_errors(f"loading the model {uri}"):
             model = mlflow.sklearn.load_model(pinned_uri(uri, version))
@@ -504,7 +545,7 @@ def _serve(args: argparse.Namespace) -> int:
             f"--model {uri}: mlflow serves an MLflow model (a models:/ or runs:/ URI, or a "
             "directory with an MLmodel file), not a joblib file"
         )
-    tracking_uri = _require_store() if is_mlflow_uri(uri) else tracking.tracking_uri()
+    tracking_uri = _require_store(uri) if is_mlflow_uri(uri) else tracking.tracking_uri()
     version, _ = resolve_alias(uri)
     cmd = serve_command(pinned_uri(uri, version), args.host, args.port, args.workers)
     shown = f"{uri} (version {version})" if version else uri
@@ -533,8 +574,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "predict",
         help="score a CSV or parquet batch with the champion model",
-        description="Check a batch against the data contract, score it and write it with "
-        "'prediction' and 'score' columns. Exit 2 without writing if the batch breaks the schema.",
+        description="Check a batch against the data contract, score it with the champion (or "
+        "--model) and write it with 'prediction' and 'score' columns; --log-dir also appends it "
+        "to the prediction log that drift reads.",
+        epilog=exit_codes(
+            "the batch was scored and written",
+            bad="the batch breaks the data contract, no model is registered as the champion, or "
+            "bad usage; nothing is written",
+        ),
     )
     p.add_argument("--input", required=True, help="batch to score (.csv or .parquet)")
     p.add_argument("--output", required=True, help="scored batch to write (.csv or .parquet)")
@@ -559,8 +606,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "serve",
         help="serve the champion model over HTTP (mlflow models serve)",
-        description="Run mlflow models serve --env-manager local on the champion model: "
-        "GET /ping, POST /invocations.",
+        description="Run mlflow models serve --env-manager local on the champion model (or "
+        "--model), on loopback unless --allow-remote: GET /ping, POST /invocations.",
+        epilog="exit codes: once the server starts it replaces this process and its exit code "
+        "is the server's; 2 no model is registered as the champion (run `gitops-ml promote` "
+        "first), a non-loopback --host without --allow-remote, or bad usage.",
     )
     p.add_argument("--host", default=DEFAULT_HOST, help="address to bind (default: %(default)s)")
     p.add_argument(
