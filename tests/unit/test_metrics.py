@@ -232,9 +232,7 @@ def test_permutation_importance_with_zero_rows_is_skipped() -> None:
     X, y = _signal_frame(50)
     model = LogisticRegression().fit(X, y)
     assert (
-        m.permutation_importance_rows(
-            model, X, y, task="binary", max_rows=0, repeats=2, seed=0
-        )
+        m.permutation_importance_rows(model, X, y, task="binary", max_rows=0, repeats=2, seed=0)
         == []
     )
 
@@ -321,7 +319,13 @@ def test_per_class_metrics_give_precision_recall_and_support_per_class() -> None
 def test_multiclass_slices_carry_the_multiclass_metrics() -> None:
     frame = pd.DataFrame({"group": ["x", "x", "y", "y", "x", "y", "x", "y"]})
     got = m.slice_metrics(frame, ["group"], task="multiclass", actual=MC_ACTUAL, predicted=MC_PRED)
-    assert set(got["group"]["x"]) == {"n", "accuracy", "balanced_accuracy", "f1_macro", "f1_weighted"}
+    assert set(got["group"]["x"]) == {
+        "n",
+        "accuracy",
+        "balanced_accuracy",
+        "f1_macro",
+        "f1_weighted",
+    }
     assert got["group"]["x"]["n"] + got["group"]["y"]["n"] == len(MC_ACTUAL)
 
 
