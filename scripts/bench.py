@@ -60,6 +60,7 @@ TEMPLATE_FILES = (
     "data/schema",
     "dvc.yaml",
     "params.yaml",
+    "gitops.yaml",
     ".dvc/config",
     ".dvcignore",
     ".gitignore",

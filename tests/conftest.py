@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import sys
 from collections.abc import Iterator
@@ -16,6 +17,16 @@ from gitops_ml.sources import ADULT_COLUMNS, ADULT_NUMERIC
 from tests.fake_github import FakeGitHub, serve_fake_github
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def template_settings() -> dict:
+    """The template's params.yaml and gitops.yaml as one mapping (a fresh copy to change).
+
+    Written back as a single params.yaml, it is the older one-file layout, which loads too."""
+    from gitops_ml.config import read_settings
+
+    return copy.deepcopy(read_settings(ROOT / "params.yaml"))
+
 
 # --------------------------------------------------------------------------------------------
 # Model tests: the shipped Adult training file, read directly (independent of the ingest stage)

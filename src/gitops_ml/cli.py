@@ -238,8 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "gate",
-        help="evaluate the quality gate (params.yaml gate:) on this PR",
-        description="Check the rules of params.yaml's gate: section on the PR's metrics: "
+        help="evaluate the quality gate (gitops.yaml gate:) on this PR",
+        description="Check the rules of gitops.yaml's gate: section on the PR's metrics: "
         "absolute limits, the largest regression against the champion of --base, the weakest "
         "slice, and a stale dvc.lock. Every rule lands in the --json verdict.",
         epilog=exit_codes(

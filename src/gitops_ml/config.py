@@ -153,7 +153,8 @@ class Params:
 def _section(raw: Mapping[str, Any], name: str) -> Mapping[str, Any]:
     value = raw.get(name)
     if not isinstance(value, Mapping):
-        raise ConfigError(f"params: section '{name}' is missing or not a mapping")
+        where = " (it lives in gitops.yaml, beside params.yaml)" if name in ("gate", "drift") else ""
+        raise ConfigError(f"params: section '{name}' is missing or not a mapping{where}")
     return value
 
 
@@ -372,6 +373,11 @@ def _gate(raw: Mapping[str, Any], task: str) -> GateConfig:
                 f"params: 'gate.worst_slice' must be a mapping or null, got {worst!r}"
             )
         w = _build(WorstSliceRule, {"gate.worst_slice": worst}, "gate.worst_slice")
+        if w["metric"] in LOWER_IS_BETTER:
+            raise ConfigError(
+                f"params: 'gate.worst_slice.metric' must be a higher-is-better metric (the rule "
+                f"is a minimum over slices); got '{w['metric']}'"
+            )
         rule = WorstSliceRule(
             metric=_metric(w["metric"], "gate.worst_slice.metric", task),
             min=_number(w["min"], "gate.worst_slice.min"),
@@ -459,6 +465,48 @@ def read_yaml(path: str | os.PathLike[str], what: str) -> Any:
         raise ConfigError(f"{p}: not valid YAML{where}") from None
 
 
+#: The GitOps settings' file, beside params.yaml, and the sections it holds.
+GITOPS_FILE = "gitops.yaml"
+GITOPS_SECTIONS = ("gate", "drift")
+
+
+def gitops_path(params_path: str | os.PathLike[str]) -> Path:
+    """gitops.yaml beside a params file."""
+    return Path(params_path).parent / GITOPS_FILE
+
+
+def merge_settings(params: Any, gitops: Any, *, source: str = GITOPS_FILE) -> Any:
+    """params.yaml's sections plus gitops.yaml's (`gate`, `drift`), as one mapping.
+
+    gitops.yaml may be absent (None), e.g. in a repository from before the split, whose
+    params.yaml still holds those sections; a section in both files is an error.
+    """
+    if gitops is None or not isinstance(params, Mapping):
+        return params
+    if not isinstance(gitops, Mapping):
+        raise ConfigError(f"{source}: the file must contain a mapping of sections")
+    unknown = sorted(set(gitops) - set(GITOPS_SECTIONS))
+    if unknown:
+        raise ConfigError(
+            f"{source}: unknown section '{unknown[0]}' (expected: {', '.join(GITOPS_SECTIONS)})"
+        )
+    both = [name for name in gitops if name in params]
+    if both:
+        raise ConfigError(
+            f"params: section '{both[0]}' is in both params.yaml and {source}; keep it in "
+            f"{source} only"
+        )
+    return {**params, **gitops}
+
+
+def read_settings(path: str | os.PathLike[str] = "params.yaml") -> Any:
+    """params.yaml merged with the gitops.yaml beside it (if any), unvalidated."""
+    extra = gitops_path(path)
+    gitops = read_yaml(extra, "settings") if extra.is_file() else None
+    return merge_settings(read_yaml(path, "params"), gitops, source=str(extra))
+
+
 def load_params(path: str | os.PathLike[str] = "params.yaml") -> Params:
-    """Read and validate params.yaml; every problem is a ConfigError naming the key."""
-    return parse_params(read_yaml(path, "params"))
+    """Read and validate params.yaml and the gitops.yaml beside it; every problem is a
+    ConfigError naming the key."""
+    return parse_params(read_settings(path))

@@ -41,7 +41,14 @@ import pandas as pd
 import yaml
 
 from gitops_ml.cliargs import exit_codes
-from gitops_ml.config import TASKS, is_classification, parse_params, read_yaml
+from gitops_ml.config import (
+    GITOPS_FILE,
+    TASKS,
+    is_classification,
+    merge_settings,
+    parse_params,
+    read_settings,
+)
 from gitops_ml.errors import ConfigError, DataError, GitopsMLError
 from gitops_ml.files import atomic_path, write_parquet
 from gitops_ml.sources import (
@@ -857,6 +864,7 @@ class Plan:
     schema_path: Path  # relative to root
     schema_text: str
     params_text: str
+    gitops_text: str | None  # gitops.yaml (the gate), or None where the gate is in params.yaml
     dvc_text: str
     decisions: list[tuple[str, str]] = field(default_factory=list)
     commit: list[str] = field(default_factory=list)
@@ -1039,7 +1047,7 @@ def make_plan(
             raise ConfigError(
                 f"{root / required}: not found; run `gitops-ml init` in the repository root"
             )
-    current = read_yaml(root / PARAMS, "params")
+    current = read_settings(root / PARAMS)
     if not isinstance(current, Mapping):
         raise ConfigError(f"{PARAMS}: the file must contain a mapping of sections")
     test_size = _mapping(current, "split").get("test_size", 0.2)
@@ -1088,8 +1096,14 @@ def make_plan(
         },
         "evaluate": {"slices": slice_names},
         "mlflow": {"model_name": name},
-        "gate": gate,
     }
+    # The gate goes where the repository keeps it: gitops.yaml, or (older layout) params.yaml.
+    gitops_file = root / GITOPS_FILE
+    gitops_text = None
+    if gitops_file.is_file():
+        gitops_text = edit_params(gitops_file.read_text(encoding="utf-8"), {"gate": gate})
+    else:
+        updates["gate"] = gate
     old_model = _mapping(current, "train").get("model")
     try:
         estimator_class(str(old_model), task)
@@ -1098,7 +1112,8 @@ def make_plan(
 
     # -- the files, each checked the way the pipeline will read it
     params_text = edit_params((root / PARAMS).read_text(encoding="utf-8"), updates)
-    params = parse_params(yaml.safe_load(params_text))
+    gitops_raw = None if gitops_text is None else yaml.safe_load(gitops_text)
+    params = parse_params(merge_settings(yaml.safe_load(params_text), gitops_raw))
     schema_path = SCHEMA_DIR / f"{name}.yaml"
     ingested = _ingested(data, params.data, slice_names)
     schema_text, n_schema_columns = _draft_schema(ingested, target, task, storage.dest, schema_path)
@@ -1166,10 +1181,12 @@ def make_plan(
         schema_path=schema_path,
         schema_text=schema_text,
         params_text=params_text,
+        gitops_text=gitops_text,
         dvc_text=dvc_text,
         decisions=decisions,
         commit=[
             "params.yaml",
+            *([GITOPS_FILE] if gitops_text is not None else []),
             "dvc.yaml",
             "dvc.lock",
             schema_path.as_posix(),
@@ -1221,6 +1238,8 @@ def apply(plan: Plan) -> None:
             raise
     _write_text(root / plan.schema_path, plan.schema_text)
     _write_text(root / PARAMS, plan.params_text)
+    if plan.gitops_text is not None:
+        _write_text(root / GITOPS_FILE, plan.gitops_text)
     _write_text(root / DVC_YAML, plan.dvc_text)
 
 
@@ -1229,7 +1248,8 @@ def summary(plan: Plan, *, dry_run: bool = False) -> str:
     lines = [f"gitops-ml init: {plan.source}" + (" (dry run: nothing written)" if dry_run else "")]
     lines += [f"  {topic:<9} {text}" for topic, text in plan.decisions]
     lines.append(
-        "Change any of these in params.yaml (data.drop_columns, evaluate.slices, gate.*) or the "
+        "Change any of these in params.yaml (data.drop_columns, evaluate.slices), "
+        f"{GITOPS_FILE if plan.gitops_text is not None else 'params.yaml'} (gate.*) or the "
         "schema file; `make repro` picks it up."
     )
     lines.append("next:")

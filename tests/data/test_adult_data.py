@@ -11,12 +11,13 @@ import pytest
 import yaml
 
 from gitops_ml.stages import ingest, validate
+from tests.conftest import template_settings
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def _params(tmp_path: Path, **data) -> Path:
-    params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+    params = template_settings()
     params["data"].update(data)
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(params), encoding="utf-8")

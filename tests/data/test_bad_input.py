@@ -21,6 +21,7 @@ import yaml
 from gitops_ml.files import write_parquet
 from gitops_ml.sources import make_synthetic
 from gitops_ml.stages import ingest, split, validate
+from tests.conftest import template_settings
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = REPO / "data" / "schema" / "adult.yaml"
@@ -71,7 +72,7 @@ class Workspace:
 @pytest.fixture
 def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> Workspace:
     monkeypatch.chdir(tmp_path)
-    params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+    params = template_settings()
     params["data"].update(source="csv", path=str(CSV))
     Path("params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
     CSV.parent.mkdir(parents=True)

@@ -25,10 +25,10 @@ from threadpoolctl import threadpool_limits
 from gitops_ml.config import Params, parse_params
 from gitops_ml.models import MODELS
 from gitops_ml.stages import train
-from tests.conftest import REGRESSION_GATE
+from tests.conftest import REGRESSION_GATE, template_settings
 
 ROOT = Path(__file__).resolve().parents[2]
-DEFAULTS = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+DEFAULTS = template_settings()
 POSITIVE = ">50K"
 #: How far above the baseline every model must land: ROC AUC points (dummy: 0.5) and R².
 AUC_MARGIN = 0.25

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from gitops_ml.config import GITOPS_FILE
 from gitops_ml.sources import ADULT_COLUMNS
 from tests.conftest import load_bench
 
@@ -68,12 +69,18 @@ def run_in(
 
 
 def set_params(repo: Path, **sections: dict) -> None:
-    """Update keys of params.yaml in a template copy (section=dict of keys)."""
-    path = repo / "params.yaml"
-    params = yaml.safe_load(path.read_text())
-    for section, values in sections.items():
-        params[section].update(values)
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    """Update keys of params.yaml, or of gitops.yaml for its sections (gate, drift), in a
+    template copy (section=dict of keys)."""
+    for name in ("params.yaml", GITOPS_FILE):
+        path = repo / name
+        if not path.exists():
+            continue
+        settings = yaml.safe_load(path.read_text())
+        mine = {section: values for section, values in sections.items() if section in settings}
+        for section, values in mine.items():
+            settings[section].update(values)
+        if mine:
+            path.write_text(yaml.safe_dump(settings, sort_keys=False))
 
 
 # -- a team's repository on a small sample: what the GitOps tests start from --------------------

@@ -20,6 +20,7 @@ from gitops_ml.files import file_md5, write_parquet
 from gitops_ml.gitops import retrain
 from gitops_ml.sources import batch_files, load_dataset, load_source, read_batch
 from gitops_ml.stages import ingest
+from tests.conftest import template_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = "a,b,label\n1,x,yes\n2,y,no\n3,?,yes\n"
@@ -87,7 +88,7 @@ def test_the_shipped_adult_data_is_unchanged_by_the_batch_support(tmp_path: Path
     """dvc.lock's ingest output, rebuilt from data/source (which has no batches directory)."""
     lock = yaml.safe_load((ROOT / "dvc.lock").read_text())
     declared = lock["stages"]["ingest"]["outs"][0]
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params = template_settings()
     if params["data"]["source"] != "adult" or (ROOT / "data/source/batches").exists():
         pytest.skip("the working tree is not the shipped Adult configuration")
     out = tmp_path / "dataset.parquet"
@@ -148,7 +149,7 @@ def test_read_batch_converts_kinds_to_the_sources_and_refuses_an_empty_file(
 def test_the_ingest_stage_fails_in_one_line_and_keeps_its_output(
     source_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params = template_settings()
     params["data"].update(source="csv", path=str(source_dir / "own.csv"), target="label")
     params["data"]["positive_label"] = None
     params["evaluate"]["slices"] = []

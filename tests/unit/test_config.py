@@ -11,9 +11,10 @@ import yaml
 from gitops_ml.cli import main as cli_main
 from gitops_ml.config import load_params, parse_params
 from gitops_ml.errors import ConfigError
+from tests.conftest import template_settings
 
 ROOT = Path(__file__).resolve().parents[2]
-DEFAULTS = yaml.safe_load((ROOT / "params.yaml").read_text())
+DEFAULTS = template_settings()
 
 
 def with_changes(**changes: dict) -> dict:
@@ -71,6 +72,10 @@ def test_shipped_params_load() -> None:
         ({"evaluate": {"slices": "sex"}}, "evaluate.slices"),
         ({"evaluate": {"threshold": 2}}, "evaluate.threshold"),
         ({"gate": {"primary": "rmse"}}, "gate.primary"),
+        (
+            {"gate": {"worst_slice": {"metric": "log_loss", "min": 0.1, "min_rows": 5}}},
+            "must be a higher-is-better metric",
+        ),
         ({"gate": {"thresholds": {"auc": 0.9}}}, "gate.thresholds.auc"),
         ({"gate": {"thresholds": {"roc_auc": "high"}}}, "gate.thresholds.roc_auc"),
         ({"gate": {"max_regression": {"roc_auc": -0.1}}}, "gate.max_regression.roc_auc"),
@@ -154,3 +159,21 @@ def test_cli_reports_one_line_without_traceback(
     assert err[0].startswith("error: params: 'train.model'")
     path.write_text(yaml.safe_dump(DEFAULTS))
     assert cli_main(["check-params", "--params", str(path)]) == 0
+
+
+def test_gate_and_drift_live_in_gitops_yaml_beside_params(tmp_path: Path) -> None:
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    assert "gate" not in raw and "drift" not in raw  # `dvc exp show` lists pipeline params only
+    params_path = tmp_path / "params.yaml"
+    params_path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match=r"section 'gate' is missing.*gitops\.yaml"):
+        load_params(params_path)
+    (tmp_path / "gitops.yaml").write_text((ROOT / "gitops.yaml").read_text())
+    assert load_params(params_path).gate == load_params(ROOT / "params.yaml").gate
+    # the older layout, everything in params.yaml, still loads; a section in both files does not
+    both = {**raw, **yaml.safe_load((ROOT / "gitops.yaml").read_text())}
+    params_path.write_text(yaml.safe_dump(both))
+    with pytest.raises(ConfigError, match=r"section 'gate' is in both params\.yaml and"):
+        load_params(params_path)
+    (tmp_path / "gitops.yaml").unlink()
+    assert load_params(params_path).drift == load_params(ROOT / "params.yaml").drift

@@ -7,7 +7,6 @@ held-out part, scored by a small model fitted with the train stage's own Pipelin
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 from collections.abc import Iterator
@@ -20,10 +19,11 @@ import yaml
 from threadpoolctl import threadpool_limits
 
 from gitops_ml.cli import main as cli_main
-from gitops_ml.config import DriftConfig, load_params, parse_params
+from gitops_ml.config import DriftConfig, load_params, parse_params, read_settings
 from gitops_ml.errors import DataError
 from gitops_ml.gitops import drift, serve
 from gitops_ml.stages import train
+from tests.conftest import template_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / "data" / "schema" / "adult.yaml"
@@ -95,7 +95,7 @@ def pool(adult_split) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def model(reference: pd.DataFrame):
     """A small gradient-boosting Pipeline, built as the train stage builds it."""
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    raw = template_settings()
     raw["train"].update(model="hist_gradient_boosting", hyperparams={"max_iter": 40})
     small = parse_params(raw)
     sample = reference.sample(8000, random_state=0)
@@ -305,7 +305,8 @@ def workspace(tmp_path_factory, reference, pool, model, ref_scores) -> Path:
         ws / "predictions.parquet", index=False
     )
     train.save_model(model, ws / "model.joblib")
-    (ws / "params.yaml").write_text((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    for name in ("params.yaml", "gitops.yaml"):
+        (ws / name).write_text((ROOT / name).read_text(encoding="utf-8"))
     return ws
 
 
@@ -352,7 +353,7 @@ def test_cli_exit_codes_and_stable_report(workspace, pool, tmp_path, capsys) -> 
     assert set(report["prediction"]) == PREDICTION_KEYS
     assert report["prediction"]["source"] == "model"
     assert report["schema_violations"] == []
-    assert report["thresholds"] == yaml.safe_load((ROOT / "params.yaml").read_text())["drift"]
+    assert report["thresholds"] == template_settings()["drift"]
 
     aged = tmp_path / "aged.csv"
     drift.make_batch(pool, 2000, 11, "age").to_csv(aged, index=False)
@@ -476,8 +477,7 @@ def test_cli_refuses_a_malformed_batch_in_one_line_and_writes_nothing(
 
 
 def test_cli_refuses_a_bad_drift_section(workspace, pool, tmp_path, capsys) -> None:
-    raw = yaml.safe_load((workspace / "params.yaml").read_text())
-    bad = copy.deepcopy(raw)
+    bad = read_settings(workspace / "params.yaml")
     bad["drift"]["psi_threshold"] = 0
     ws = tmp_path / "ws"
     ws.mkdir()

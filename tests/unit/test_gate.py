@@ -187,7 +187,8 @@ def test_cli_bad_input_exits_2(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """No metrics file (or no git repository): one line on stderr and exit code 2."""
-    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    for name in ("params.yaml", "gitops.yaml"):
+        shutil.copy(ROOT / name, tmp_path / name)
     monkeypatch.chdir(tmp_path)
     assert main(["gate", "--json", str(tmp_path / "gate.json")]) == 2
     assert "not inside a git repository" in capsys.readouterr().err

@@ -17,11 +17,12 @@ import yaml
 
 from gitops_ml import cli
 from gitops_ml import init as gi
-from gitops_ml.config import TASK_METRICS, parse_params
+from gitops_ml.config import TASK_METRICS, load_params, parse_params
 from gitops_ml.errors import DataError
 from gitops_ml.schema import load_schema, validate
 from gitops_ml.sources import read_csv
 from gitops_ml.stages.ingest import select_columns
+from tests.conftest import template_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -58,7 +59,7 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     root = tmp_path / "repo"
     (root / "data" / "source").mkdir(parents=True)
     (root / "data" / "schema").mkdir(parents=True)
-    for rel in ("params.yaml", "dvc.yaml", "data/schema/adult.yaml"):
+    for rel in ("params.yaml", "gitops.yaml", "dvc.yaml", "data/schema/adult.yaml"):
         shutil.copy2(ROOT / rel, root / rel)
     monkeypatch.chdir(root)
     return root
@@ -320,7 +321,7 @@ def test_gate_rules_fit_the_task(task: str, slices: list[str]) -> None:
         # The gate takes the minimum over slices: only a higher-is-better metric fits.
         assert worst["metric"] in {"roc_auc", "balanced_accuracy"}
         assert worst["min"] == (0.5 if task == "binary" else 0.25)
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params = template_settings()
     params["data"].update(task=task, source="csv", path="x.csv", positive_label=None)
     params["evaluate"]["slices"] = slices
     params["gate"].update(rules)
@@ -354,7 +355,8 @@ def _comments(text: str) -> list[str]:
 
 
 def test_edit_params_keeps_comments_and_reads_back_yaml11_traps() -> None:
-    text = (ROOT / "params.yaml").read_text()
+    # both files as one (the older layout): every section is edited the same way
+    text = (ROOT / "params.yaml").read_text() + "\n" + (ROOT / "gitops.yaml").read_text()
     updates = {
         "data": {
             "source": "csv",
@@ -415,7 +417,7 @@ def test_init_makes_the_template_use_the_file(
     assert run_init("--data", str(src), "--target", "churned") == 0
     out = capsys.readouterr().out
 
-    params = parse_params(yaml.safe_load((repo / "params.yaml").read_text()))
+    params = load_params(repo / "params.yaml")
     d = params.data
     assert (d.source, d.path, d.delimiter, d.header, d.columns) == (
         "csv",
@@ -473,7 +475,7 @@ def test_init_on_another_file_leaves_the_first_schema(repo: Path, tmp_path: Path
     )
     second = write_csv(other, tmp_path / "houses.csv", sep="|")
     assert run_init("--data", str(second), "--target", "price", "--name", "homes") == 0
-    params = parse_params(yaml.safe_load((repo / "params.yaml").read_text()))
+    params = load_params(repo / "params.yaml")
     assert (params.data.task, params.data.delimiter, params.data.positive_label) == (
         "regression",
         "|",
@@ -501,7 +503,7 @@ def test_init_headerless_and_multiclass(repo: Path, tmp_path: Path) -> None:
         run_init("--data", str(src), "--target", "grade", "--no-header", "--columns", "a,b,grade")
         == 0
     )
-    params = parse_params(yaml.safe_load((repo / "params.yaml").read_text()))
+    params = load_params(repo / "params.yaml")
     assert (params.data.header, params.data.columns, params.data.task) == (
         False,
         ("a", "b", "grade"),

@@ -10,7 +10,6 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 from threadpoolctl import threadpool_limits
 
 from gitops_ml.config import parse_params
@@ -23,9 +22,10 @@ from gitops_ml.models import (
     normalize_fitted,
     validate_model,
 )
+from tests.conftest import template_settings
 
 ROOT = Path(__file__).resolve().parents[2]
-DEFAULTS = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+DEFAULTS = template_settings()
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -27,6 +27,7 @@ from gitops_ml.errors import DataError, GitopsMLError
 from gitops_ml.files import file_md5
 from gitops_ml.gitops import loadtest, serve
 from gitops_ml.stages import train
+from tests.conftest import template_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL_NAME = "test-champion"
@@ -57,7 +58,7 @@ def build_champion(ws: Path, train_df: pd.DataFrame) -> Champion:
 
     The caller points MLFLOW_TRACKING_URI at a store of its own and runs this inside `ws`.
     """
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    raw = template_settings()
     raw["mlflow"].update(model_name=MODEL_NAME, experiment=EXPERIMENT)
     (ws / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
     shutil.copy(ROOT / "dvc.yaml", ws / "dvc.yaml")

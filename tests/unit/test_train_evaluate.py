@@ -26,10 +26,10 @@ from gitops_ml import metrics, tracking
 from gitops_ml.config import load_params
 from gitops_ml.files import file_md5
 from gitops_ml.stages import evaluate, train
-from tests.conftest import REGRESSION_GATE
+from tests.conftest import REGRESSION_GATE, template_settings
 
 ROOT = Path(__file__).resolve().parents[2]
-DEFAULTS = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+DEFAULTS = template_settings()
 EXPERIMENT = "test-train-evaluate"
 CLASSIFICATION_FIGURES = {
     "roc.png",

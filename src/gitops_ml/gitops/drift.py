@@ -3,7 +3,7 @@
 `gitops-ml drift` compares a batch (a CSV or parquet file, or a prediction log directory that
 `gitops-ml predict --log-dir` fills) with the reference data (the training split), feature by
 feature, and the batch's scores with the scores of the test split. The thresholds are the
-``drift:`` section of params.yaml.
+``drift:`` section of gitops.yaml.
 
 Per feature, on the non-missing values:
 
@@ -42,7 +42,7 @@ The JSON report (keys sorted; floats to 6 significant digits)::
                     "mean_ref": float | null, "mean_cur": float | null,
                     "rows_ref": int, "rows_cur": int, "drifted": bool, "reasons": [str]},
      "schema_violations": [{"column": str, "rule": str, "message": str}],
-     "thresholds": {the drift: section of params.yaml}}
+     "thresholds": {the drift: section of gitops.yaml}}
 
 `gitops-ml demo-batch` writes an offline stream of batches to try this on: rows drawn from the
 test split (the Adult rows the pipeline holds out from training) with a controlled shift.
@@ -328,7 +328,7 @@ def markdown(report: DriftReport) -> str:
         ]
     lines += [
         "",
-        f"Thresholds (params.yaml `drift:`): feature PSI ≥ {t.psi_threshold}; KS p < "
+        f"Thresholds (gitops.yaml `drift:`): feature PSI ≥ {t.psi_threshold}; KS p < "
         f"{t.ks_pvalue} and statistic ≥ {t.ks_statistic}; missing rate +"
         f"{t.max_missing_rate_increase:.0%}; prediction PSI ≥ {t.prediction_psi_threshold}; "
         f"the batch drifts when more than {t.max_drifted_features} feature(s) drift or the "
@@ -770,7 +770,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="compare a batch with the training data (exit 1 on drift)",
         description="Feature drift (PSI, KS test, missing rates), prediction drift (score PSI) "
         "and data-contract violations of a batch against the training data, with the limits of "
-        "params.yaml's drift: section; the verdict goes to --json and --markdown.",
+        "gitops.yaml's drift: section; the verdict goes to --json and --markdown.",
         epilog=exit_codes(
             "no drift",
             "drift",

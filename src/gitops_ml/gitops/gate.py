@@ -1,4 +1,4 @@
-"""The quality gate a pull request must pass: the rules of `params.yaml`'s `gate:` section.
+"""The quality gate a pull request must pass: the rules of `gitops.yaml`'s `gate:` section.
 
 Rules, each reported with its observed value, its limit and a one-line message:
 

@@ -669,14 +669,17 @@ def build_report(
     head_metrics = _read_json_file(root / METRICS_PATH)
     if not isinstance(head_metrics, Mapping):
         raise GitopsMLError(f"{METRICS_PATH}: not found in the workspace (run `dvc repro` first)")
-    head_params_raw = yaml.safe_load(params_path.read_text(encoding="utf-8")) if params_path.exists() else None  # fmt: skip
-    if not isinstance(head_params_raw, Mapping):
-        raise GitopsMLError(f"{params_path}: not found or not a mapping")
-    from gitops_ml.config import load_params
+    from gitops_ml.config import GITOPS_FILE, load_params, merge_settings, read_settings
 
     params = load_params(params_path)
+    # Both files' settings: a changed gate threshold is a change reviewers must see.
+    head_params_raw = read_settings(params_path)
     base_metrics = _json_at(base_sha, METRICS_PATH, root)
     base_params = _yaml_at(base_sha, PARAMS_PATH, root)
+    try:
+        base_params = merge_settings(base_params, _yaml_at(base_sha, GITOPS_FILE, root))
+    except GitopsMLError as exc:
+        notes.append(f"`{base}`'s settings are not comparable: {exc}")
     base_lock = _yaml_at(base_sha, LOCK_PATH, root)
     base_slices = _json_at(base_sha, SLICES_PATH, root)
     head_slices = _read_json_file(root / SLICES_PATH)
