@@ -25,7 +25,13 @@ import pytest
 from gitops_ml.gitops import loadtest
 from tests import datasets
 from tests.integration.conftest import run_in, template_env
-from tests.integration.own_data import OwnData, first_day
+from tests.integration.own_data import (
+    OwnData,
+    check_new_baseline,
+    first_day,
+    switch_to_own_data,
+    template_main,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -102,8 +108,17 @@ def test_predict_serve_and_evaluate_give_the_same_labels(penguins: OwnData) -> N
         log.close()
 
 
-@pytest.mark.parametrize("loader", [datasets.cars, datasets.breast_cancer], ids=["cars", "cancer"])
-def test_first_day_on_regression_and_numeric_binary_data(loader, tmp_path: Path) -> None:
-    dataset = loader()
-    own = first_day(tmp_path / "repo", dataset)
+def test_first_day_on_regression_data(tmp_path: Path) -> None:
+    own = first_day(tmp_path / "repo", datasets.cars())
     assert "make repro" in own.init_output
+
+
+def test_the_first_pr_of_numeric_binary_data_is_a_new_baseline(tmp_path: Path) -> None:
+    """Breast cancer: 30 float columns and a 0/1 integer target; its first pull request
+    (the data switch itself) against the template's Adult `main`."""
+    dataset = datasets.breast_cancer()
+    own = switch_to_own_data(template_main(tmp_path / "repo"), dataset)
+    assert "positive  '1', the minority class" in own.init_output
+    metrics = json.loads((own.repo / "reports/metrics.json").read_text())
+    assert metrics["roc_auc"] > 0.95
+    check_new_baseline(own.repo, dataset)
