@@ -15,17 +15,28 @@ import yaml
 from gitops_ml import __version__
 from gitops_ml.cliargs import CommandListFormatter, DeprecatedAlias, exit_codes
 from gitops_ml.config import TASKS, load_params
-from gitops_ml.errors import DataError, cli_entry
+from gitops_ml.errors import ConfigError, DataError, cli_entry
 from gitops_ml.files import atomic_path
 
 log = logging.getLogger(__name__)
 
 
 def _check_params(args: argparse.Namespace) -> int:
+    from gitops_ml.gitops.serve import schema_path
+    from gitops_ml.schema import check_params_against, load_schema
+
     params = load_params(args.params)
+    try:
+        schema_file = schema_path(None, args.params)
+    except ConfigError:  # no dvc.yaml naming a schema beside the params: nothing to check it with
+        schema_file = None
+    checked = ""
+    if schema_file is not None and schema_file.is_file():
+        check_params_against(load_schema(schema_file), params.data, params.evaluate.slices)
+        checked = f"; columns and labels match {schema_file}"
     print(
         f"{args.params}: ok (source={params.data.source}, task={params.data.task}, "
-        f"model={params.train.model})"
+        f"model={params.train.model}){checked}"
     )
     return 0
 

@@ -43,7 +43,7 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
-from gitops_ml.config import TASKS, is_classification, read_yaml
+from gitops_ml.config import TASKS, DataConfig, is_classification, read_yaml
 from gitops_ml.errors import ConfigError
 
 DTYPES = ("int", "float", "category", "str")
@@ -917,3 +917,35 @@ def _fmt_list(values: Sequence[Any]) -> str:
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+# --------------------------------------------------------------------------------------------
+# params against the data contract
+
+
+def check_params_against(schema: Schema, data: DataConfig, slices: Sequence[str]) -> None:
+    """The params that name columns or labels must find them in the schema: the target, the
+    slice columns (and not among data.drop_columns) and a binary positive label (a ConfigError
+    lists what is valid). The ingest stage checks the same against the data itself."""
+    source = schema.source
+    if schema.target.name != data.target:
+        raise ConfigError(
+            f"params: 'data.target' '{data.target}' is not the target of {source} "
+            f"('{schema.target.name}')"
+        )
+    columns = [spec.name for spec in schema.columns]
+    kept = [name for name in columns if name not in data.drop_columns]
+    for col in slices:
+        if col not in kept:
+            shown = ", ".join(kept[:30]) + (", ..." if len(kept) > 30 else "")
+            raise ConfigError(
+                f"params: 'evaluate.slices' names '{col}', which is not a column of {source} "
+                f"(valid: {shown or 'none'})"
+            )
+    labels = [str(v) for v in schema.target.labels or ()]
+    positive = data.positive_label
+    if data.task == "binary" and positive is not None and labels and positive not in labels:
+        raise ConfigError(
+            f"params: 'data.positive_label' {positive!r} is not a label of {source} "
+            f"(labels: {', '.join(labels)})"
+        )

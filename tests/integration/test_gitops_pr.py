@@ -104,6 +104,19 @@ def test_base_equal_to_head(repo: Path) -> None:
     assert "No parameter changed." in proc.stdout
 
 
+def test_report_ignores_a_gate_verdict_of_another_base(repo: Path, tmp_path: Path) -> None:
+    git(repo, "checkout", "-q", "-f", "main")
+    template = git(repo, "rev-parse", "template")
+    proc, verdict = gate(repo, tmp_path / "gate.json", base="template")
+    assert verdict["base"] == template, proc.stderr
+    proc = report(repo, "--gate", str(tmp_path / "gate.json"), base="main")
+    assert proc.returncode == 0, proc.stderr
+    assert f"was computed against `{template[:8]}`, not this base: ignored" in proc.stdout
+    proc = report(repo, "--committed-metrics", "--gate", "none.json", base="main")
+    assert proc.returncode == 0, proc.stderr
+    assert "`--committed-metrics` given. Showing `main`'s committed metrics instead" in proc.stdout
+
+
 def test_hyperparameter_pr_report(repo: Path, tmp_path: Path) -> None:
     branch_off_main(repo, "tune")
     set_params(repo, train={"hyperparams": {"max_iter": 30, "learning_rate": 0.05}})

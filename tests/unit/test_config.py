@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 
 import pytest
@@ -177,3 +178,36 @@ def test_gate_and_drift_live_in_gitops_yaml_beside_params(tmp_path: Path) -> Non
         load_params(params_path)
     (tmp_path / "gitops.yaml").unlink()
     assert load_params(params_path).drift == load_params(ROOT / "params.yaml").drift
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (
+            {"evaluate": {"slices": ["sex", "colour"]}},
+            r"'evaluate\.slices' names 'colour'.*valid: age",
+        ),
+        (
+            {"data": {"positive_label": "rich"}},
+            r"'data\.positive_label' 'rich' is not a label.*>50K",
+        ),
+        ({"data": {"target": "sex"}, "evaluate": {"slices": []}}, r"'data\.target' 'sex' is not"),
+    ],
+)
+def test_check_params_finds_slices_and_labels_in_the_schema(
+    changes: dict, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("dvc.yaml", "gitops.yaml"):
+        (tmp_path / name).write_text((ROOT / name).read_text())
+    (tmp_path / "data/schema").mkdir(parents=True)
+    (tmp_path / "data/schema/adult.yaml").write_text((ROOT / "data/schema/adult.yaml").read_text())
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    assert cli_main(["check-params", "--params", str(tmp_path / "params.yaml")]) == 0
+    assert "columns and labels match" in capsys.readouterr().out
+    for section, values in changes.items():
+        raw[section].update(values)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    assert cli_main(["check-params", "--params", str(tmp_path / "params.yaml")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and re.search(message, err[0]), err
