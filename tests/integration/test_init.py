@@ -60,6 +60,7 @@ def test_init_on_a_messy_csv_then_repro(tmp_path: Path) -> None:
 
     init_files = {
         "params.yaml",
+        "gitops.yaml",
         "dvc.yaml",
         "data/schema/messy-customers.yaml",
         "data/source/messy_customers.csv",
@@ -75,27 +76,3 @@ def test_init_on_a_messy_csv_then_repro(tmp_path: Path) -> None:
     run_in(repo, "gitops-ml", "init", "--data", "data/source/messy_customers.csv",
            "--target", "churned")  # fmt: skip
     assert "Data and pipelines are up to date" in run_in(repo, "dvc", "repro").stdout
-
-
-def test_init_dvc_adds_a_large_file_and_repro_reads_it(tmp_path: Path) -> None:
-    """A file over --max-git-mb goes to DVC inside the data/source dependency directory."""
-    repo = committed_template(tmp_path / "repo")
-    penguins = datasets.penguins()
-    data = tmp_path / "download" / "penguins.csv"
-    data.parent.mkdir(parents=True)
-    penguins.frame.to_csv(data, sep=";", index=False)
-    out = run_in(
-        repo, "gitops-ml", "init", "--data", str(data), "--target", "species",
-        "--max-git-mb", "0.001",
-    ).stdout  # fmt: skip
-    assert "over --max-git-mb 0.001: `dvc add`ed" in out
-    assert "git add params.yaml dvc.yaml dvc.lock data/schema/penguins.yaml " in out
-    assert changed(repo) == {
-        "params.yaml",
-        "dvc.yaml",
-        "data/schema/penguins.yaml",
-        "data/source/penguins.csv.dvc",
-        "data/source/.gitignore",
-    }
-    assert "/penguins.csv" in (repo / "data/source/.gitignore").read_text().splitlines()
-    repro_and_metrics(repo, "multiclass")

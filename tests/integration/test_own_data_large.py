@@ -24,6 +24,7 @@ def test_first_day_on_327k_flights(tmp_path: Path) -> None:
     tracked = git_tracked(own.repo)
     assert "data/source/flights.csv.dvc" in tracked
     assert "data/source/flights.csv" not in tracked
-    assert "dvc add" in own.init_output
+    assert "over --max-git-mb 10: `dvc add`ed" in own.init_output
+    assert "/flights.csv" in (own.repo / "data/source/.gitignore").read_text().splitlines()
     metrics = json.loads((own.repo / "reports/metrics.json").read_text())
     assert metrics["n_test"] >= 40_000 and metrics["r2"] > 0.5

@@ -24,6 +24,7 @@ import pytest
 import yaml
 
 from gitops_ml import cli, tracking
+from gitops_ml.config import read_settings
 from gitops_ml.files import file_md5
 from gitops_ml.gitops import promote as pm
 from tests.integration.conftest import copy_template, run_in, set_params
@@ -131,7 +132,7 @@ def at_repo(repo: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def own_model(at_repo: Path, tmp_path: Path, request: pytest.FixtureRequest) -> tuple[Path, str]:
     """(params file, model name): params.yaml naming a model and experiment of this test."""
     name = request.node.name.removeprefix("test_").replace("_", "-")
-    params = yaml.safe_load((at_repo / "params.yaml").read_text())
+    params = read_settings(at_repo / "params.yaml")  # one file: the older layout loads too
     params["mlflow"] = {"experiment": name, "model_name": name}
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(params, sort_keys=False))

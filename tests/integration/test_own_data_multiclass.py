@@ -1,8 +1,9 @@
-"""Users' own data on the first try: real public data sets nobody here prepared, each through
-`gitops-ml init` -> `dvc repro` -> a param-change PR -> gate/report against the template's Adult
-`main` (a new baseline) and against the team's own first `main` (the normal path).
+"""Users' own data on the first try, multiclass: Palmer penguins through `gitops-ml init` ->
+`dvc repro` -> a param-change PR -> gate/report against the template's Adult `main` (a new
+baseline) and against the team's own first `main` (the normal path); see own_data.py. The other
+data sets are in test_own_data_more.py and test_own_data_large.py.
 
-The multiclass set also shows that evaluation and serving agree: the accuracy in
+It also shows that evaluation and serving agree: the accuracy in
 reports/metrics.json is the saved model's argmax accuracy, and `gitops-ml predict`, a real
 `mlflow models serve` and the evaluate stage give the same labels for the same rows.
 """
@@ -15,7 +16,6 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import joblib
 import numpy as np
@@ -25,13 +25,7 @@ import pytest
 from gitops_ml.gitops import loadtest
 from tests import datasets
 from tests.integration.conftest import run_in, template_env
-from tests.integration.own_data import (
-    OwnData,
-    check_new_baseline,
-    first_day,
-    switch_to_own_data,
-    template_main,
-)
+from tests.integration.own_data import OwnData, first_day
 
 pytestmark = pytest.mark.slow
 
@@ -106,19 +100,3 @@ def test_predict_serve_and_evaluate_give_the_same_labels(penguins: OwnData) -> N
     finally:
         loadtest.stop_server(proc)
         log.close()
-
-
-def test_first_day_on_regression_data(tmp_path: Path) -> None:
-    own = first_day(tmp_path / "repo", datasets.cars())
-    assert "make repro" in own.init_output
-
-
-def test_the_first_pr_of_numeric_binary_data_is_a_new_baseline(tmp_path: Path) -> None:
-    """Breast cancer: 30 float columns and a 0/1 integer target; its first pull request
-    (the data switch itself) against the template's Adult `main`."""
-    dataset = datasets.breast_cancer()
-    own = switch_to_own_data(template_main(tmp_path / "repo"), dataset)
-    assert "positive  '1', the minority class" in own.init_output
-    metrics = json.loads((own.repo / "reports/metrics.json").read_text())
-    assert metrics["roc_auc"] > 0.95
-    check_new_baseline(own.repo, dataset)
