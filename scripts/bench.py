@@ -1,5 +1,4 @@
-"""Benchmark the pipeline on Adult, NYC flights (327k real rows), 100k and 1M synthetic rows;
-write a markdown table.
+"""Benchmark the pipeline on Adult, NYC flights (327k rows) and synthetic rows; write a table.
 
 Each size runs in a throw-away copy of the template (a fresh git + DVC repository with its own
 MLflow store), so the numbers are what a team sees after `make repro`, not a warm workspace:

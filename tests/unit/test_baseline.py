@@ -39,8 +39,15 @@ def test_another_data_set_differs_in_target_task_labels_and_columns() -> None:
     assert changes[0] == "target 'income' -> 'species'"
     assert changes[1] == "task binary -> multiclass"
     assert changes[2].startswith("labels [<=50K, >50K] -> [setosa, versicolor, virginica]")
-    assert "columns the champion needs are gone: age, sex" in changes
-    assert "new columns: petal_length" in changes
+    assert changes[3] == "columns the champion needs are gone: age, sex"
+    assert len(changes) == 4  # new columns alone are no break
+
+
+def test_a_pr_that_adds_a_feature_column_is_compared_with_the_champion() -> None:
+    more = {**ADULT_SCHEMA, "columns": {**ADULT_SCHEMA["columns"], "tenure": {"dtype": "int"}}}
+    old, new = b.contract_of(ADULT_PARAMS, ADULT_SCHEMA), b.contract_of(ADULT_PARAMS, more)
+    assert b.differences(old, new) == []
+    assert b.differences(new, old) == ["columns the champion needs are gone: tenure"]
 
 
 def test_dropped_columns_leave_the_contract_and_unknown_schemas_compare_less() -> None:

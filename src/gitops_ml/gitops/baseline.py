@@ -75,7 +75,7 @@ def _names(values: frozenset[str], limit: int = 6) -> str:
 
 
 def differences(old: Contract, new: Contract) -> list[str]:
-    """What changed between the champion's contract and the PR's, one phrase each."""
+    """What about the PR's contract the champion cannot take, one phrase each (empty: none)."""
     out = []
     if old.target != new.target:
         out.append(f"target '{old.target}' -> '{new.target}'")
@@ -83,12 +83,12 @@ def differences(old: Contract, new: Contract) -> list[str]:
         out.append(f"task {old.task} -> {new.task}")
     if old.labels is not None and new.labels is not None and old.labels != new.labels:
         out.append(f"labels [{_names(old.labels)}] -> [{_names(new.labels)}]")
+    # New columns alone are no break: the champion ignores them, and a PR adding a feature is
+    # exactly what the champion comparison is for.
     if old.features is not None and new.features is not None:
-        gone, added = old.features - new.features, new.features - old.features
+        gone = old.features - new.features
         if gone:
             out.append(f"columns the champion needs are gone: {_names(gone)}")
-        if added:
-            out.append(f"new columns: {_names(added)}")
     return out
 
 
