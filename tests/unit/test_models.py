@@ -182,3 +182,24 @@ def test_rare_levels_are_grouped_only_above_the_estimators_limit() -> None:
         "hist_gradient_boosting", "binary", {"max_bins": 100}, 0, ["a"], ["c"], cardinality=641
     )
     assert big.named_steps["preprocess"].transformers[1][1].max_categories == 100
+
+
+def test_a_training_failure_names_the_column_not_its_index() -> None:
+    """The estimator says "feature at index 0"; the user reads the column's name."""
+    from gitops_ml.errors import DataError
+    from gitops_ml.stages import train
+
+    raw = template_settings()
+    raw["data"].update(target="y", positive_label=None)
+    raw["evaluate"]["slices"] = []
+    raw["train"]["hyperparams"] = {"categorical_features": [True, False]}  # numbers as categories
+    params = parse_params(raw)
+    df = pd.DataFrame(
+        {
+            "amount": np.arange(1000.0),
+            "colour": pd.Series(["x", "y"] * 500, dtype="str"),
+            "y": ["p", "q"] * 500,
+        }
+    )
+    with pytest.raises(DataError, match=r"^training failed on column 'amount': Categorical"):
+        train.train(df, params)
