@@ -18,8 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from gitops_ml import tracking
 from gitops_ml.cliargs import exit_codes
 
@@ -66,10 +64,14 @@ def _read_json(path: Path) -> Any:
 
 
 def _params(path: Path) -> Mapping[str, Any]:
-    """params.yaml read leniently (the stages have validated it): {} if unreadable."""
+    """params.yaml with the gitops.yaml beside it, read leniently (the stages have validated
+    them): {} if unreadable."""
+    from gitops_ml.config import read_settings
+    from gitops_ml.errors import GitopsMLError
+
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
+        raw = read_settings(path)
+    except GitopsMLError:
         return {}
     return raw if isinstance(raw, Mapping) else {}
 

@@ -28,8 +28,9 @@ def outputs(root: Path) -> Path:
     (root / "reports/plots/roc.json").write_text("[]", encoding="utf-8")
     for name in ("roc", "calibration"):
         (root / f"reports/figures/{name}.png").write_bytes(b"png")
-    params = {"gate": {"primary": "roc_auc"}, "mlflow": {"experiment": "exp"}}
+    params = {"mlflow": {"experiment": "exp"}}
     (root / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+    (root / "gitops.yaml").write_text(yaml.safe_dump({"gate": {"primary": "roc_auc"}}))
     return root
 
 
