@@ -1,8 +1,10 @@
-"""Typed parameters: params.yaml is read once into frozen dataclasses, one per section.
+"""Typed parameters: params.yaml (and gitops.yaml beside it) read once into frozen dataclasses,
+one per section.
 
 Unknown keys, missing keys and bad values are errors that name the key (``train.model``), so a
-typo in params.yaml stops the pipeline before any work is done. There is no second set of
-defaults in code: every knob lives in params.yaml.
+typo stops the pipeline before any work is done. There is no second set of defaults in code:
+every knob lives in params.yaml (the pipeline's) or gitops.yaml (the gate and the drift check,
+which no stage reads).
 """
 
 from __future__ import annotations
