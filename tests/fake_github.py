@@ -1,20 +1,32 @@
 """A stand-in for the few GitHub REST endpoints the project calls, served on loopback.
 
 Issue comments (list with pagination, create, update), pull requests (list by head, create) and
-the pull requests of a commit, kept in memory. A page holds at most PAGE_SIZE items whatever
-`per_page` asks, so pagination is really followed; chosen calls can be told to fail.
+the pull requests of a commit, kept in memory. A page holds at most `page_size` items whatever
+`per_page` asks, so pagination is really followed; chosen calls can be told to fail (with headers
+such as `Retry-After`).
+
+Like GitHub Enterprise, paths may carry the `/api/v3` prefix (what CML calls for any host but
+github.com); `serve_fake_github(tls=True)` serves HTTPS with a self-signed certificate made at test
+time (`gh.ca_file`: trust it with NODE_EXTRA_CA_CERTS or SSL_CERT_FILE). Comments have authors
+(`user.login`); the API's own identity is `gh.login`, by default the Actions bot, whose token may
+not call `GET /user` (403) unless `user_endpoint` is set, like a personal token.
 """
 
 from __future__ import annotations
 
+import datetime
+import ipaddress
 import json
 import re
+import ssl
+import tempfile
 import threading
 import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from gitops_ml.gitops.github import marker_tag
@@ -22,6 +34,8 @@ from gitops_ml.gitops.github import marker_tag
 OWNER, REPO = "acme", "churn"
 TOKEN = "ghs_test-token-123"
 PAGE_SIZE = 2
+ACTIONS_BOT = "github-actions[bot]"
+API_PREFIX = "/api/v3"
 MARKER = "pr-report"
 TAG = marker_tag(MARKER)
 
@@ -36,6 +50,7 @@ class Failure:
     times: int = 1_000
     message: str = "Injected failure"
     apply: bool = False  # perform the change anyway, like a 502 from a proxy after the write
+    headers: dict[str, str] = field(default_factory=dict)  # e.g. Retry-After
 
 
 @dataclass
@@ -49,13 +64,18 @@ class FakeGitHub:
     failures: list[Failure] = field(default_factory=list)
     next_id: int = 1000
     lock: threading.Lock = field(default_factory=threading.Lock)
+    login: str = ACTIONS_BOT  # who the token is: the author of comments created through the API
+    user_endpoint: bool = False  # GET /user answers (a user token) or 403s (the Actions token)
+    page_size: int = PAGE_SIZE
+    ca_file: Path | None = None
 
-    def add_comment(self, number: int, body: str, login: str = "someone") -> dict[str, Any]:
+    def add_comment(self, number: int, body: str, login: str | None = None) -> dict[str, Any]:
+        """A comment by `login`, by default the token's own identity."""
         self.next_id += 1
         comment = {
             "id": self.next_id,
             "body": body,
-            "user": {"login": login},
+            "user": {"login": self.login if login is None else login},
             "html_url": f"https://github.test/{OWNER}/{REPO}/pull/{number}#issuecomment-{self.next_id}",
         }
         self.comments.setdefault(number, []).append(comment)
@@ -105,6 +125,12 @@ def _handler(gh: FakeGitHub) -> type[BaseHTTPRequestHandler]:
         def do_PATCH(self) -> None:
             self._handle("PATCH")
 
+        def do_PUT(self) -> None:
+            self._handle("PUT")
+
+        def do_DELETE(self) -> None:
+            self._handle("DELETE")
+
         def _reply(self, status: int, data: Any, headers: dict[str, str] | None = None) -> None:
             raw = json.dumps(data).encode()
             self.send_response(status)
@@ -120,11 +146,15 @@ def _handler(gh: FakeGitHub) -> type[BaseHTTPRequestHandler]:
             payload = json.loads(self.rfile.read(length)) if length else None
             split = urllib.parse.urlsplit(self.path)
             query = dict(urllib.parse.parse_qsl(split.query))
+            path = split.path
+            prefix = API_PREFIX if path.startswith(API_PREFIX + "/") else ""
+            path = path[len(prefix) :]
             with gh.lock:
                 gh.requests.append(
                     {
                         "method": method,
-                        "path": split.path,
+                        "path": path,
+                        "prefix": prefix,
                         "query": query,
                         "headers": dict(self.headers),
                         "json": payload,
@@ -134,28 +164,38 @@ def _handler(gh: FakeGitHub) -> type[BaseHTTPRequestHandler]:
                     (
                         f
                         for f in gh.failures
-                        if f.times > 0 and f.method == method and re.fullmatch(f.path, split.path)
+                        if f.times > 0 and f.method == method and re.fullmatch(f.path, path)
                     ),
                     None,
                 )
                 if failure is not None:
                     failure.times -= 1
                     if failure.apply:
-                        self._route(method, split.path, query, payload, base)
-                    self._reply(failure.status, {"message": failure.message})
+                        self._route(method, path, query, payload, base, prefix)
+                    self._reply(failure.status, {"message": failure.message}, failure.headers)
                     return
-                status, data, headers = self._route(method, split.path, query, payload, base)
+                status, data, headers = self._route(method, path, query, payload, base, prefix)
             self._reply(status, data, headers)
 
         def _route(
-            self, method: str, path: str, query: dict[str, str], payload: Any, base: str
+            self,
+            method: str,
+            path: str,
+            query: dict[str, str],
+            payload: Any,
+            base: str,
+            prefix: str = "",
         ) -> tuple[int, Any, dict[str, str]]:
+            if path == "/user" and method == "GET":
+                if gh.user_endpoint:
+                    return 200, {"login": gh.login}, {}
+                return 403, {"message": "Resource not accessible by integration"}, {}
             if m := re.fullmatch(rf"{base}/issues/(\d+)/comments", path):
                 number = int(m[1])
                 if method == "GET":
-                    return self._page(gh.comments.get(number, []), path, query)
+                    return self._page(gh.comments.get(number, []), prefix + path, query)
                 if method == "POST":
-                    return 201, gh.add_comment(number, payload["body"], "github-actions[bot]"), {}
+                    return 201, gh.add_comment(number, payload["body"]), {}
             if (m := re.fullmatch(rf"{base}/issues/comments/(\d+)", path)) and method == "PATCH":
                 for comment in (c for cs in gh.comments.values() for c in cs):
                     if comment["id"] == int(m[1]):
@@ -195,9 +235,9 @@ def _handler(gh: FakeGitHub) -> type[BaseHTTPRequestHandler]:
         def _page(
             self, items: list[dict[str, Any]], path: str, query: dict[str, str]
         ) -> tuple[int, Any, dict[str, str]]:
-            """Like GitHub, but never more than PAGE_SIZE per page, whatever per_page asks."""
+            """Like GitHub, but never more than gh.page_size per page, whatever per_page asks."""
             page = int(query.get("page", "1"))
-            size = min(int(query.get("per_page", "30")), PAGE_SIZE)
+            size = min(int(query.get("per_page", "30")), gh.page_size)
             chunk = items[(page - 1) * size : page * size]
             headers = {}
             if page * size < len(items):
@@ -210,17 +250,80 @@ def _handler(gh: FakeGitHub) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+def make_certificate(directory: Path, host: str = "127.0.0.1") -> tuple[Path, Path]:
+    """A self-signed server certificate for `host` (an IP address) and its key, as PEM files.
+
+    It is its own trust anchor: give its path to NODE_EXTRA_CA_CERTS (Node) or SSL_CERT_FILE.
+    """
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fake-github.test")])
+    now = datetime.datetime.now(datetime.UTC)
+    ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
+    usage = x509.KeyUsage(
+        digital_signature=True, content_commitment=False, key_encipherment=False,
+        data_encipherment=False, key_agreement=True, key_cert_sign=False,
+        crl_sign=False, encipher_only=False, decipher_only=False,
+    )  # fmt: skip
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address(host)), x509.DNSName("localhost")]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(usage, critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(ski, critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = directory / "fake-github.pem", directory / "fake-github.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_file, key_file
+
+
 @contextmanager
-def serve_fake_github(host: str = "127.0.0.1") -> Iterator[FakeGitHub]:
-    """Run the fake on a free port of `host` until the block ends."""
+def serve_fake_github(host: str = "127.0.0.1", *, tls: bool = False) -> Iterator[FakeGitHub]:
+    """Run the fake on a free port of `host` until the block ends; over HTTPS if `tls`."""
     gh = FakeGitHub()
     server = ThreadingHTTPServer((host, 0), _handler(gh))
-    gh.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
-    thread.start()
-    try:
-        yield gh
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with tempfile.TemporaryDirectory(prefix="fake-github-") as tmp:
+        scheme = "http"
+        if tls:
+            cert_file, key_file = make_certificate(Path(tmp), host)
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(cert_file, key_file)
+            server.socket = context.wrap_socket(server.socket, server_side=True)
+            gh.ca_file = cert_file
+            scheme = "https"
+        gh.url = f"{scheme}://{host}:{server.server_address[1]}"
+        thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
+        thread.start()
+        try:
+            yield gh
+        finally:
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout=5)

@@ -6,6 +6,7 @@ pagination is really followed, and can be told to fail chosen calls; nothing in 
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,9 @@ from gitops_ml.gitops.github import (
     GitHubClient,
     GitHubConfig,
     TransientGitHubError,
+    carries_marker,
+    cml_watermark,
+    cml_watermark_title,
     marker_tag,
     parse_issue_number,
     render_comment,
@@ -31,8 +35,11 @@ def env(github: FakeGitHub, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
         "GITHUB_TOKEN": TOKEN,
         "GITHUB_REPOSITORY": f"{OWNER}/{REPO}",
         "GITHUB_API_URL": github.url,
+        "GITHUB_ACTIONS": "true",  # the token is the Actions bot's, like the fake's
     }
     monkeypatch.delenv("GH_TOKEN", raising=False)
+    monkeypatch.delenv("RETRAIN_TOKEN", raising=False)
+    monkeypatch.delenv("GITOPS_ML_COMMENT_AUTHOR", raising=False)
     for name, value in values.items():
         monkeypatch.setenv(name, value)
     for name in ("NO_PROXY", "no_proxy"):  # a CI proxy must not intercept loopback
@@ -93,17 +100,18 @@ def test_marker_on_page_three_is_found_and_others_untouched(
     assert len(github.comments[3]) == 6
 
 
-def test_several_marked_comments_update_the_oldest_only(
+def test_several_marked_comments_update_the_newest_only(
     github: FakeGitHub, client: GitHubClient
 ) -> None:
-    github.add_comment(5, "hello")
-    oldest = github.add_comment(5, f"{TAG}\nrun 1")
-    github.add_comment(5, "noise")
-    newer = github.add_comment(5, f"{TAG}\nrun 2 (raced)")
+    """The newest, like `cml comment update`, so both posters keep editing the same one."""
+    github.add_comment(5, "hello", "alice")
+    older = github.add_comment(5, f"{TAG}\nrun 1")
+    github.add_comment(5, "noise", "bob")
+    newest = github.add_comment(5, f"{TAG}\nrun 2 (raced)")
 
-    assert client.upsert_comment(5, "run 3", MARKER) == ("updated", oldest["html_url"])
-    assert oldest["body"].endswith("run 3")
-    assert newer["body"].endswith("run 2 (raced)")
+    assert client.upsert_comment(5, "run 3", MARKER) == ("updated", newest["html_url"])
+    assert newest["body"].endswith("run 3")
+    assert older["body"].endswith("run 1")
     assert len(github.marked(5)) == 2
 
 
@@ -139,7 +147,7 @@ def test_comment_deleted_before_update_is_listed_again(
     ours = github.add_comment(5, f"{TAG}\nold")
     github.fail("PATCH", r".*/issues/comments/\d+", 404, times=1, message="Not Found")
     assert client.upsert_comment(5, "new", MARKER) == ("updated", ours["html_url"])
-    assert len(github.calls("GET")) == 2 and len(github.calls("PATCH")) == 2
+    assert len(github.calls("GET", "/comments$")) == 2 and len(github.calls("PATCH")) == 2
 
 
 def test_long_body_is_truncated_with_a_note() -> None:
@@ -446,3 +454,153 @@ def test_cli_comment_on_the_pull_of_a_commit(
     assert cli_main(args) == 0
     posted = [c for c in github.comments[5] if marker_tag("promotion") in c["body"]]
     assert len(posted) == 1 and "Promoted version 3" in posted[0]["body"]
+
+
+# -- whose comments: only the poster's own identity's are edited --------------------------------
+
+WATERMARK = (
+    "![](https://cml.dev/watermark.png#0123456789abcdef0123456789abcdef01234567 "
+    '"CML watermark gitops-ml pr-report")'
+)
+
+
+def test_a_marked_comment_by_someone_else_is_never_edited(
+    github: FakeGitHub, client: GitHubClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    planted = github.add_comment(4, f"{TAG}\nfake report", "mallory")
+    planted_wm = github.add_comment(4, f"fake\n\n{WATERMARK}", "mallory")
+    action, url = client.upsert_comment(4, "report", MARKER)
+    assert action == "created"
+    assert planted["body"] == f"{TAG}\nfake report"
+    assert planted_wm["body"] == f"fake\n\n{WATERMARK}"
+    assert "mallory" in caplog.text and "creating a new comment" in caplog.text
+    assert client.upsert_comment(4, "report 2", MARKER) == ("updated", url)
+    assert [c["user"]["login"] for c in github.comments[4]] == [
+        "mallory", "mallory", "github-actions[bot]",
+    ]  # fmt: skip
+    assert not github.calls("PATCH", f"/{planted['id']}$|/{planted_wm['id']}$")
+
+
+def test_cmls_watermarked_comment_is_ours_and_the_watermark_stays_last(
+    github: FakeGitHub, client: GitHubClient
+) -> None:
+    cml = github.add_comment(6, f"## Report by CML\n\n\n{WATERMARK}")  # CML adds no marker
+    body = f"{TAG}\n## Report\n\n{WATERMARK}\n"
+    assert client.upsert_comment(6, body, MARKER) == ("updated", cml["html_url"])
+    assert cml["body"] == f"{TAG}\n## Report\n\n{WATERMARK}"
+    # Truncated, the watermark is still the end of the body, so CML finds it again.
+    client.upsert_comment(6, "x\n" * MAX_COMMENT_CHARS + f"\n\n{WATERMARK}", MARKER)
+    assert len(cml["body"]) <= MAX_COMMENT_CHARS
+    assert cml["body"].endswith(f"\n\n{WATERMARK}") and cml["body"].count(WATERMARK) == 1
+    # Another title (another marker, or someone else's CML) is not ours.
+    assert not carries_marker(WATERMARK.replace("pr-report", "drift"), MARKER)
+    no_sha = WATERMARK.replace("#0123456789abcdef0123456789abcdef01234567", "")
+    assert not carries_marker(no_sha, MARKER)  # CML needs a hex sha
+
+
+def test_cml_watermark_title_escapes_like_cml() -> None:
+    assert cml_watermark_title("pr-report") == "CML watermark gitops-ml pr-report"
+    assert cml_watermark_title("my_report") == "CML watermark gitops-ml my\\_report"
+    sha = "ab" * 20
+    assert cml_watermark("my_report", sha) == (
+        f'![](https://cml.dev/watermark.png#{sha} "CML watermark gitops-ml my\\_report")'
+    )
+    assert carries_marker(cml_watermark("my_report", sha), "my_report")
+
+
+def test_a_user_token_is_identified_through_get_user(
+    github: FakeGitHub, env: dict[str, str]
+) -> None:
+    github.login, github.user_endpoint = "octocat", True
+    mine = github.add_comment(3, f"{TAG}\nold")
+    github.add_comment(3, f"{TAG}\nby the bot", "github-actions[bot]")
+    client = GitHubClient.from_env({**env, "GITHUB_ACTIONS": ""}, backoff=0.0)
+    assert client.upsert_comment(3, "new", MARKER) == ("updated", mine["html_url"])
+    assert client.login() == "octocat" and len(github.calls("GET", "^/user$")) == 1
+
+
+def test_an_unknown_identity_outside_actions_fails_clearly(
+    github: FakeGitHub, env: dict[str, str]
+) -> None:
+    github.add_comment(3, f"{TAG}\nold")
+    client = GitHubClient.from_env({**env, "GITHUB_ACTIONS": ""}, backoff=0.0)
+    with pytest.raises(GitopsMLError, match="GITOPS_ML_COMMENT_AUTHOR") as info:
+        client.upsert_comment(3, "new", MARKER)
+    assert "\n" not in str(info.value)
+    client = GitHubClient.from_env(
+        {**env, "GITHUB_ACTIONS": "", "GITOPS_ML_COMMENT_AUTHOR": "github-actions[bot]"}
+    )
+    assert client.upsert_comment(3, "new", MARKER)[0] == "updated"
+    assert len(github.calls("GET", "^/user$")) == 1  # the explicit login needs no lookup
+
+
+# -- rate limits and the token's name ------------------------------------------------------------
+
+
+def test_429_waits_as_retry_after_asks_then_succeeds(
+    github: FakeGitHub, env: dict[str, str]
+) -> None:
+    slept: list[float] = []
+    client = GitHubClient.from_env(env, backoff=0.0, sleep=slept.append, max_rate_wait=10)
+    github.fail("POST", r".*/comments", 429, times=2, headers={"Retry-After": "3"})
+    assert client.upsert_comment(8, "report", MARKER)[0] == "created"
+    assert slept == [3.0, 3.0]
+    assert len(github.marked(8)) == 1
+
+
+def test_403_rate_limit_waits_until_the_reset(github: FakeGitHub, env: dict[str, str]) -> None:
+    slept: list[float] = []
+    client = GitHubClient.from_env(env, backoff=0.0, sleep=slept.append, max_rate_wait=10)
+    reset = str(int(time.time()) - 5)  # already past: the minimum wait
+    github.fail(
+        "GET", r".*/comments", 403, times=1, message="API rate limit exceeded",
+        headers={"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": reset},
+    )  # fmt: skip
+    assert client.upsert_comment(8, "report", MARKER)[0] == "created"
+    assert slept == [1.0]
+
+
+def test_rate_limit_waits_are_capped_with_a_one_line_error(
+    github: FakeGitHub, env: dict[str, str]
+) -> None:
+    slept: list[float] = []
+    client = GitHubClient.from_env(env, backoff=0.0, sleep=slept.append, max_rate_wait=5)
+    github.fail("GET", r".*/comments", 429, headers={"Retry-After": "2"})
+    with pytest.raises(GitopsMLError) as info:
+        client.upsert_comment(8, "report", MARKER)
+    assert slept == [2.0, 2.0]  # a third wait would pass the 5 s cap
+    message = str(info.value)
+    assert "\n" not in message and "429" in message and "retry later" in message
+    assert "beyond the 5s" in message
+    github.failures.clear()
+    github.fail("GET", r".*/comments", 403, message="You have exceeded a secondary rate limit")
+    with pytest.raises(GitopsMLError, match="wait 60s"):  # GitHub's minute, over the cap
+        client.upsert_comment(8, "report", MARKER)
+
+
+def test_a_plain_403_is_not_a_rate_limit(github: FakeGitHub, env: dict[str, str]) -> None:
+    slept: list[float] = []
+    client = GitHubClient.from_env(env, backoff=0.0, sleep=slept.append)
+    github.fail("POST", r".*/comments", 403, message="Resource not accessible by integration")
+    with pytest.raises(GitopsMLError, match="pull-requests: write"):
+        client.upsert_comment(8, "report", MARKER)
+    assert slept == []
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        ({}, "the token in GITHUB_TOKEN was"),
+        ({"RETRAIN_TOKEN": TOKEN}, "the token in GITHUB_TOKEN (set from RETRAIN_TOKEN) was"),
+        ({"RETRAIN_TOKEN": "another"}, "the token in GITHUB_TOKEN was"),
+        ({"GITHUB_TOKEN": "", "GH_TOKEN": TOKEN}, "the token in GH_TOKEN was"),
+    ],
+)
+def test_401_names_the_variable_the_token_came_from(
+    github: FakeGitHub, env: dict[str, str], extra: dict[str, str], named: str
+) -> None:
+    github.fail("GET", r".*", 401, message="Bad credentials")
+    client = GitHubClient.from_env({**env, **extra}, backoff=0.0)
+    with pytest.raises(GitopsMLError) as info:
+        client.upsert_comment(8, "report", MARKER)
+    assert named in str(info.value) and TOKEN not in str(info.value)

@@ -8,6 +8,7 @@ tests/integration/test_act.py.
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import subprocess
@@ -89,8 +90,20 @@ def test_pr_comment_never_runs_pr_code() -> None:
     # No ref or repository: the default branch of this repository, never the PR's head.
     assert checkouts[0]["with"] == {"persist-credentials": False}
     assert index(doc, "Check out the default branch") > index(doc, "Post with CML")
-    text = (WORKFLOWS / "pr-comment.yml").read_text()
+    # The PR's branch names the concurrency group only; no step ever sees it.
+    text = yaml.safe_dump(doc["jobs"])
     assert "head_branch" not in text and "head_repository" not in text
+
+
+def test_pr_comment_posts_one_at_a_time_and_skips_unapproved_runs() -> None:
+    doc = load("pr-comment.yml")
+    group = doc["concurrency"]["group"]
+    assert "github.event.workflow_run.head_branch" in group
+    assert "github.event.workflow_run.head_repository.id" in group
+    assert doc["concurrency"]["cancel-in-progress"] is False  # never cut a post in half
+    (job,) = doc["jobs"].values()
+    assert "github.event.workflow_run.conclusion != 'action_required'" in job["if"]
+    assert "steps.watermarks.outputs.cml == 'true'" in step(doc, "Post with CML")["if"]
 
 
 # -- pr-comment's scripts ---------------------------------------------------------------------
@@ -109,9 +122,17 @@ def runner(tmp_path: Path) -> dict[str, Path]:
     for d in (temp / "pr-report", work, bin_dir):
         d.mkdir(parents=True)
     # gh api repos/<repo>/pulls/<n> --jq .head.sha: the PR's head commit, or a 404.
+    # gh api --paginate repos/<repo>/issues/<n>/comments... --jq ...: $FAKE_COMMENTS, the lines
+    # the real jq filter prints ([login, body] as JSON).
     _fake(
         bin_dir, "gh",
         'echo "gh $*" >> "$FAKE_LOG"\n'
+        'if [[ $2 == --paginate ]]; then\n'
+        '  [[ $3 == "repos/$GITHUB_REPOSITORY/issues/${FAKE_PR:-7}/comments?per_page=100" ]] || '
+        '{ echo "gh: Not Found (HTTP 404)" >&2; exit 1; }\n'
+        '  [[ $4 == --jq ]] || exit 3\n'
+        '  cat "${FAKE_COMMENTS:-/dev/null}"; exit 0\n'
+        'fi\n'
         '[[ $2 == "repos/$GITHUB_REPOSITORY/pulls/${FAKE_PR:-7}" ]] || '
         '{ echo "gh: Not Found (HTTP 404)" >&2; exit 1; }\n'
         'echo "${FAKE_PR_HEAD:-' + HEAD_SHA + '}"\n',
@@ -123,7 +144,8 @@ def runner(tmp_path: Path) -> dict[str, Path]:
         '[[ -z ${FAKE_NPM_FAILS:-} ]] || { echo "npm ERR! network" >&2; exit 1; }\n'
         'prefix=$4; mkdir -p "$prefix/bin"\n'
         'printf \'#!/usr/bin/env bash\\necho "cml $*" >> "$FAKE_LOG"\\n'
-        'cp "${@: -1}" "$FAKE_LOG.body"\\nexit ${FAKE_CML_EXIT:-0}\\n\' > "$prefix/bin/cml"\n'
+        'cp "${@: -1}" "$FAKE_LOG.body"\\necho "$GITHUB_SHA" > "$FAKE_LOG.sha"\\n'
+        'exit ${FAKE_CML_EXIT:-0}\\n\' > "$prefix/bin/cml"\n'
         'chmod +x "$prefix/bin/cml"\n',
     )  # fmt: skip
     _fake(bin_dir, "make", 'echo "make $*" >> "$FAKE_LOG"\n')
@@ -145,6 +167,7 @@ def run_step(
         "GITHUB_OUTPUT": str(output),
         "GITHUB_REPOSITORY": f"{OWNER}/{REPO}",
         "GITHUB_SERVER_URL": "https://github.com",
+        "GITHUB_ACTIONS": "true",
         "FAKE_LOG": str(runner["log"]),
         **{k: str(v) for k, v in job["env"].items()},
         **env,
@@ -229,8 +252,9 @@ def test_cml_posts_with_the_pinned_version(runner: dict[str, Path]) -> None:
     calls = runner["log"].read_text()
     assert "@dvcorg/cml@0.20.6" in calls and "--ignore-scripts" in calls
     cml = next(line for line in calls.splitlines() if line.startswith("cml "))
-    assert "comment update --target=pr/7" in cml
-    assert f"--commit-sha={HEAD_SHA}" in cml
+    assert "comment update --target=pr/7 " in cml
+    assert "--commit-sha" not in cml  # CML 0.20.6 refuses it with --target
+    assert (runner["log"].parent / "calls.log.sha").read_text().strip() == HEAD_SHA
     assert "--watermark-title=gitops-ml pr-report" in cml
     assert "--no-publish" in cml
     assert f"--repo=https://github.com/{OWNER}/{REPO}" in cml
@@ -247,6 +271,57 @@ def test_cml_failure_leaves_it_to_the_fallback(
     assert proc.returncode == 0, proc.stderr
     assert out == {}
     assert "falling back to the Python poster" in proc.stdout
+
+
+def _watermark_check(
+    runner: dict[str, Path], comments: list[tuple[str, str]]
+) -> tuple[subprocess.CompletedProcess[str], dict[str, str]]:
+    listing = runner["temp"] / "fake-comments.jsonl"
+    listing.write_text("".join(json.dumps(list(c)) + "\n" for c in comments))
+    return run_step(runner, "Check the comments CML would pick", PR="7", FAKE_COMMENTS=str(listing))
+
+
+def test_cml_runs_when_only_our_comments_carry_the_watermark(runner: dict[str, Path]) -> None:
+    proc, out = _watermark_check(runner, [])
+    assert proc.returncode == 0, proc.stderr
+    assert out == {"cml": "true"}
+    ours = [("alice", "LGTM"), ("github-actions[bot]", f"{TAG}\nold\n\n{CML_WATERMARK}")]
+    proc, out = _watermark_check(runner, [*ours, ("bob", 'a "quote") and\nnewlines')])
+    assert proc.returncode == 0, proc.stderr
+    assert out == {"cml": "true"}
+
+
+def test_a_planted_watermark_keeps_cml_away(runner: dict[str, Path]) -> None:
+    """CML would edit the newest watermarked comment whoever wrote it: the poster posts."""
+    planted = ("mallory", f"{TAG}\nfake report\n\n{CML_WATERMARK}")
+    ours = ("github-actions[bot]", f"{TAG}\nold\n\n{CML_WATERMARK}")
+    for comments in ([planted], [ours, planted], [planted, ours]):
+        proc, out = _watermark_check(runner, comments)
+        assert proc.returncode == 0, proc.stderr
+        assert out == {}
+        assert "another account carries the CML watermark" in proc.stdout
+    # Another watermark title is not ours to worry about.
+    other = CML_WATERMARK.replace("gitops-ml pr-report", "someone else")
+    proc, out = _watermark_check(runner, [("mallory", other)])
+    assert out == {"cml": "true"}
+
+
+def test_comments_that_cannot_be_listed_leave_it_to_the_poster(runner: dict[str, Path]) -> None:
+    proc, out = run_step(runner, "Check the comments CML would pick", PR="7", FAKE_PR="8")
+    assert proc.returncode == 0, proc.stderr
+    assert out == {}
+    assert "could not list" in proc.stdout
+
+
+def test_our_comment_beyond_cmls_first_page_keeps_cml_away(runner: dict[str, Path]) -> None:
+    """CML lists one page of 30 comments: past it, it would add a second comment."""
+    noise = [("alice", f"comment {i}") for i in range(30)]
+    proc, out = _watermark_check(runner, [*noise, ("github-actions[bot]", CML_WATERMARK)])
+    assert proc.returncode == 0, proc.stderr
+    assert out == {}
+    assert "beyond the first page" in proc.stdout
+    proc, out = _watermark_check(runner, [*noise[:29], ("github-actions[bot]", CML_WATERMARK)])
+    assert out == {"cml": "true"}
 
 
 def _python_fallback(runner: dict[str, Path], gh: FakeGitHub, report: str) -> None:
@@ -279,9 +354,22 @@ def test_python_fallback_updates_the_comment_cml_posted(
     runner: dict[str, Path],
     github: FakeGitHub,
 ) -> None:
-    github.add_comment(7, "unrelated")
+    github.add_comment(7, "unrelated", "alice")
     github.add_comment(7, f"{TAG}\n## Report by CML\n\n{CML_WATERMARK}", "github-actions[bot]")
     _python_fallback(runner, github, "## Report by Python\n")
     assert len(github.comments[7]) == 2
     assert "## Report by Python" in github.comments[7][1]["body"]
     assert github.comments[7][0]["body"] == "unrelated"
+
+
+def test_python_fallback_never_edits_a_planted_comment(
+    runner: dict[str, Path],
+    github: FakeGitHub,
+) -> None:
+    planted = f"{TAG}\n## Fake report\n\n{CML_WATERMARK}"
+    github.add_comment(7, planted, "mallory")
+    _python_fallback(runner, github, "## Report\n")
+    _python_fallback(runner, github, "## Report v2\n")
+    assert [c["user"]["login"] for c in github.comments[7]] == ["mallory", "github-actions[bot]"]
+    assert github.comments[7][0]["body"] == planted
+    assert "## Report v2" in github.comments[7][1]["body"]

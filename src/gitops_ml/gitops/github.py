@@ -4,6 +4,14 @@ CML (`cml comment update`) is the primary poster in CI; this is the fallback tha
 beyond the standard library, so a report still reaches the pull request when CML cannot be
 installed. Configuration comes from the environment the way GitHub Actions provides it.
 
+The poster and CML share one comment: the poster appends CML's watermark and recognises it, and
+CML finds the poster's comment by that watermark. The poster only ever edits comments written by
+the identity it posts as (`GET /user`, or `github-actions[bot]` for the Actions GITHUB_TOKEN, which
+may not call `/user`); a marked comment by anyone else is left alone and a new one is created.
+
+Rate limits (403/429 with `Retry-After` or an exhausted `X-RateLimit-Remaining`) are waited out, up
+to a bounded total, then reported in one line.
+
 Errors are `GitopsMLError`s with one line that says what to fix (a missing workflow permission,
 a rejected token, an unset variable); the token never appears in messages or logs.
 """
@@ -51,6 +59,17 @@ _PULL_WRITE_HINT = (
     "(Settings > Actions > General > Workflow permissions)"
 )
 
+#: The login of the Actions GITHUB_TOKEN; that token may not call `GET /user`.
+ACTIONS_BOT = "github-actions[bot]"
+#: Overrides the login the poster treats as its own (an App installation token, for example).
+AUTHOR_VARIABLE = "GITOPS_ML_COMMENT_AUTHOR"
+#: Tokens a workflow may have copied into GITHUB_TOKEN/GH_TOKEN; named in a 401 when they match.
+_SOURCE_TOKEN_VARIABLES = ("RETRAIN_TOKEN",)
+#: What GitHub asks for a secondary rate limit without Retry-After: "wait at least one minute".
+_SECONDARY_RATE_WAIT = 60.0
+_MAX_RATE_WAITS = 10  # even with `Retry-After: 0`
+_CML_WATERMARK_URL = "https://cml.dev/watermark.png"
+
 UpsertAction = Literal["created", "updated"]
 
 
@@ -63,10 +82,17 @@ class GitHubConfig:
     repo: str
     api_url: str = DEFAULT_API_URL
     token_variable: str = "GITHUB_TOKEN"
+    in_actions: bool = False
+    author: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> GitHubConfig:
-        """Read `GITHUB_TOKEN` (or `GH_TOKEN`), `GITHUB_REPOSITORY` and `GITHUB_API_URL`."""
+        """Read `GITHUB_TOKEN` (or `GH_TOKEN`), `GITHUB_REPOSITORY` and `GITHUB_API_URL`.
+
+        `GITHUB_ACTIONS=true` says the token may be the Actions bot's; `GITOPS_ML_COMMENT_AUTHOR`
+        names the poster's login explicitly. When a workflow copied another secret (such as
+        `RETRAIN_TOKEN`) into the variable, errors name both.
+        """
         env = os.environ if env is None else env
         token_variable = next((n for n in ("GITHUB_TOKEN", "GH_TOKEN") if env.get(n)), None)
         if token_variable is None:
@@ -89,8 +115,20 @@ class GitHubConfig:
         parts = urllib.parse.urlsplit(api_url)
         if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
             raise GitopsMLError(f"GITHUB_API_URL={api_url!r} is not an http(s) URL")
+        label = token_variable
+        for source in _SOURCE_TOKEN_VARIABLES:
+            if (env.get(source) or "").strip() == token:
+                label = f"{token_variable} (set from {source})"
+                break
+        author = (env.get(AUTHOR_VARIABLE) or "").strip() or None
         return cls(
-            token=token, owner=owner, repo=repo, api_url=api_url, token_variable=token_variable
+            token=token,
+            owner=owner,
+            repo=repo,
+            api_url=api_url,
+            token_variable=label,
+            in_actions=env.get("GITHUB_ACTIONS") == "true",
+            author=author,
         )
 
 
@@ -119,22 +157,53 @@ def marker_tag(marker: str) -> str:
     return f"<!-- gitops-ml:{marker} -->"
 
 
+def cml_watermark_title(marker: str) -> str:
+    """The title of CML's watermark for `--watermark-title="gitops-ml <marker>"`.
+
+    CML escapes `_` (and `*`, `[`, `<`, which a marker cannot hold) the way GitHub stores it.
+    """
+    marker_tag(marker)  # validates
+    return f"CML watermark gitops-ml {marker}".replace("_", "\\_")
+
+
+def cml_watermark(marker: str, sha: str) -> str:
+    """The watermark `cml comment update` appends, and finds again (whatever the sha)."""
+    if not _SHA_RE.match(sha):
+        raise GitopsMLError(f"invalid commit SHA {sha!r}: expected 40 hex digits")
+    return f'![]({_CML_WATERMARK_URL}#{sha} "{cml_watermark_title(marker)}")'
+
+
+def _watermark_re(marker: str) -> re.Pattern[str]:
+    """What CML's `Watermark.isIn` matches: the image with any hex sha and exactly our title."""
+    title = re.escape(cml_watermark_title(marker))
+    return re.compile(rf'!\[\]\({re.escape(_CML_WATERMARK_URL)}#[0-9a-fA-F]+ "{title}"\)')
+
+
+def carries_marker(body: str, marker: str) -> bool:
+    """Whether a comment body is ours by content: our marker, or CML's watermark for it."""
+    return marker_tag(marker) in body or bool(_watermark_re(marker).search(body))
+
+
 def render_comment(body: str, marker: str) -> str:
     """The body to post: the marker exactly once on the first line, then the report.
 
     A report longer than GitHub's limit is cut at a line boundary with a visible note, so the
-    comment is still posted instead of the whole step failing with a 422.
+    comment is still posted instead of the whole step failing with a 422. CML's watermark, if the
+    body holds one, is kept once at the very end, truncated or not, so CML still finds the comment.
     """
     tag = marker_tag(marker)
-    text = body.replace(tag, "").strip("\n")
-    total = len(tag) + 1 + len(text)
+    text = body.replace(tag, "")
+    watermarks = _watermark_re(marker).findall(text)
+    tail = f"\n\n{watermarks[-1]}" if watermarks else ""
+    text = _watermark_re(marker).sub("", text).strip("\n")
+    total = len(tag) + 1 + len(text) + len(tail)
     if total <= MAX_COMMENT_CHARS:
-        return f"{tag}\n{text}"
+        return f"{tag}\n{text}{tail}"
     note = (
         f"\n\n---\n> [!WARNING]\n> Report truncated: it has {len(text):,} characters and a GitHub "
         f"comment holds at most {MAX_COMMENT_CHARS:,}. See the workflow run for the full report.\n"
     )
-    room = MAX_COMMENT_CHARS - len(tag) - 1 - len(note) - len("\n```")
+    room = MAX_COMMENT_CHARS - len(tag) - 1 - len(note) - len("\n```") - len(tail)
     kept = text[:room]
     cut = kept.rfind("\n")
     if cut > room // 2:
@@ -142,7 +211,7 @@ def render_comment(body: str, marker: str) -> str:
     if sum(1 for line in kept.splitlines() if line.lstrip().startswith("```")) % 2:
         kept += "\n```"  # close a code block cut in half, or the note renders inside it
     log.warning("report is %d characters; truncated to fit a GitHub comment", len(text))
-    return f"{tag}\n{kept}{note}"
+    return f"{tag}\n{kept}{note}{tail}"
 
 
 class GitHubAPIError(GitopsMLError):
@@ -151,6 +220,14 @@ class GitHubAPIError(GitopsMLError):
     def __init__(self, message: str, status: int) -> None:
         super().__init__(message)
         self.status = status
+
+
+class RateLimitedError(GitHubAPIError):
+    """A 403/429 rate limit; `wait` is how long GitHub asks to wait, in seconds."""
+
+    def __init__(self, message: str, status: int, wait: float) -> None:
+        super().__init__(message, status)
+        self.wait = wait
 
 
 class TransientGitHubError(GitopsMLError):
@@ -186,6 +263,7 @@ class GitHubClient:
         attempts: int = 3,
         backoff: float = 1.0,
         timeout: float = 30.0,
+        max_rate_wait: float = 60.0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if attempts < 1:
@@ -194,7 +272,9 @@ class GitHubClient:
         self.attempts = attempts
         self.backoff = backoff
         self.timeout = timeout
+        self.max_rate_wait = max_rate_wait  # total seconds one call may wait out rate limits
         self._sleep = sleep
+        self._login: str | None = config.author
         self._opener = urllib.request.build_opener(_SameOriginRedirects())
 
     @classmethod
@@ -208,13 +288,37 @@ class GitHubClient:
 
     # -- comments -------------------------------------------------------------------------------
 
+    def login(self) -> str:
+        """The login this token posts as: only its comments are ever edited.
+
+        `GITOPS_ML_COMMENT_AUTHOR` if set; else `GET /user` (user tokens); else, when that is
+        refused inside GitHub Actions (the GITHUB_TOKEN may not call it), `github-actions[bot]`.
+        """
+        if self._login is None:
+            try:
+                data = self._request("GET", "/user").data
+            except GitHubAPIError as exc:
+                if exc.status not in (403, 404) or not self.config.in_actions:
+                    raise GitopsMLError(
+                        f"{exc}; cannot tell which account {self.config.token_variable} belongs "
+                        f"to, so no comment would be safe to edit: set {AUTHOR_VARIABLE} to its login"
+                    ) from None
+                self._login = ACTIONS_BOT
+            else:
+                login = data.get("login") if isinstance(data, dict) else None
+                if not isinstance(login, str) or not login:
+                    raise GitopsMLError("GitHub API: GET /user returned no login")
+                self._login = login
+            log.debug("posting as %s", self._login)
+        return self._login
+
     def upsert_comment(self, issue_number: int, body: str, marker: str) -> tuple[UpsertAction, str]:
         """Create or update the one comment carrying `marker`; return the action and its URL.
 
-        If several comments carry the marker (two runs raced, or someone pasted it), the oldest
-        is updated: it is the one every earlier run updated, so its URL and its place in the
-        conversation stay stable. The others are left alone; a duplicate is never created.
-        Only comments containing the marker are ever edited.
+        A comment is ours when it holds the marker or CML's watermark for the same title AND was
+        written by this token's identity (`login`): a marked comment by anyone else is never
+        edited (a new comment is created instead, with a warning). Of our comments the newest is
+        updated, the one `cml comment update` picks too, so both posters keep editing the same one.
 
         A failed create is not blindly retried: GitHub may have stored the comment before the
         5xx, so the comments are listed again first and a found marker turns the retry into an
@@ -222,9 +326,8 @@ class GitHubClient:
         """
         number = parse_issue_number(issue_number)
         text = render_comment(body, marker)
-        tag = marker_tag(marker)
         for attempt in range(1, self.attempts + 1):
-            existing = self.find_comment(number, tag)
+            existing = self.find_own_comment(number, marker)
             if existing is not None:
                 path = f"{self._repo_path}/issues/comments/{existing['id']}"
                 try:
@@ -259,35 +362,50 @@ class GitHubClient:
             return "created", str(data.get("html_url", ""))
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def find_comment(self, issue_number: int, needle: str) -> dict[str, Any] | None:
-        """The oldest comment on the issue whose body contains `needle`, following pagination."""
+    def list_comments(self, issue_number: int) -> list[dict[str, Any]]:
+        """All comments of the issue, oldest first, following pagination."""
         number = parse_issue_number(issue_number)
         url: str | None = self._url(f"{self._repo_path}/issues/{number}/comments?per_page=100")
-        matches: list[dict[str, Any]] = []
+        comments: list[dict[str, Any]] = []
         for _ in range(_MAX_PAGES):
             if url is None:
                 break
             response = self._request("GET", url)
             if not isinstance(response.data, list):
                 raise GitopsMLError(f"GitHub API: GET {self._path_of(url)} did not return a list")
-            matches += [
-                c
-                for c in response.data
-                if isinstance(c, dict)
-                and needle in (c.get("body") or "")
-                and isinstance(c.get("id"), int)
+            comments += [
+                c for c in response.data if isinstance(c, dict) and isinstance(c.get("id"), int)
             ]
             url = self._next_link(response.headers)
         if url is not None:
             log.warning("stopped listing comments after %d pages", _MAX_PAGES)
-        if len(matches) > 1:
+        return comments
+
+    def find_own_comment(self, issue_number: int, marker: str) -> dict[str, Any] | None:
+        """The newest comment by this token's identity carrying the marker or CML's watermark."""
+        marked = [
+            c
+            for c in self.list_comments(issue_number)
+            if carries_marker(c.get("body") or "", marker)
+        ]
+        if not marked:
+            return None
+        me = self.login()
+        own = [c for c in marked if _author(c) == me]
+        foreign = [c for c in marked if _author(c) != me]
+        if foreign:
+            authors = ", ".join(sorted({_author(c) or "?" for c in foreign}))
             log.warning(
-                "%d comments carry %s; updating the oldest (id %s)",
-                len(matches),
-                needle,
-                matches[0]["id"],
+                "%d comment(s) by %s carry the %s marker: not ours (we post as %s), left untouched%s",
+                len(foreign),
+                authors,
+                marker,
+                me,
+                "" if own else "; creating a new comment",
             )
-        return matches[0] if matches else None
+        if len(own) > 1:
+            log.warning("%d of our comments carry %s; updating the newest", len(own), marker)
+        return own[-1] if own else None
 
     # -- pull requests --------------------------------------------------------------------------
 
@@ -377,9 +495,27 @@ class GitHubClient:
         """One API call; 5xx and network errors are retried (if `retry`) with a short backoff."""
         url = path_or_url if "://" in path_or_url else self._url(path_or_url)
         attempts = self.attempts if retry else 1
-        for attempt in range(1, attempts + 1):
+        attempt = 0
+        waited = 0.0
+        rate_waits = 0
+        while True:
+            attempt += 1
             try:
                 return self._send(method, url, payload, hint)
+            except RateLimitedError as exc:
+                # A rate-limited request was not processed: retrying even a create is safe.
+                rate_waits += 1
+                if waited + exc.wait > self.max_rate_wait or rate_waits > _MAX_RATE_WAITS:
+                    raise GitHubAPIError(
+                        f"{exc}; GitHub asks to wait {exc.wait:.0f}s more, beyond the "
+                        f"{self.max_rate_wait:.0f}s this command waits (waited {waited:.0f}s): "
+                        "retry later",
+                        exc.status,
+                    ) from None
+                log.warning("%s; waiting %.0fs as GitHub asks", exc, exc.wait)
+                self._sleep(exc.wait)
+                waited += exc.wait
+                attempt -= 1  # rate-limit waits are bounded by time, not by the attempt count
             except TransientGitHubError as exc:
                 if attempt == attempts:
                     if attempts > 1:
@@ -388,7 +524,6 @@ class GitHubClient:
                 delay = self._delay(attempt)
                 log.warning("%s; retrying in %.1fs", exc, delay)
                 self._sleep(delay)
-        raise AssertionError("unreachable")  # pragma: no cover
 
     def _send(self, method: str, url: str, payload: Any, hint: str | None) -> _Response:
         data = None if payload is None else json.dumps(payload).encode("utf-8")
@@ -433,13 +568,38 @@ class GitHubClient:
                 "(expired, revoked or not a GitHub token)",
                 status,
             )
-        if status in (403, 429) and (
-            headers.get("X-RateLimit-Remaining") == "0" or "rate limit" in message.lower()
-        ):
-            return GitHubAPIError(f"{where}; API rate limit reached, retry later", status)
+        wait = _rate_limit_wait(status, headers, message)
+        if wait is not None:
+            return RateLimitedError(f"{where}; API rate limit reached", status, wait)
         if status in (403, 404) and hint is not None:
             return GitHubAPIError(f"{where}; {hint}", status)
         return GitHubAPIError(where, status)
+
+
+def _rate_limit_wait(status: int, headers: Message, message: str) -> float | None:
+    """Seconds GitHub asks to wait when a 403/429 is a rate limit, else None.
+
+    `Retry-After` first; else an exhausted primary limit waits until `X-RateLimit-Reset`; else a
+    secondary limit waits the minute GitHub's documentation asks for.
+    """
+    if status not in (403, 429):
+        return None
+    retry_after = (headers.get("Retry-After") or "").strip()
+    remaining = (headers.get("X-RateLimit-Remaining") or "").strip()
+    if not (status == 429 or retry_after or remaining == "0" or "rate limit" in message.lower()):
+        return None
+    if retry_after.isdigit():
+        return float(retry_after)
+    reset = (headers.get("X-RateLimit-Reset") or "").strip()
+    if remaining == "0" and reset.isdigit():
+        return max(0.0, int(reset) - time.time()) + 1.0
+    return _SECONDARY_RATE_WAIT
+
+
+def _author(comment: Mapping[str, Any]) -> str | None:
+    user = comment.get("user")
+    login = user.get("login") if isinstance(user, dict) else None
+    return login if isinstance(login, str) else None
 
 
 def _check_branch(name: str, role: str) -> None:
