@@ -13,6 +13,11 @@ LOCK := requirements.lock
 PYTEST_WORKERS ?= -n 2 --dist loadfile
 # Node packages for the tests only (the real Mermaid library checks the report's chart).
 NODE_STAMP := node_modules/.installed
+# jsdom 29 (package-lock.json) supports these Node versions only: check them before `npm ci`.
+NODE_VERSIONS := ^20.19, ^22.13 or >=24
+CHECK_NODE = @node -e 'const [a, b] = process.versions.node.split(".").map(Number); \
+	process.exit((a === 20 && b >= 19) || (a === 22 && b >= 13) || a >= 24 ? 0 : 1)' 2>/dev/null || \
+	{ echo "error: the chart tests need Node.js $(NODE_VERSIONS) (found $$(node --version 2>/dev/null || echo no node))"; exit 1; }
 
 # The stages run `python -m ...`: put the project's interpreter first. Telemetry stays off.
 export PATH := $(BIN):$(PATH)
@@ -37,7 +42,8 @@ $(STAMP): $(LOCK) pyproject.toml
 	@touch $(STAMP)
 
 $(NODE_STAMP): package.json package-lock.json
-	@command -v npm >/dev/null || { echo "error: npm is needed for the chart tests (Node.js 20.19 or newer)"; exit 1; }
+	$(CHECK_NODE)
+	@command -v npm >/dev/null || { echo "error: npm is needed for the chart tests (Node.js $(NODE_VERSIONS))"; exit 1; }
 	npm ci --no-audit --no-fund
 	@touch $(NODE_STAMP)
 
@@ -49,6 +55,7 @@ repro: $(STAMP) ## Run the DVC pipeline (dvc repro), then say where its outputs 
 	@$(BIN)/gitops-ml summary
 
 test: $(STAMP) $(NODE_STAMP) ## Run the whole test suite, slow tests included
+	$(CHECK_NODE)
 	$(BIN)/python -m pytest $(PYTEST_WORKERS)
 
 test-fast: $(STAMP) ## Run the tests not marked slow

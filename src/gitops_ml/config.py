@@ -155,7 +155,9 @@ class Params:
 def _section(raw: Mapping[str, Any], name: str) -> Mapping[str, Any]:
     value = raw.get(name)
     if not isinstance(value, Mapping):
-        where = " (it lives in gitops.yaml, beside params.yaml)" if name in ("gate", "drift") else ""
+        where = (
+            " (it lives in gitops.yaml, beside params.yaml)" if name in ("gate", "drift") else ""
+        )
         raise ConfigError(f"params: section '{name}' is missing or not a mapping{where}")
     return value
 

@@ -3,7 +3,7 @@
 The team's checkout of `main` (a 3,000-row Adult sample, reproduced, committed) pushes to a bare
 `origin` and to a local-directory DVC remote; the GitHub API is the loopback stand-in of
 tests/fake_github.py (the `github` fixture of tests/conftest.py). The tests run in file order: the retraining flow last, since it leaves the
-checkout on the retrain branch.
+checkout on the retrain branch. Without a DVC remote (the template's default) retrain refuses.
 """
 
 from __future__ import annotations
@@ -109,6 +109,32 @@ def test_a_malformed_batch_is_refused_in_one_line(
     assert len(errors) == 1 and "Traceback" not in proc.stderr
     assert "batch.parquet" in errors[0] and "missing age" in errors[0]
     assert github.calls("POST") == []
+    assert origin_branches(repo) == ["main"]
+    assert_clean_main(repo)
+
+
+def test_without_a_dvc_remote_retrain_refuses_before_branching(
+    repo: Path, github: FakeGitHub, tmp_path: Path
+) -> None:
+    batch = tmp_path / "batch.parquet"
+    demo_batch(repo, batch, "missing")
+    proc = drift(repo, batch, tmp_path)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    config = repo / ".dvc" / "config"
+    saved = config.read_bytes()
+    run_in(repo, "dvc", "remote", "default", "--unset")  # the template's default: no remote
+    try:
+        proc = retrain(repo, github, batch, tmp_path)
+    finally:
+        config.write_bytes(saved)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "no default DVC remote" in errors[0]
+    assert "`dvc remote add -d storage s3://" in errors[0] and "AWS_ACCESS_KEY_ID" in errors[0]
+    assert "Team-scale storage: a DVC remote" in errors[0]
+    assert "Running stage" not in proc.stdout
+    assert github.requests == []  # refused before asking GitHub anything
     assert origin_branches(repo) == ["main"]
     assert_clean_main(repo)
 

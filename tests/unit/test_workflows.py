@@ -61,3 +61,70 @@ def test_no_unsafe_patterns(path: Path) -> None:
                 assert re.fullmatch(r"[\w.-]+/[\w./-]+@[0-9a-f]{40}", uses), f"unpinned: {uses}"
             run = step.get("run", "")
             assert "${{ github.event." not in run, f"expression expanded in a script: {run!r}"
+
+
+# -- what the workflows share -------------------------------------------------------------------
+
+MLFLOW_SECRETS = (
+    "MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_USERNAME",
+    "MLFLOW_TRACKING_PASSWORD",
+)  # fmt: skip
+
+
+def _load(name: str) -> dict:
+    return yaml.safe_load((ROOT / ".github" / "workflows" / name).read_text())
+
+
+@pytest.mark.parametrize("name", ["pr.yml", "monitor.yml", "promote.yml"])
+def test_every_job_that_logs_to_mlflow_gets_the_same_credentials(name: str) -> None:
+    (job,) = _load(name)["jobs"].values()
+    for key in MLFLOW_SECRETS:
+        assert job["env"].get(key) == f"${{{{ secrets.{key} }}}}", (name, key)
+
+
+def test_ci_sets_up_node_and_cancels_only_pull_request_runs() -> None:
+    doc = _load("ci.yml")
+    assert doc["concurrency"]["cancel-in-progress"] == "${{ github.event_name == 'pull_request' }}"
+    (job,) = doc["jobs"].values()
+    uses = [s.get("uses", "") for s in job["steps"]]
+    (node,) = [s for s in job["steps"] if s.get("uses", "").startswith("actions/setup-node@")]
+    assert node["with"]["node-version"] == "22"  # jsdom 29: ^20.19, ^22.13 or >=24
+    test = next(i for i, s in enumerate(job["steps"]) if s.get("run") == "make test")
+    assert uses.index(node["uses"]) < test
+
+
+def _monitor_step(name: str) -> dict:
+    (job,) = _load("monitor.yml")["jobs"].values()
+    return next(s for s in job["steps"] if s.get("name") == name)
+
+
+@pytest.mark.parametrize(("code", "remote"), [("1", ""), ("1", "storage"), ("0", "")])
+def test_monitor_without_a_dvc_remote_says_what_to_configure(
+    tmp_path: Path, code: str, remote: str
+) -> None:
+    from gitops_ml.gitops.retrain import NO_REMOTE_HINT
+
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "drift.md").write_text("## Data drift: **drift detected**\n")
+    summary = tmp_path / "summary.md"
+    script = tmp_path / "step.sh"
+    script.write_text(_monitor_step("Job summary")["run"])
+    env = {
+        "PATH": os.environ["PATH"], "GITHUB_STEP_SUMMARY": str(summary),
+        "DRIFT_CODE": code, "DVC_REMOTE": remote,
+    }  # fmt: skip
+    proc = subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    text = summary.read_text()
+    assert text.startswith("## Data drift")
+    if code == "1" and not remote:
+        # The same words as `gitops-ml retrain` refusing, in the summary and as a warning.
+        assert f"No retraining pull request: {NO_REMOTE_HINT}" in text
+        assert proc.stdout.startswith("::warning title=No DVC remote::No retraining pull request")
+    else:
+        assert "DVC remote" not in text and proc.stdout == ""
+    opened = _monitor_step("Open the retraining pull request")["if"]
+    assert opened == "steps.drift.outputs.code == '1' && steps.dvc.outputs.remote != ''"

@@ -7,8 +7,11 @@ merging it is what promotes the retrained model.
 
 On drift, step by step:
 
-1. If an open pull request from the retrain branch (``--branch``, default ``retrain/drift``)
-   exists, say so and stop (exit 0): one retraining PR at a time, new batches wait for it.
+1. Refuse (exit 2) when no default DVC remote is configured: the batch would stay in this
+   machine's DVC cache, so CI could never fetch it and the pull request would be red by design.
+   Then, if an open pull request from the retrain branch (``--branch``, default
+   ``retrain/drift``) exists, say so and stop (exit 0): one retraining PR at a time, new batches
+   wait for it.
 2. Check the checkout: no uncommitted changes to tracked files, the pipeline up to date
    (`dvc status` clean, so the PR shows the effect of the batch alone), the batch readable
    with the source's columns.
@@ -16,8 +19,7 @@ On drift, step by step:
    ``data/source/batches/<UTC date>-<md5 prefix>.<suffix>``, `dvc add data/source/batches`
    (the batches are a DVC-tracked directory: their bytes go to the DVC remote, git holds
    ``data/source/batches.dvc``), `dvc repro` (the ingest stage appends every batch to the
-   source), and `dvc push` when a default DVC remote is configured (otherwise skipped with a
-   warning: CI cannot fetch the batch then).
+   source), and `dvc push` to the default DVC remote.
 4. Commit dvc.lock, the .dvc file and the changed metrics (params are untouched), push the
    branch to ``--remote`` (default ``origin``), open the pull request through the GitHub REST
    client (`gitops_ml.gitops.github`).
@@ -42,7 +44,7 @@ and pull-requests write access: the events of the workflow's own ``github.token`
 workflows, so a pull request opened with it would get no CI run (no report, no gate).
 
 Exit codes: 0 a pull request was opened, or one is already open, or the report says no drift;
-2 on errors (one line; nothing is left half-done in the checkout).
+2 on errors, no DVC remote included (one line; nothing is left half-done in the checkout).
 """
 
 from __future__ import annotations
@@ -83,6 +85,13 @@ BOT_EMAIL = "41898282+github-actions[bot]@users.noreply.github.com"
 BATCH_TRAILER = "Retrain-Batch"
 MD5_TRAILER = "Retrain-Batch-MD5"
 DATA_TRAILER = "Retrain-Data-Pushed"
+#: What to do when there is no DVC remote (one line; monitor.yml's job summary says the same).
+NO_REMOTE_HINT = (
+    "no default DVC remote is configured, so CI could not fetch the batch and the retraining "
+    "pull request would fail: add one (`dvc remote add -d storage s3://bucket/path`, commit "
+    ".dvc/config) and the AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY secrets; see the README, "
+    "'Team-scale storage: a DVC remote'"
+)
 
 
 class RetrainError(GitopsMLError):
@@ -359,6 +368,11 @@ def retrain(
             "run `gitops-ml drift` on this batch first"
         )
 
+    root = git.repo_root(Path.cwd())
+    dvc_remote = default_dvc_remote(root)
+    if dvc_remote is None:
+        raise RetrainError(NO_REMOTE_HINT)
+
     client = GitHubClient.from_env(env)
     existing = client.find_open_pull(branch)
     if existing is not None:
@@ -368,7 +382,6 @@ def retrain(
         )
         return
 
-    root = git.repo_root(Path.cwd())
     rel_source = _inside(root, source_dir, "--source-dir")
     remote_url = _run(root, ["git", "remote", "get-url", remote], f"git remote {remote}").strip()
     git_env = push_env(remote_url, client.config.token)
@@ -403,7 +416,7 @@ def retrain(
         print(f"added the batch ({rows} rows) as {rel_dest}")
         _dvc(root, "add", batches_dir.as_posix(), what=f"dvc add {batches_dir.as_posix()}")
         _dvc(root, "repro", echo=True)
-        pushed = _push_data(root)
+        pushed = _push_data(root, dvc_remote)
 
         _git(root, "add", "--", "dvc.lock", dvc_file, f"{rel_source.as_posix()}/.gitignore")
         _git(root, "add", "-u")
@@ -479,18 +492,17 @@ def _inside(root: Path, path: Path, flag: str) -> Path:
     return full.relative_to(root.resolve())
 
 
-def _push_data(root: Path) -> bool:
-    """`dvc push` to the default remote; False (with a warning) when there is none."""
+def default_dvc_remote(root: Path) -> str | None:
+    """The name of the default DVC remote (`dvc remote default`), None when there is none."""
     try:
         name = _dvc(root, "remote", "default").strip()
     except RetrainError:  # "No default remote set", exit code 1
-        name = ""
-    if not name:
-        log.warning(
-            "no default DVC remote: skipped `dvc push`; the batch and the retrained outputs "
-            "stay in this machine's DVC cache and CI cannot fetch them"
-        )
-        return False
+        return None
+    return name or None
+
+
+def _push_data(root: Path, name: str) -> bool:
+    """`dvc push` the batch and the retrained outputs to the default DVC remote `name`."""
     _dvc(root, "push", what=f"dvc push to the DVC remote {name}")
     print(f"pushed the data to the DVC remote {name}")
     return True
@@ -543,7 +555,8 @@ def register(sub: Any) -> None:
         "pull request (none when one is already open).",
         epilog=exit_codes(
             "pull request opened, one already open, or no drift",
-            bad="the checkout is not clean or up to date, git, DVC or GitHub failed, or bad usage",
+            bad="no default DVC remote, the checkout is not clean or up to date, git, DVC or "
+            "GitHub failed, or bad usage",
         ),
     )
     p.add_argument("--batch", required=True, help="the batch drift judged (.parquet or .csv)")
