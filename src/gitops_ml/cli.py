@@ -324,6 +324,10 @@ def build_parser() -> argparse.ArgumentParser:
     from gitops_ml.gitops import retrain
 
     retrain.register(sub)
+    from gitops_ml.gitops import cache, changes
+
+    changes.register(sub)
+    cache.register(sub)
     return parser
 
 

@@ -57,9 +57,8 @@ def resolve(ref: str, cwd: str | os.PathLike[str] = ".") -> str:
     if out is None:
         if is_shallow(cwd):
             raise GitError(f"unknown revision '{ref}': {UNSHALLOW_HINT}")
-        raise GitError(
-            f"unknown revision '{ref}' (for a branch of the remote, fetch it or use origin/{ref})"
-        )
+        hint = "fetch it" if "/" in ref else f"fetch it or use origin/{ref}"
+        raise GitError(f"unknown revision '{ref}' (for a branch of the remote, {hint})")
     return out.strip()
 
 
