@@ -1,9 +1,9 @@
 """A stand-in for the few GitHub REST endpoints the project calls, served on loopback.
 
-Issue comments (list with pagination, create, update), pull requests (list by head, create) and
-the pull requests of a commit, kept in memory. A page holds at most `page_size` items whatever
-`per_page` asks, so pagination is really followed; chosen calls can be told to fail (with headers
-such as `Retry-After`).
+Issue comments (list with pagination, create, update), pull requests (list by head, get one,
+create) and the pull requests of a commit, kept in memory. A page holds at most `page_size` items
+whatever `per_page` asks, so pagination is really followed; chosen calls can be told to fail (with
+headers such as `Retry-After`).
 
 Like GitHub Enterprise, paths may carry the `/api/v3` prefix (what CML calls for any host but
 github.com); `serve_fake_github(tls=True)` serves HTTPS with a self-signed certificate made at test
@@ -96,6 +96,20 @@ class FakeGitHub:
                 "html_url": f"https://github.test/{OWNER}/{REPO}/pull/{number}",
             }
         )
+
+    def add_open_pull(self, number: int, head_sha: str, head: str = "feature") -> dict[str, Any]:
+        """An open pull request whose head branch is at `head_sha`."""
+        pull = {
+            "number": number,
+            "state": "open",
+            "title": f"PR {number}",
+            "body": "",
+            "head": {"ref": head, "label": f"{OWNER}:{head}", "sha": head_sha},
+            "base": {"ref": "main"},
+            "html_url": f"https://github.test/{OWNER}/{REPO}/pull/{number}",
+        }
+        self.pulls.append(pull)
+        return pull
 
     def fail(self, method: str, path: str, status: int, **kwargs: Any) -> None:
         self.failures.append(Failure(method, path, status, **kwargs))
@@ -210,6 +224,11 @@ def _handler(gh: FakeGitHub) -> type[BaseHTTPRequestHandler]:
                     and ("head" not in query or p["head"]["label"] == query["head"])
                 ]
                 return 200, pulls, {}
+            if (m := re.fullmatch(rf"{base}/pulls/(\d+)", path)) and method == "GET":
+                pull = next((p for p in gh.pulls if p["number"] == int(m[1])), None)
+                if pull is None:
+                    return 404, {"message": "Not Found"}, {}
+                return 200, pull, {}
             if path == f"{base}/pulls" and method == "POST":
                 label = f"{OWNER}:{payload['head']}"
                 if any(p["head"]["label"] == label and p["state"] == "open" for p in gh.pulls):

@@ -3,7 +3,8 @@
 `actions/checkout` is act's built-in copy of the repository; the actions that would download
 something are replaced by the fixtures in tests/fixtures/actions/ through `--local-repository`:
 setup-python puts this virtualenv on PATH (so `make install` finds `.venv` up to date and does
-nothing) and upload-artifact copies the files where the test reads them.
+nothing), upload-artifact copies the files where the test reads them, download-artifact hands over
+the files a test put there, and setup-cml installs CML with npm.
 """
 
 from __future__ import annotations
@@ -28,6 +29,12 @@ FIXTURES = ROOT / "tests" / "fixtures" / "actions"
 REPLACED = {
     "actions/setup-python@5fda3b95a4ea91299a34e894583c3862153e4b97": "setup-python",
     "actions/upload-artifact@bbbca2ddaa5d8feaa63e36b76fdaad77386f024f": "upload-artifact",
+    "actions/download-artifact@3e5f45b2cfb9172054b4087a40e8e0b5a5461e7c": "download-artifact",
+    "iterative/setup-cml@f12ea7685438c1fc438d50f77519b3860cf5fa98": "setup-cml",
+    "actions/cache@27d5ce7f107fe9357f9df03efb73ab90386fccae": "cache",
+    "aws-actions/configure-aws-credentials@e6de054238d6b7531b4efff3b6587d9aade6a06c": (
+        "configure-aws-credentials"
+    ),
 }
 #: How act starts each of its own log lines: "[workflow/job] ".
 _ACT_LINE = re.compile(r"^\[[^\]/]+/[^\]]+\] ")
@@ -87,8 +94,11 @@ def run_act(
     env: dict[str, str] | None = None,
     secrets: dict[str, str] | None = None,
     timeout: int = 900,
+    act_args: tuple[str, ...] = (),
 ) -> ActRun:
-    """Run `workflow` of the checked-out `clone` for `event_name` with act; logs go to `work`."""
+    """Run `workflow` of the checked-out `clone` for `event_name` with act; logs go to `work`.
+
+    `act_args` go to act as they are (e.g. `--github-instance`)."""
     event_path = work / "event.json"
     event_path.write_text(json.dumps(event))
     artifacts = work / "artifacts"
@@ -104,12 +114,15 @@ def run_act(
         "--env", f"GITOPS_ML_TEST_VENV={BIN.parent}",
         "--env", f"GITOPS_ML_TEST_ARTIFACTS={artifacts}",
     ]  # fmt: skip
-    for name, value in (env or {}).items():
+    # GitHub's cache service for the actions/cache fixtures: empty unless the test fills it.
+    env = {"GITOPS_ML_TEST_CACHE": str(work / "gh-cache"), **(env or {})}
+    for name, value in env.items():
         cmd += ["--env", f"{name}={value}"]
     for name, value in (secrets or {}).items():
         cmd += ["-s", f"{name}={value}"]
     for action, fixture in REPLACED.items():
         cmd += ["--local-repository", f"{action}={FIXTURES / fixture}"]
+    cmd += act_args
     host_env = {
         # Nothing of this virtualenv on PATH: the setup-python fixture must provide it.
         "PATH": "/usr/local/bin:/usr/bin:/bin",
@@ -123,9 +136,93 @@ def run_act(
         "OMP_WAIT_POLICY": "passive",
         "NO_PROXY": "127.0.0.1,localhost",
         **GIT_ENV,
+        # Not /dev/null: CML runs `git config --global --add safe.directory`, and git replaces
+        # the file it writes (a lock file renamed over it), which would turn /dev/null into a
+        # regular file for the whole machine.
+        "GIT_CONFIG_GLOBAL": str(home / "gitconfig"),
     }
     proc = subprocess.run(
         cmd, cwd=clone, env=host_env, capture_output=True, text=True, timeout=timeout
     )  # fmt: skip
     (work / "act.log").write_text(proc.stdout + proc.stderr)
     return ActRun(proc.returncode, proc.stdout + proc.stderr, artifacts)
+
+
+# -- a team's repository for pr.yml ------------------------------------------------------------
+
+PR_WORKFLOW = ".github/workflows/pr.yml"
+#: Gate limits a 3,000-row sample clears with the default model (the shipped ones are for Adult).
+SAMPLE_GATE = {
+    "thresholds": {"roc_auc": 0.8, "log_loss": 0.45},
+    "worst_slice": {"metric": "roc_auc", "min": 0.7, "min_rows": 50},
+}
+
+
+def sample_origin(dest: Path, remote: dict[str, str] | None = None) -> Path:
+    """The team's repository: the template on a 3,000-row Adult sample, `main` reproduced and
+    committed (with a DVC remote `{"url": ..., "endpointurl": ...}` when given)."""
+    from tests.integration.conftest import SAMPLE, adult_sample, copy_template, run_in, set_params
+
+    require_act()
+    repo = copy_template(dest)
+    for rel in ("Makefile", "requirements.lock", PR_WORKFLOW):
+        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / rel, repo / rel)
+    adult_sample(3000).to_csv(repo / SAMPLE, index=False)
+    set_params(
+        repo,
+        data={"source": "csv", "path": SAMPLE},
+        evaluate={"importance_rows": 200, "importance_repeats": 2},
+        gate=SAMPLE_GATE,
+    )
+    if remote:
+        run_in(repo, "dvc", "remote", "add", "-d", "storage", remote["url"])
+        run_in(repo, "dvc", "remote", "modify", "storage", "endpointurl", remote["endpointurl"])
+    run_in(repo, "dvc", "repro")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "main: the pipeline on a sample")
+    return repo
+
+
+def code_change_branch(repo: Path, name: str) -> None:
+    """A PR branch from main that edits the evaluate stage's code (no number changes) and a
+    param it reads, reproduced and committed as a contributor pushes it."""
+    from tests.integration.conftest import run_in, set_params
+
+    git(repo, "checkout", "-q", "-b", name, "main")
+    set_params(repo, evaluate={"importance_repeats": 3})
+    evaluate_py = repo / "src" / "gitops_ml" / "stages" / "evaluate.py"
+    evaluate_py.write_text(evaluate_py.read_text() + "# a code change that changes no number\n")
+    run_in(repo, "dvc", "repro")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "a harmless change")
+    git(repo, "checkout", "-q", "main")
+
+
+def docs_branch(repo: Path, name: str) -> None:
+    """A PR branch from main that only adds a README."""
+    git(repo, "checkout", "-q", "-b", name, "main")
+    (repo / "README.md").write_text("# The team's model\n\nA line of documentation.\n")
+    git(repo, "add", "README.md")
+    git(repo, "commit", "-q", "-m", "docs only")
+    git(repo, "checkout", "-q", "main")
+
+
+def run_pr_workflow(origin: Path, branch: str, number: int, work: Path, **act: Any) -> ActRun:
+    """Clone `origin` at `branch` (so `origin/main` exists, as after actions/checkout) and run
+    pr.yml on it with act, as for pull request `number` into main from the same repository;
+    `act` goes to run_act (env, secrets, act_args)."""
+    clone = work / "clone"
+    git(work, "clone", "-q", "--branch", branch, str(origin), str(clone))
+    head_sha = git(clone, "rev-parse", "HEAD")
+    repository = {"full_name": "acme/churn"}
+    event = {
+        "number": number,
+        "repository": repository,
+        "pull_request": {
+            "number": number,
+            "head": {"ref": branch, "sha": head_sha, "repo": repository},
+            "base": {"ref": "main"},
+        },
+    }
+    return run_act(clone, work, event_name="pull_request", workflow=PR_WORKFLOW, event=event, **act)

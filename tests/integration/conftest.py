@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -15,6 +16,7 @@ import yaml
 from gitops_ml.config import GITOPS_FILE
 from gitops_ml.sources import ADULT_COLUMNS
 from tests.conftest import load_bench
+from tests.integration.s3_remote import S3Remote, run_moto_server
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -136,3 +138,10 @@ def sample_repo(
     run_in(repo, "git", "add", "-A")
     run_in(repo, "git", "commit", "-q", "-m", message)
     return repo
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Remote]:
+    """An S3-compatible DVC remote (moto_server on loopback) for one test module."""
+    with run_moto_server(tmp_path_factory.mktemp("moto")) as remote:
+        yield remote

@@ -1,13 +1,15 @@
 """The real `.github/workflows/pr.yml`, run by `act` on this machine, on a throw-away template repo.
 
 `act pull_request` runs the workflow in host mode (no containers, no network): `actions/checkout`
-is act's built-in copy of the repository, and the two actions that would download something are
-replaced by the fixtures in tests/fixtures/actions/ with `--local-repository`:
-setup-python puts this virtualenv on PATH (so `make install` finds `.venv` up to date and does
-nothing) and upload-artifact copies the files, and the job summary, where the test reads them.
+is act's built-in copy of the repository, and the actions that would download something are
+replaced by the fixtures in tests/fixtures/actions/ with `--local-repository`: setup-python puts
+this virtualenv on PATH (so `make install` finds `.venv` up to date and does nothing),
+upload-artifact copies the files, and the job summary, where the test reads them, and
+cache/restore reads GitHub's cache from a folder that holds main's DVC objects.
 
 The repository is a clone whose `main` holds a reproduced pipeline on a small Adult sample and
-whose PR branches change one thing each: a good one must pass the gate, a weak model must fail it.
+whose PR branches change one thing each: a code change runs only the stage it touches, a README
+change runs no stage at all, a weak model (with no cache of main) must fail the gate.
 """
 
 from __future__ import annotations
@@ -18,45 +20,31 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.act import ActRun, git, require_act, run_act
-from tests.integration.conftest import ROOT, SAMPLE, adult_sample, copy_template, run_in, set_params
+from tests.integration.act import (
+    ActRun,
+    code_change_branch,
+    docs_branch,
+    git,
+    run_pr_workflow,
+    sample_origin,
+)
+from tests.integration.conftest import run_in, set_params
 
 pytestmark = pytest.mark.slow
 
-PR_WORKFLOW = ".github/workflows/pr.yml"
-#: Gate limits a 3,000-row sample clears with the default model (the shipped ones are for Adult).
-SAMPLE_GATE = {
-    "thresholds": {"roc_auc": 0.8, "log_loss": 0.45},
-    "worst_slice": {"metric": "roc_auc", "min": 0.7, "min_rows": 50},
-}
+#: A key the workflow's restore-keys prefix matches (the runner's OS is Linux here too).
+MAIN_CACHE_KEY = "dvc-cache-Linux-main"
 
 
 @pytest.fixture(scope="module")
 def origin(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The team's repository: `main` reproduced and committed, plus two PR branches."""
-    require_act()
-    repo = copy_template(tmp_path_factory.mktemp("act") / "origin")
-    for rel in ("Makefile", "requirements.lock", PR_WORKFLOW):
-        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / rel, repo / rel)
-    adult_sample(3000).to_csv(repo / SAMPLE, index=False)
-    set_params(
-        repo,
-        data={"source": "csv", "path": SAMPLE},
-        evaluate={"importance_rows": 200, "importance_repeats": 2},
-        gate=SAMPLE_GATE,
-    )
-    run_in(repo, "dvc", "repro")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "main: the pipeline on a sample")
-
+    """The team's repository: `main` reproduced and committed, plus three PR branches."""
+    repo = sample_origin(tmp_path_factory.mktemp("act") / "origin")
+    # Main's DVC cache as the runs on main leave it in GitHub's cache (promote.yml saves it).
+    shutil.copytree(repo / ".dvc" / "cache" / "files", repo.parent / "gh-cache" / MAIN_CACHE_KEY)
     # Each PR is what a contributor pushes: the change, reproduced, dvc.lock and metrics committed.
-    git(repo, "checkout", "-q", "-b", "good")
-    set_params(repo, evaluate={"importance_repeats": 3})
-    run_in(repo, "dvc", "repro")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "a harmless change")
-
+    code_change_branch(repo, "good")
+    docs_branch(repo, "docs")
     git(repo, "checkout", "-q", "-b", "weak", "main")
     set_params(repo, train={"hyperparams": {"max_iter": 1, "max_depth": 1}})
     run_in(repo, "dvc", "repro")
@@ -66,31 +54,30 @@ def origin(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return repo
 
 
-def run_pr_workflow(origin: Path, branch: str, number: int, work: Path) -> ActRun:
-    """Clone `origin` at `branch` (so `origin/main` exists, as after actions/checkout) and run
-    pr.yml on it with act, as for pull request `number` into main."""
-    clone = work / "clone"
-    git(work, "clone", "-q", "--branch", branch, str(origin), str(clone))
-    head_sha = git(clone, "rev-parse", "HEAD")
-    event = {
-        "number": number,
-        "pull_request": {
-            "number": number,
-            "head": {"ref": branch, "sha": head_sha},
-            "base": {"ref": "main"},
-        },
-    }
-    return run_act(clone, work, event_name="pull_request", workflow=PR_WORKFLOW, event=event)
+def run_pr(
+    origin: Path, branch: str, number: int, work: Path, *, main_cache: bool = True
+) -> ActRun:
+    """pr.yml on `branch`; GitHub's cache holds main's DVC objects unless `main_cache` is false."""
+    store = work / "gh-cache"
+    if main_cache:
+        shutil.copytree(origin.parent / "gh-cache", store)
+    return run_pr_workflow(origin, branch, number, work, env={"GITOPS_ML_TEST_CACHE": str(store)})
 
 
 @pytest.fixture(scope="module")
 def good_run(origin: Path, tmp_path_factory: pytest.TempPathFactory) -> ActRun:
-    return run_pr_workflow(origin, "good", 41, tmp_path_factory.mktemp("good"))
+    return run_pr(origin, "good", 41, tmp_path_factory.mktemp("good"))
 
 
 @pytest.fixture(scope="module")
 def weak_run(origin: Path, tmp_path_factory: pytest.TempPathFactory) -> ActRun:
-    return run_pr_workflow(origin, "weak", 42, tmp_path_factory.mktemp("weak"))
+    # No cache of main: the first pull request of a repository, or a cache GitHub evicted.
+    return run_pr(origin, "weak", 42, tmp_path_factory.mktemp("weak"), main_cache=False)
+
+
+@pytest.fixture(scope="module")
+def docs_run(origin: Path, tmp_path_factory: pytest.TempPathFactory) -> ActRun:
+    return run_pr(origin, "docs", 43, tmp_path_factory.mktemp("docs"))
 
 
 def test_good_pr_reproduces_reports_and_passes(good_run: ActRun) -> None:
@@ -98,7 +85,9 @@ def test_good_pr_reproduces_reports_and_passes(good_run: ActRun) -> None:
     assert good_run.returncode == 0, log[-6000:]
     for step in (
         "Install",
-        "Pull the DVC cache",
+        "Find what the PR changes",
+        "Restore main's DVC cache",
+        "Check the restored DVC cache",
         "Reproduce the pipeline",
         "Report",
         "Quality gate",
@@ -106,8 +95,13 @@ def test_good_pr_reproduces_reports_and_passes(good_run: ActRun) -> None:
         assert good_run.step_ok(step), f"step {step!r} did not succeed\n{log[-6000:]}"
     # The real install step ran, and found the fixture's .venv up to date.
     assert "make: Nothing to be done for 'install'." in log
-    assert "No DVC remote" in log  # no secrets: the notice, then a full reproduction
-    assert "Running stage 'train'" in log
+    assert "src/gitops_ml/stages/evaluate.py: dependency of evaluate" in log
+    assert "No DVC remote" in log  # no secrets: main's cached outputs, then what changed runs
+    # Only the stage whose code and params changed runs; the rest is main's, from the cache.
+    assert "Running stage 'evaluate'" in log
+    for stage in ("ingest", "validate", "split", "train"):
+        assert f"Running stage '{stage}'" not in log
+    assert "Stage 'train' didn't change, skipping" in log
     report = (good_run.artifacts / "pr-report" / "pr-report.md").read_text()
     assert report.strip()
     assert (good_run.artifacts / "pr-report" / "pr-number").read_text().strip() == "41"
@@ -122,6 +116,7 @@ def test_weak_model_fails_the_gate_but_still_uploads(weak_run: ActRun) -> None:
     log = weak_run.log
     assert weak_run.returncode != 0, log[-6000:]
     assert weak_run.step_ok("Reproduce the pipeline"), log[-6000:]
+    assert "Running stage 'ingest'" in log  # no cache of main: everything runs
     assert weak_run.step_ok("Report"), log[-6000:]
     assert weak_run.step_failed("Quality gate"), log[-6000:]
     assert "FAIL threshold:roc_auc" in log
@@ -134,3 +129,23 @@ def test_weak_model_fails_the_gate_but_still_uploads(weak_run: ActRun) -> None:
     assert "Quality gate" in report and "❌" in report
     assert "threshold:roc_auc" in report
     assert weak_run.job_summary().strip() == report.strip()
+
+
+def test_docs_only_pr_runs_no_stage(docs_run: ActRun) -> None:
+    """A README change costs no training: main's outputs come from its cache, checked."""
+    log = docs_run.log
+    assert docs_run.returncode == 0, log[-6000:]
+    assert "No DVC dependency changed since" in log and "(1 files: README.md)" in log
+    assert docs_run.step_ok("Check the restored DVC cache"), log[-6000:]
+    assert "objects checked, 0 removed" in log
+    assert docs_run.step_ok("Pull main's outputs"), log[-6000:]
+    assert "no DVC dependency changed: the outputs are main's" in log
+    assert not docs_run.step_ok("Reproduce the pipeline")
+    assert "dvc repro" not in log.replace("`dvc repro`", "")  # only the message naming it
+    assert "Running stage" not in log
+    assert docs_run.step_ok("Quality gate") and docs_run.step_ok("Report"), log[-6000:]
+    gate = json.loads((docs_run.artifacts / "pr-report" / "gate.json").read_text())
+    assert gate["passed"] is True
+    report = (docs_run.artifacts / "pr-report" / "pr-report.md").read_text()
+    assert "Quality gate" in report and "❌" not in report
+    assert (docs_run.artifacts / "pr-report" / "figures" / "roc.png").stat().st_size > 0

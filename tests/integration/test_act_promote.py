@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from gitops_ml.files import file_md5
 from gitops_ml.gitops.github import marker_tag
 from tests.fake_github import OWNER, REPO, TOKEN, FakeGitHub, serve_fake_github
 from tests.integration.act import ActRun, git, require_act, run_act
@@ -130,3 +131,26 @@ def test_promotes_the_declared_model_and_comments_once(
     posted = [c for c in fake_github.comments.get(PR, []) if marker_tag("promotion") in c["body"]]
     assert len(posted) == 1
     assert f"version {champion.version}" in posted[0]["body"].lower()
+
+
+def test_saves_mains_outputs_for_pull_requests(dry_run: ActRun, main_repo: Path) -> None:
+    """What pr.yml restores: every object of main's dvc.lock, pulled (not rebuilt), under the
+    lock's key, each object's content matching its name."""
+    assert dry_run.step_ok("Reproduce main's outputs for pull requests"), dry_run.log[-6000:]
+    assert dry_run.step_ok("Save main's DVC cache"), dry_run.log[-6000:]
+    (entry,) = (dry_run.artifacts.parent / "gh-cache").iterdir()
+    assert entry.name.startswith("dvc-cache-Linux-")
+    objects = {p.parent.name + p.name: p for p in entry.glob("md5/*/*")}
+    for name, path in objects.items():
+        assert file_md5(path) == name.removesuffix(".dir"), name
+    names = {n.removesuffix(".dir") for n in objects}
+    tracked = git(main_repo, "ls-files").splitlines()  # `cache: false` outputs live in git
+    cached = {
+        md5.removesuffix(".dir")
+        for key, md5 in lock_hashes(main_repo).items()
+        if not any(
+            t == key.split(":", 1)[1] or t.startswith(key.split(":", 1)[1] + "/") for t in tracked
+        )
+    }
+    assert lock_hashes(main_repo)["train:models/model.joblib"] in cached
+    assert cached <= names, cached - names

@@ -1,19 +1,19 @@
 """The real CML 0.20.6 and the Python poster share one PR comment, as pr-comment.yml runs them.
 
-CML is installed once per module from ../shared/vendor/cml (the packed release and its lockfile),
-else from the npm registry; the test is skipped only when neither works. pr-comment.yml's steps
-are taken from the workflow file and run with bash as a runner would, against the HTTPS stand-in
-of tests/fake_github.py (self-signed certificate, GitHub Enterprise's `/api/v3` paths, which is
-what CML calls for any host but github.com). Only the outside world is replaced: `npm` links the
-CML installed here instead of downloading it, `gh api --paginate` is a few lines of Python + jq,
-and `make install` is a no-op (this interpreter already has gitops-ml).
+CML is installed once per module (tests/integration/cml.py: from ../shared/vendor/cml, else from
+the npm registry; the test is skipped only when neither works) and put on PATH, where
+iterative/setup-cml leaves it. pr-comment.yml's steps are taken from the workflow file and run
+with bash as a runner would, against the HTTPS stand-in of tests/fake_github.py (self-signed
+certificate, GitHub Enterprise's `/api/v3` paths, which is what CML calls for any host but
+github.com; the steps' curl calls use GITHUB_API_URL). Only `make install` is replaced, by a
+no-op (this interpreter already has gitops-ml). The whole workflow runs under act in
+tests/integration/test_act_pr_comment.py.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import stat
 import subprocess
 import sys
@@ -26,49 +26,23 @@ import pytest
 import yaml
 
 from tests.fake_github import OWNER, REPO, TAG, TOKEN, FakeGitHub, serve_fake_github
+from tests.integration.cml import install_cml
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
-VENDOR = ROOT.parent / "shared" / "vendor" / "cml"
 WORKFLOW = ROOT / ".github" / "workflows" / "pr-comment.yml"
-CML_VERSION = "0.20.6"
 HEAD_SHA = "0123456789abcdef0123456789abcdef01234567"
 PR = 7
 BOT = "github-actions[bot]"
 WATERMARK = f'![](https://cml.dev/watermark.png#{HEAD_SHA} "CML watermark gitops-ml pr-report")'
 
 
-def _npm(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "npm_config_update_notifier": "false", "DO_NOT_TRACK": "1"}
-    return subprocess.run(
-        ["npm", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
-    )
-
-
 @pytest.fixture(scope="module")
 def cml_bin() -> Iterator[Path]:
     """The real `cml` executable, installed without running any package install scripts."""
-    if shutil.which("npm") is None or shutil.which("node") is None:
-        pytest.skip("node and npm are needed to install CML")
     with tempfile.TemporaryDirectory(prefix="cml-") as tmp:
-        where = Path(tmp)
-        flags = ["--ignore-scripts", "--no-audit", "--no-fund"]
-        if VENDOR.is_dir():
-            for item in VENDOR.iterdir():
-                if item.is_file():
-                    shutil.copy(item, where / item.name)
-            proc = _npm(["ci", *flags], where)
-            source = str(VENDOR)
-        else:
-            proc = _npm(["install", *flags, f"@dvcorg/cml@{CML_VERSION}"], where)
-            source = "the npm registry"
-        if proc.returncode != 0:
-            pytest.skip(f"cannot install CML from {source}: {proc.stderr.strip()[-300:]}")
-        cml = where / "node_modules" / ".bin" / "cml"
-        version = subprocess.run([cml, "--version"], capture_output=True, text=True, timeout=120)
-        assert version.stdout.strip() == CML_VERSION, version.stdout + version.stderr
-        yield cml
+        yield install_cml(Path(tmp))
 
 
 def _script(path: Path, text: str) -> None:
@@ -81,38 +55,8 @@ def runner(tmp_path: Path, cml_bin: Path) -> dict[str, Path]:
     temp, work, bin_dir = tmp_path / "runner-temp", tmp_path / "workspace", tmp_path / "bin"
     for d in (temp, work / ".venv" / "bin", bin_dir):
         d.mkdir(parents=True)
-    # npm install --global --prefix P ... @dvcorg/cml@0.20.6: link the CML installed above.
-    _script(
-        bin_dir / "npm",
-        "#!/usr/bin/env bash\n"
-        'echo "npm $*" >> "$FAKE_LOG"\n'
-        'prefix=""; pinned=""; noscripts=""\n'
-        "while (( $# )); do case $1 in\n"
-        "  --prefix) prefix=$2; shift ;;\n"
-        f'  "@dvcorg/cml@{CML_VERSION}") pinned=1 ;;\n'
-        "  --ignore-scripts) noscripts=1 ;;\n"
-        "esac; shift; done\n"
-        "[[ -n $prefix && -n $pinned && -n $noscripts ]] || exit 1\n"
-        f'mkdir -p "$prefix/bin" && ln -sf "{cml_bin}" "$prefix/bin/cml"\n',
-    )
-    # gh api --paginate PATH --jq FILTER: every page from the stand-in through the same jq filter.
-    _script(
-        bin_dir / "gh",
-        f"#!{sys.executable}\n"
-        "import os, re, subprocess, sys, urllib.request\n"
-        "_, paginate, path, jq, flt = sys.argv[1:]\n"
-        "assert (_, paginate, jq) == ('api', '--paginate', '--jq'), sys.argv\n"
-        "url = os.environ['GITHUB_API_URL'] + '/' + path\n"
-        "while url:\n"
-        "    req = urllib.request.Request(url)\n"
-        "    req.add_header('Authorization', 'Bearer ' + os.environ['GH_TOKEN'])\n"
-        "    with urllib.request.urlopen(req) as r:\n"
-        "        data, link = r.read(), r.headers.get('Link', '')\n"
-        "    out = subprocess.run(['jq', '-r', flt], input=data, capture_output=True, check=True)\n"
-        "    sys.stdout.write(out.stdout.decode())\n"
-        "    m = re.search(r'<([^>]+)>; rel=\"next\"', link)\n"
-        "    url = m[1] if m else None\n",
-    )
+    # CML on PATH, as setup-cml leaves it.
+    (bin_dir / "cml").symlink_to(cml_bin)
     _script(bin_dir / "make", '#!/usr/bin/env bash\necho "make $*" >> "$FAKE_LOG"\n')
     (work / ".venv" / "bin" / "gitops-ml").symlink_to(Path(sys.executable).parent / "gitops-ml")
     return {"temp": temp, "work": work, "bin": bin_dir, "log": tmp_path / "calls.log"}
@@ -130,7 +74,7 @@ def test_the_cml_step_calls_cml_the_way_it_accepts() -> None:
         for line in _step_script("Post with CML").splitlines()
         if not line.strip().startswith("#")
     )
-    assert '"$prefix/bin/cml" comment update --target="pr/$PR"' in run
+    assert 'GITHUB_SHA="$HEAD_SHA" cml comment update --target="pr/$PR"' in run
     assert "--commit-sha" not in run and "--head-sha" not in run  # exclusive with --target
     assert 'GITHUB_SHA="$HEAD_SHA"' in run  # the watermark's sha: the evaluated commit
 
@@ -159,7 +103,8 @@ def run_step(
         "GITHUB_SERVER_URL": gh.url,
         "GITHUB_API_URL": f"{gh.url}/api/v3",
         "NODE_EXTRA_CA_CERTS": str(gh.ca_file),  # CML (Node)
-        "SSL_CERT_FILE": str(gh.ca_file),  # the Python poster and the gh stand-in
+        "SSL_CERT_FILE": str(gh.ca_file),  # the Python poster
+        "CURL_CA_BUNDLE": str(gh.ca_file),  # the steps' curl
         "NO_PROXY": "127.0.0.1,localhost",
         "no_proxy": "127.0.0.1,localhost",
         "FAKE_LOG": str(runner["log"]),
@@ -168,7 +113,6 @@ def run_step(
         "PR": str(PR),
         "HEAD_SHA": HEAD_SHA,
         "REPO_TOKEN": TOKEN,
-        "GH_TOKEN": TOKEN,
         "GITHUB_TOKEN": TOKEN,
     }
     script = runner["temp"] / "step.sh"
@@ -197,6 +141,15 @@ def test_cml_and_the_poster_keep_one_comment(runner: dict[str, Path], github: Fa
     github.add_comment(PR, "LGTM", "alice")
     planted_marker = github.add_comment(PR, f"{TAG}\n## A fake report", "mallory")
     github.add_comment(PR + 1, "another pull request", "alice")
+    github.add_open_pull(PR, HEAD_SHA)
+
+    # 0. The artifact names the PR whose head the run tested (asked of the API with curl).
+    artifact = runner["temp"] / "pr-report"
+    artifact.mkdir()
+    (artifact / "pr-number").write_text(f"{PR}\n")
+    (artifact / "pr-report.md").write_text("## Report v1\n")
+    _, out = run_step(runner, github, "Check the artifact")
+    assert out == {"post": "true", "pr": str(PR)}
 
     # 1. CML creates the comment on the PR.
     _, out = run_step(runner, github, "Check the comments CML would pick")
@@ -241,8 +194,7 @@ def test_cml_and_the_poster_keep_one_comment(runner: dict[str, Path], github: Fa
     assert planted_marker["body"] == f"{TAG}\n## A fake report"
     assert github.comments[PR][0]["body"] == "LGTM"
     assert len(github.comments[PR]) == 4
-    log = runner["log"].read_text()
-    assert f"@dvcorg/cml@{CML_VERSION}" in log and "--ignore-scripts" in log
+    assert "make install" in runner["log"].read_text()
     patched = {r["path"] for r in github.calls("PATCH")}
     assert patched == {f"/repos/{OWNER}/{REPO}/issues/comments/{comment['id']}"}
     assert json.dumps(github.comments).count("Report v5") == 1

@@ -6,24 +6,17 @@ exactly the outputs dvc.lock declares, without reproducing anything.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from gitops_ml.files import file_md5
 from tests.integration.conftest import lock_hashes, run_in, sample_repo
-from tests.integration.s3_remote import S3Remote, run_moto_server
+from tests.integration.s3_remote import S3Remote
 
 pytestmark = pytest.mark.slow
 
 MODEL = "models/model.joblib"
-
-
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Remote]:
-    with run_moto_server(tmp_path_factory.mktemp("moto")) as remote:
-        yield remote
 
 
 @pytest.fixture(scope="module")

@@ -1,14 +1,14 @@
 """pr.yml and pr-comment.yml: their structure, and pr-comment's scripts run as GitHub runs them.
 
 The scripts are taken from the workflow files and run with `bash -eo pipefail` like a runner,
-with `gh`, `npm`, `cml` and `make` replaced by small fakes on PATH and the Python fallback posting
-to the in-memory GitHub of test_github.py. The whole pr.yml runs under act in
-tests/integration/test_act.py.
+their curl calls and the Python fallback talking HTTP to the GitHub stand-in of
+tests/fake_github.py, with `cml` and `make` replaced by small fakes on PATH. The whole pr.yml runs
+under act in tests/integration/test_act.py, the whole pr-comment.yml with the real CML in
+tests/integration/test_act_pr_comment.py.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 import subprocess
@@ -50,7 +50,8 @@ def index(doc: dict[str, Any], name: str) -> int:
 def test_pr_workflow_uploads_after_the_gate_even_when_it_fails() -> None:
     doc = load("pr.yml")
     assert doc["permissions"] == {"contents": "read"}
-    assert doc["jobs"]["reproduce"].get("permissions") is None
+    # Read-only, plus the OIDC token for the DVC remote's short-lived credentials.
+    assert doc["jobs"]["reproduce"]["permissions"] == {"contents": "read", "id-token": "write"}
     order = [s.get("name") for s in steps(doc)]
     gate, report, upload = (index(doc, n) for n in ("Quality gate", "Report", "Upload the report"))
     assert gate < report < upload, order
@@ -65,12 +66,98 @@ def test_pr_workflow_uploads_after_the_gate_even_when_it_fails() -> None:
     }  # fmt: skip
 
 
-def test_dvc_remote_steps_need_credentials() -> None:
+def test_cloud_login_oidc_first_static_keys_second() -> None:
+    """The login action exports AWS_* to later steps; no step may override them with a
+    (possibly empty) secret, which is how OIDC credentials used to be lost."""
+    for name in ("pr.yml", "promote.yml", "monitor.yml"):
+        doc = load(name)
+        (job,) = doc["jobs"].values()
+        assert job["permissions"]["id-token"] == "write", name
+        oidc = step(doc, "Log in to AWS with OIDC")
+        keys = step(doc, "Log in to AWS with access keys")
+        assert oidc["uses"] == keys["uses"]
+        assert oidc["uses"].startswith("aws-actions/configure-aws-credentials@")
+        assert oidc["if"] == "vars.AWS_ROLE_ARN != ''"
+        assert oidc["with"]["role-to-assume"] == "${{ vars.AWS_ROLE_ARN }}"
+        assert keys["if"] == "vars.AWS_ROLE_ARN == '' && env.AWS_KEYS == 'true'"
+        assert job["env"]["AWS_KEYS"] == "${{ secrets.AWS_ACCESS_KEY_ID != '' }}"
+        first_dvc = min(
+            i
+            for i, s in enumerate(steps(doc))
+            if "dvc " in s.get("run", "") or "promote" in s.get("run", "")
+        )
+        assert index(doc, "Log in to AWS with access keys") < first_dvc, name
+        for s in steps(doc):
+            assert not any(k.startswith("AWS_") for k in (s.get("env") or {})), (
+                name,
+                s.get("name"),
+            )
+
+
+def test_pr_reuses_mains_outputs_when_no_stage_input_changed() -> None:
     doc = load("pr.yml")
-    for name in ("Pull the DVC cache", "Push the DVC cache"):
-        s = step(doc, name)
-        assert set(s["env"]) == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
-        assert 'if [[ -n "${AWS_ACCESS_KEY_ID:-}"' in s["run"]
+    order = [
+        "Find what the PR changes", "Restore main's DVC cache", "Check the restored DVC cache",
+        "Pull main's outputs", "Reproduce the pipeline", "Push the DVC cache", "Quality gate",
+    ]  # fmt: skip
+    assert [index(doc, n) for n in order] == sorted(index(doc, n) for n in order)
+    restore = step(doc, "Restore main's DVC cache")
+    assert restore["uses"].startswith("actions/cache/restore@")  # restore only: PRs never save
+    assert restore["with"]["path"] == ".dvc/cache/files"  # objects only, never the run-cache
+    assert not any("actions/cache/save@" in s.get("uses", "") for s in steps(doc))
+    assert step(doc, "Pull main's outputs")["if"] == "steps.changes.outputs.reproduce == 'false'"
+    assert "dvc status --quiet" in step(doc, "Pull main's outputs")["run"]
+    assert step(doc, "Reproduce the pipeline")["if"] == "steps.outputs.outputs.ready != 'true'"
+    assert "dvc repro --pull" in step(doc, "Reproduce the pipeline")["run"]
+    # promote.yml, on main only, saves what pr.yml restores, under the same key.
+    promote = load("promote.yml")
+    assert promote[True]["push"]["branches"] == ["main"]  # YAML reads `on:` as true
+    save = step(promote, "Save main's DVC cache")
+    assert save["uses"].startswith("actions/cache/save@")
+    assert save["with"]["key"] == restore["with"]["key"]
+    assert save["with"]["path"] == restore["with"]["path"]
+    assert restore["with"]["restore-keys"] == "dvc-cache-${{ runner.os }}-"
+
+
+@pytest.mark.parametrize(
+    ("changed", "docs_only"),
+    [
+        (["README.md"], "true"),
+        (["README.md", "src/gitops_ml/cli.py"], "false"),
+        ([".github/workflows/ci.yml"], "false"),
+    ],
+)
+def test_ci_runs_the_fast_tests_only_for_markdown(
+    tmp_path: Path, changed: list[str], docs_only: str
+) -> None:
+    """ci.yml's script on a pull request's merge commit (first parent: the base)."""
+    from tests.integration.act import git
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    for rel in ("README.md", "src/gitops_ml/cli.py", ".github/workflows/ci.yml"):
+        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+        (repo / rel).write_text("v1\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "base")
+    git(repo, "checkout", "-q", "-b", "pr")
+    for rel in changed:
+        (repo / rel).write_text("v2\n")
+    git(repo, "commit", "-q", "-am", "the change")
+    git(repo, "checkout", "-q", "main")
+    git(repo, "merge", "-q", "--no-ff", "-m", "merge", "pr")  # what refs/pull/N/merge is
+    output = tmp_path / "output"
+    script = step(load("ci.yml"), "Find what the change touches")["run"]
+    proc = subprocess.run(
+        ["bash", "-eo", "pipefail", "-c", script], cwd=repo, capture_output=True, text=True,
+        env={**os.environ, "GITHUB_OUTPUT": str(output)},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert output.read_text() == f"docs_only={docs_only}\n"
+    ci = load("ci.yml")
+    assert step(ci, "Test")["if"] == "steps.changes.outputs.docs_only != 'true'"
+    assert step(ci, "Test (fast tests only)")["run"] == "make test-fast"
 
 
 def test_pr_comment_never_runs_pr_code() -> None:
@@ -117,49 +204,31 @@ def _fake(bin_dir: Path, name: str, script: str) -> None:
 
 @pytest.fixture
 def runner(tmp_path: Path) -> dict[str, Path]:
-    """A runner's directories and a PATH with fakes for gh, npm and make."""
+    """A runner's directories and a PATH with fakes for cml (as setup-cml leaves it) and make."""
     temp, work, bin_dir = tmp_path / "runner-temp", tmp_path / "workspace", tmp_path / "bin"
     for d in (temp / "pr-report", work, bin_dir):
         d.mkdir(parents=True)
-    # gh api repos/<repo>/pulls/<n> --jq .head.sha: the PR's head commit, or a 404.
-    # gh api --paginate repos/<repo>/issues/<n>/comments... --jq ...: $FAKE_COMMENTS, the lines
-    # the real jq filter prints ([login, body] as JSON).
+    # cml ...: logs its arguments, the body file and GITHUB_SHA; exits $FAKE_CML_EXIT.
     _fake(
-        bin_dir, "gh",
-        'echo "gh $*" >> "$FAKE_LOG"\n'
-        'if [[ $2 == --paginate ]]; then\n'
-        '  [[ $3 == "repos/$GITHUB_REPOSITORY/issues/${FAKE_PR:-7}/comments?per_page=100" ]] || '
-        '{ echo "gh: Not Found (HTTP 404)" >&2; exit 1; }\n'
-        '  [[ $4 == --jq ]] || exit 3\n'
-        '  cat "${FAKE_COMMENTS:-/dev/null}"; exit 0\n'
-        'fi\n'
-        '[[ $2 == "repos/$GITHUB_REPOSITORY/pulls/${FAKE_PR:-7}" ]] || '
-        '{ echo "gh: Not Found (HTTP 404)" >&2; exit 1; }\n'
-        'echo "${FAKE_PR_HEAD:-' + HEAD_SHA + '}"\n',
-    )  # fmt: skip
-    # npm install --prefix P ...: fails when FAKE_NPM_FAILS, else installs a fake cml in P/bin.
-    _fake(
-        bin_dir, "npm",
-        'echo "npm $*" >> "$FAKE_LOG"\n'
-        '[[ -z ${FAKE_NPM_FAILS:-} ]] || { echo "npm ERR! network" >&2; exit 1; }\n'
-        'prefix=$4; mkdir -p "$prefix/bin"\n'
-        'printf \'#!/usr/bin/env bash\\necho "cml $*" >> "$FAKE_LOG"\\n'
-        'cp "${@: -1}" "$FAKE_LOG.body"\\necho "$GITHUB_SHA" > "$FAKE_LOG.sha"\\n'
-        'exit ${FAKE_CML_EXIT:-0}\\n\' > "$prefix/bin/cml"\n'
-        'chmod +x "$prefix/bin/cml"\n',
+        bin_dir, "cml",
+        'echo "cml $*" >> "$FAKE_LOG"\n'
+        'cp "${@: -1}" "$FAKE_LOG.body"\necho "$GITHUB_SHA" > "$FAKE_LOG.sha"\n'
+        'exit "${FAKE_CML_EXIT:-0}"\n',
     )  # fmt: skip
     _fake(bin_dir, "make", 'echo "make $*" >> "$FAKE_LOG"\n')
     return {"temp": temp, "work": work, "bin": bin_dir, "log": tmp_path / "calls.log"}
 
 
 def run_step(
-    runner: dict[str, Path], name: str, **env: str
+    runner: dict[str, Path], name: str, gh: FakeGitHub | None = None, **env: str
 ) -> tuple[subprocess.CompletedProcess[str], dict[str, str]]:
-    """Run pr-comment.yml's step `name` as a runner would; return it and its outputs."""
+    """Run pr-comment.yml's step `name` as a runner would, with `gh` as the GitHub API; return
+    it and its outputs."""
     doc = load("pr-comment.yml")
     (job,) = doc["jobs"].values()
     output = runner["temp"] / f"output-{name}"
     output.write_text("")
+    api_url = gh.url if gh is not None else "http://127.0.0.1:9"  # nothing listens there
     full_env = {
         "PATH": f"{runner['bin']}{os.pathsep}{os.environ['PATH']}",
         "HOME": str(runner["temp"]),
@@ -167,9 +236,14 @@ def run_step(
         "GITHUB_OUTPUT": str(output),
         "GITHUB_REPOSITORY": f"{OWNER}/{REPO}",
         "GITHUB_SERVER_URL": "https://github.com",
+        "GITHUB_API_URL": api_url,
         "GITHUB_ACTIONS": "true",
+        "NO_PROXY": "127.0.0.1",
+        "no_proxy": "127.0.0.1",
         "FAKE_LOG": str(runner["log"]),
         **{k: str(v) for k, v in job["env"].items()},
+        # What the steps' own `env:` give.
+        "GITHUB_TOKEN": TOKEN,
         **env,
     }
     script = runner["temp"] / "step.sh"
@@ -189,84 +263,128 @@ def write_artifact(runner: dict[str, Path], pr: str, report: str | None = "## Re
         (art / "pr-report.md").write_text(report)
 
 
-def test_check_accepts_a_matching_pr(runner: dict[str, Path]) -> None:
+def test_check_accepts_a_matching_pr(runner: dict[str, Path], github: FakeGitHub) -> None:
+    github.add_open_pull(7, HEAD_SHA)
     write_artifact(runner, "7\n", "## Report\n\n| a | b |\n")
-    proc, out = run_step(runner, "Check the artifact", HEAD_SHA=HEAD_SHA)
+    proc, out = run_step(runner, "Check the artifact", github, HEAD_SHA=HEAD_SHA)
     assert proc.returncode == 0, proc.stderr
     assert out == {"post": "true", "pr": "7"}
     body = (runner["temp"] / "pr-comment.md").read_text()
     assert body == f"{TAG}\n## Report\n\n| a | b |\n"
+    (request,) = github.requests
+    assert request["path"] == f"/repos/{OWNER}/{REPO}/pulls/7"
+    assert request["headers"]["Authorization"] == f"Bearer {TOKEN}"
+    assert request["headers"]["Accept"] == "application/vnd.github+json"
 
 
 @pytest.mark.parametrize(
     "bad", ["", "abc", "-3", "0", "7 8", "7;id", "$(id)", "1e3", "99999999999", "٣"]
 )
 def test_check_refuses_a_pr_number_that_is_not_an_integer(
-    runner: dict[str, Path], bad: str
+    runner: dict[str, Path], github: FakeGitHub, bad: str
 ) -> None:
     write_artifact(runner, bad)
-    proc, out = run_step(runner, "Check the artifact", HEAD_SHA=HEAD_SHA)
+    proc, out = run_step(runner, "Check the artifact", github, HEAD_SHA=HEAD_SHA)
     assert proc.returncode == 1
     assert "not a pull request number" in proc.stdout
     assert "post" not in out
-    assert not runner["log"].exists()  # not even the API was asked
+    assert github.requests == []  # not even the API was asked
 
 
-def test_check_refuses_a_report_aimed_at_another_pr(runner: dict[str, Path]) -> None:
+def test_check_refuses_a_report_aimed_at_another_pr(
+    runner: dict[str, Path], github: FakeGitHub
+) -> None:
     """A PR's own pr.yml can upload any number: only the PR whose head is this run's counts."""
+    github.add_open_pull(7, HEAD_SHA)
+    github.add_open_pull(8, "f" * 40, head="other")
     write_artifact(runner, "8")
-    proc, out = run_step(
-        runner, "Check the artifact", HEAD_SHA=HEAD_SHA, FAKE_PR="8", FAKE_PR_HEAD="f" * 40
-    )
+    proc, out = run_step(runner, "Check the artifact", github, HEAD_SHA=HEAD_SHA)
     assert proc.returncode == 0, proc.stderr
     assert out == {"post": "false"}
+    assert "PR #8 is at ffffffffffff" in proc.stdout
     assert not (runner["temp"] / "pr-comment.md").exists()
 
 
-def test_check_fails_on_an_unknown_pr(runner: dict[str, Path]) -> None:
-    write_artifact(runner, "9")
-    proc, out = run_step(runner, "Check the artifact", HEAD_SHA=HEAD_SHA, FAKE_PR="7")
+@pytest.mark.parametrize("status", [404, 401])
+def test_check_fails_when_the_api_does_not_confirm_the_pr(
+    runner: dict[str, Path], github: FakeGitHub, status: int
+) -> None:
+    github.add_open_pull(7, HEAD_SHA)
+    write_artifact(runner, "9" if status == 404 else "7")
+    if status != 404:
+        github.fail("GET", r".*/pulls/7", status)
+    proc, out = run_step(runner, "Check the artifact", github, HEAD_SHA=HEAD_SHA)
+    assert proc.returncode != 0
+    assert f"error: {status}" in proc.stderr  # curl --fail
+    assert "post" not in out
+
+
+def test_check_fails_when_the_api_is_unreachable(runner: dict[str, Path]) -> None:
+    write_artifact(runner, "7")
+    proc, out = run_step(runner, "Check the artifact", HEAD_SHA=HEAD_SHA)
     assert proc.returncode != 0
     assert "post" not in out
 
 
-def test_check_skips_a_run_without_report(runner: dict[str, Path]) -> None:
+def test_check_skips_a_run_without_report(runner: dict[str, Path], github: FakeGitHub) -> None:
+    github.add_open_pull(7, HEAD_SHA)
     write_artifact(runner, "7", report=None)
-    proc, out = run_step(runner, "Check the artifact", HEAD_SHA=HEAD_SHA)
+    proc, out = run_step(runner, "Check the artifact", github, HEAD_SHA=HEAD_SHA)
     assert proc.returncode == 0, proc.stderr
     assert out == {"post": "false"}
     assert "no report" in proc.stdout
 
 
-def test_check_refuses_a_bad_head_sha(runner: dict[str, Path]) -> None:
+def test_check_refuses_a_bad_head_sha(runner: dict[str, Path], github: FakeGitHub) -> None:
     write_artifact(runner, "7")
-    proc, _ = run_step(runner, "Check the artifact", HEAD_SHA="main; id")
+    proc, _ = run_step(runner, "Check the artifact", github, HEAD_SHA="main; id")
     assert proc.returncode == 1
+    assert github.requests == []
 
 
-def test_cml_posts_with_the_pinned_version(runner: dict[str, Path]) -> None:
+def test_cml_is_set_up_by_the_pinned_action_only_when_it_posts() -> None:
+    doc = load("pr-comment.yml")
+    setup = step(doc, "Set up CML")
+    assert setup["uses"] == "iterative/setup-cml@f12ea7685438c1fc438d50f77519b3860cf5fa98"
+    assert setup["with"] == {"version": "0.20.6", "vega": False}
+    assert setup["continue-on-error"] is True  # a failed install leaves it to the poster
+    assert "env" not in setup  # its release lookup uses no token: it is given none
+    assert setup["if"] == step(doc, "Check the comments CML would pick")["if"] + (
+        " && steps.watermarks.outputs.cml == 'true'"
+    )
+    post = step(doc, "Post with CML")
+    assert "steps.setup-cml.outcome == 'success'" in post["if"]
+    assert index(doc, "Set up CML") + 1 == index(doc, "Post with CML")
+    for name in ("Check out the default branch", "Set up Python", "Post with the Python poster"):
+        assert step(doc, name)["if"] == (
+            "steps.check.outputs.post == 'true' && steps.cml.outputs.posted != 'true'"
+        )
+    text = (WORKFLOWS / "pr-comment.yml").read_text()
+    assert "npm " not in text and "gh api" not in text
+
+
+def test_cml_posts_with_the_arguments_it_accepts(runner: dict[str, Path]) -> None:
     (runner["temp"] / "pr-comment.md").write_text(f"{TAG}\n## Report\n")
     proc, out = run_step(runner, "Post with CML", PR="7", HEAD_SHA=HEAD_SHA, REPO_TOKEN=TOKEN)
     assert proc.returncode == 0, proc.stderr
     assert out == {"posted": "true"}
-    calls = runner["log"].read_text()
-    assert "@dvcorg/cml@0.20.6" in calls and "--ignore-scripts" in calls
-    cml = next(line for line in calls.splitlines() if line.startswith("cml "))
+    cml = next(line for line in runner["log"].read_text().splitlines() if line.startswith("cml "))
     assert "comment update --target=pr/7 " in cml
     assert "--commit-sha" not in cml  # CML 0.20.6 refuses it with --target
     assert (runner["log"].parent / "calls.log.sha").read_text().strip() == HEAD_SHA
     assert "--watermark-title=gitops-ml pr-report" in cml
     assert "--no-publish" in cml
     assert f"--repo=https://github.com/{OWNER}/{REPO}" in cml
+    assert (runner["log"].parent / "calls.log.body").read_text() == f"{TAG}\n## Report\n"
 
 
-@pytest.mark.parametrize("failure", [{"FAKE_NPM_FAILS": "1"}, {"FAKE_CML_EXIT": "1"}])
-def test_cml_failure_leaves_it_to_the_fallback(
-    runner: dict[str, Path], failure: dict[str, str]
-) -> None:
+@pytest.mark.parametrize("failure", ["exit", "missing"])
+def test_cml_failure_leaves_it_to_the_fallback(runner: dict[str, Path], failure: str) -> None:
     (runner["temp"] / "pr-comment.md").write_text(f"{TAG}\n## Report\n")
+    if failure == "missing":
+        (runner["bin"] / "cml").unlink()
     proc, out = run_step(
-        runner, "Post with CML", PR="7", HEAD_SHA=HEAD_SHA, REPO_TOKEN=TOKEN, **failure
+        runner, "Post with CML", PR="7", HEAD_SHA=HEAD_SHA, REPO_TOKEN=TOKEN, FAKE_CML_EXIT="1"
     )
     assert proc.returncode == 0, proc.stderr
     assert out == {}
@@ -274,53 +392,80 @@ def test_cml_failure_leaves_it_to_the_fallback(
 
 
 def _watermark_check(
-    runner: dict[str, Path], comments: list[tuple[str, str]]
+    runner: dict[str, Path], gh: FakeGitHub, comments: list[tuple[str, str]]
 ) -> tuple[subprocess.CompletedProcess[str], dict[str, str]]:
-    listing = runner["temp"] / "fake-comments.jsonl"
-    listing.write_text("".join(json.dumps(list(c)) + "\n" for c in comments))
-    return run_step(runner, "Check the comments CML would pick", PR="7", FAKE_COMMENTS=str(listing))
+    gh.comments.clear()
+    for login, body in comments:
+        gh.add_comment(7, body, login)
+    gh.add_comment(8, f"another PR\n{CML_WATERMARK}", "mallory")
+    return run_step(runner, "Check the comments CML would pick", gh, PR="7")
 
 
-def test_cml_runs_when_only_our_comments_carry_the_watermark(runner: dict[str, Path]) -> None:
-    proc, out = _watermark_check(runner, [])
+def test_cml_runs_when_only_our_comments_carry_the_watermark(
+    runner: dict[str, Path], github: FakeGitHub
+) -> None:
+    proc, out = _watermark_check(runner, github, [])
     assert proc.returncode == 0, proc.stderr
     assert out == {"cml": "true"}
     ours = [("alice", "LGTM"), ("github-actions[bot]", f"{TAG}\nold\n\n{CML_WATERMARK}")]
-    proc, out = _watermark_check(runner, [*ours, ("bob", 'a "quote") and\nnewlines')])
+    proc, out = _watermark_check(runner, github, [*ours, ("bob", 'a "quote") and\nnewlines')])
     assert proc.returncode == 0, proc.stderr
     assert out == {"cml": "true"}
+    listed = github.calls("GET", r"/issues/7/comments$")
+    assert listed and all(r["headers"]["Authorization"] == f"Bearer {TOKEN}" for r in listed)
 
 
-def test_a_planted_watermark_keeps_cml_away(runner: dict[str, Path]) -> None:
+def test_a_planted_watermark_keeps_cml_away(runner: dict[str, Path], github: FakeGitHub) -> None:
     """CML would edit the newest watermarked comment whoever wrote it: the poster posts."""
     planted = ("mallory", f"{TAG}\nfake report\n\n{CML_WATERMARK}")
     ours = ("github-actions[bot]", f"{TAG}\nold\n\n{CML_WATERMARK}")
-    for comments in ([planted], [ours, planted], [planted, ours]):
-        proc, out = _watermark_check(runner, comments)
+    noise = [("alice", f"comment {i}") for i in range(5)]  # a page holds 2: several pages
+    for comments in ([planted], [ours, planted], [planted, ours], [*noise, ours, planted]):
+        proc, out = _watermark_check(runner, github, comments)
         assert proc.returncode == 0, proc.stderr
         assert out == {}
         assert "another account carries the CML watermark" in proc.stdout
     # Another watermark title is not ours to worry about.
     other = CML_WATERMARK.replace("gitops-ml pr-report", "someone else")
-    proc, out = _watermark_check(runner, [("mallory", other)])
+    proc, out = _watermark_check(runner, github, [("mallory", other)])
     assert out == {"cml": "true"}
 
 
-def test_comments_that_cannot_be_listed_leave_it_to_the_poster(runner: dict[str, Path]) -> None:
-    proc, out = run_step(runner, "Check the comments CML would pick", PR="7", FAKE_PR="8")
+@pytest.mark.parametrize("how", ["refused", "unreachable", "foreign-next-page"])
+def test_comments_that_cannot_be_listed_leave_it_to_the_poster(
+    runner: dict[str, Path], github: FakeGitHub, how: str
+) -> None:
+    for i in range(3):
+        github.add_comment(7, f"comment {i}", "alice")
+    if how == "refused":
+        github.fail("GET", r".*/issues/7/comments", 403)
+    gh = None if how == "unreachable" else github
+    if how == "foreign-next-page":  # the API's Link: rel="next" leads elsewhere: not followed
+        api_url, github.url = github.url, "http://127.0.0.2:9"
+        proc, out = run_step(
+            runner, "Check the comments CML would pick", PR="7", GITHUB_API_URL=api_url
+        )
+        assert len(github.requests) == 1
+    else:
+        proc, out = run_step(runner, "Check the comments CML would pick", gh, PR="7")
     assert proc.returncode == 0, proc.stderr
     assert out == {}
     assert "could not list" in proc.stdout
 
 
-def test_our_comment_beyond_cmls_first_page_keeps_cml_away(runner: dict[str, Path]) -> None:
+def test_our_comment_beyond_cmls_first_page_keeps_cml_away(
+    runner: dict[str, Path], github: FakeGitHub
+) -> None:
     """CML lists one page of 30 comments: past it, it would add a second comment."""
     noise = [("alice", f"comment {i}") for i in range(30)]
-    proc, out = _watermark_check(runner, [*noise, ("github-actions[bot]", CML_WATERMARK)])
+    proc, out = _watermark_check(runner, github, [*noise, ("github-actions[bot]", CML_WATERMARK)])
     assert proc.returncode == 0, proc.stderr
     assert out == {}
     assert "beyond the first page" in proc.stdout
-    proc, out = _watermark_check(runner, [*noise[:29], ("github-actions[bot]", CML_WATERMARK)])
+    assert len(github.calls("GET", r"/issues/7/comments$")) == 16  # every page of 2
+    proc, out = _watermark_check(
+        runner, github, [*noise[:29], ("github-actions[bot]", CML_WATERMARK)]
+    )
     assert out == {"cml": "true"}
 
 
@@ -330,10 +475,7 @@ def _python_fallback(runner: dict[str, Path], gh: FakeGitHub, report: str) -> No
     venv_bin.mkdir(parents=True, exist_ok=True)
     if not (venv_bin / "gitops-ml").exists():
         (venv_bin / "gitops-ml").symlink_to(Path(sys.executable).parent / "gitops-ml")
-    proc, _ = run_step(
-        runner, "Post with the Python poster", PR="7", HEAD_SHA=HEAD_SHA,
-        GITHUB_TOKEN=TOKEN, GITHUB_API_URL=gh.url, NO_PROXY="127.0.0.1", no_proxy="127.0.0.1",
-    )  # fmt: skip
+    proc, _ = run_step(runner, "Post with the Python poster", gh, PR="7", HEAD_SHA=HEAD_SHA)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 

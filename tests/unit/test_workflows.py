@@ -46,6 +46,22 @@ def test_zizmor_default_policy() -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+def test_zizmor_pedantic_has_no_finding_and_every_ignore_says_why() -> None:
+    """The pedantic persona (code smells too) finds nothing; what an inline comment ignores
+    carries its reason on the same line."""
+    proc = subprocess.run(
+        [_tool("zizmor"), "--offline", "--no-progress", "--persona", "pedantic", *map(str, WORKFLOWS)],
+        capture_output=True, text=True, cwd=ROOT,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "No findings to report" in proc.stdout + proc.stderr
+    for path in WORKFLOWS:
+        for line in path.read_text().splitlines():
+            if "zizmor: ignore[" in line:
+                reason = line.split("zizmor: ignore[", 1)[1].split("]", 1)[1].strip()
+                assert len(reason.split()) >= 3, f"{path.name}: an ignore without a reason: {line}"
+
+
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
 def test_no_unsafe_patterns(path: Path) -> None:
     text = path.read_text()

@@ -89,8 +89,9 @@ DATA_TRAILER = "Retrain-Data-Pushed"
 NO_REMOTE_HINT = (
     "no default DVC remote is configured, so CI could not fetch the batch and the retraining "
     "pull request would fail: add one (`dvc remote add -d storage s3://bucket/path`, commit "
-    ".dvc/config) and the AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY secrets; see the README, "
-    "'Team-scale storage: a DVC remote'"
+    ".dvc/config) and its credentials (the AWS_ROLE_ARN variable for OIDC, or the "
+    "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY secrets); see the README, 'Team-scale storage: a "
+    "DVC remote'"
 )
 
 
