@@ -12,7 +12,6 @@ pulls it from the remote or the stage that makes it runs again.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import logging
 import re
 import shutil
@@ -21,11 +20,11 @@ from pathlib import Path
 
 from gitops_ml.cliargs import exit_codes
 from gitops_ml.errors import ConfigError
+from gitops_ml.files import file_md5
 
 log = logging.getLogger(__name__)
 
 _HEX = re.compile(r"[0-9a-f]+")
-CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -40,14 +39,6 @@ class CacheCheck:
             more = f" and {len(self.removed) - 5} more" if len(self.removed) > 5 else ""
             line += f" (content does not match the name: {shown}{more})"
         return line
-
-
-def md5_of(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as fh:
-        while chunk := fh.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _remove(path: Path) -> None:
@@ -84,7 +75,7 @@ def check_cache(cache_dir: Path) -> CacheCheck:
             checked += 1
             expected = _expected(prefix, obj)
             regular = obj.is_file() and not obj.is_symlink()
-            if expected is None or not regular or md5_of(obj) != expected:
+            if expected is None or not regular or file_md5(obj) != expected:
                 removed.append(str(obj.relative_to(cache_dir)))
                 _remove(obj)
     for path in removed:

@@ -44,6 +44,7 @@ from gitops_ml.gitops.dvclock import (
     cache_path,
     out_md5,
 )
+from gitops_ml.lineage.artifacts import load_model_file
 
 log = logging.getLogger(__name__)
 
@@ -576,19 +577,35 @@ def _mlflow_lineage(md5: str | None, experiment: str) -> tuple[str | None, list[
     return url, [f"MLflow run id `{run.info.run_id}`, model md5 `{md5}`."]
 
 
+@dataclass(frozen=True)
+class Champion:
+    """The champion model file, where it came from, and the md5 it must have to be loaded
+    (None only for a model rebuilt here from the base's own code)."""
+
+    path: Path
+    origin: str  # "the DVC cache", "the DVC remote", "a rebuild"
+    md5: str | None
+
+    def load(self, base_sha: str) -> Any:
+        what = f"the champion {MODEL_PATH} from {self.origin}"
+        return load_model_file(self.path, self.md5, what, f"the dvc.lock of {base_sha[:12]}")
+
+
 def _champion(
     root: Path, base_sha: str, base_lock: Mapping[str, Any] | None, rebuild: bool, tmp: Path
-) -> tuple[Path | None, str]:
-    """A path to the champion model file and a sentence saying where it came from."""
+) -> tuple[Champion | None, str]:
+    """The champion model file (not loaded yet) and a sentence saying where it came from."""
     md5 = out_md5(base_lock, MODEL_PATH)
     if base_lock is None or md5 is None:
         return None, f"The base has no `{MODEL_PATH}` in its dvc.lock."
     cached = cache_path(root, md5)
     if cached.exists():
-        return cached, f"Champion `{MODEL_PATH}` (md5 `{md5[:8]}`) loaded from the DVC cache"
+        source = f"Champion `{MODEL_PATH}` (md5 `{md5[:8]}`) loaded from the DVC cache"
+        return Champion(cached, "the DVC cache", md5), source
     dest = tmp / "champion.joblib"
     if _from_remote(root, base_sha, dest):
-        return dest, f"Champion `{MODEL_PATH}` (md5 `{md5[:8]}`) fetched from the DVC remote"
+        source = f"Champion `{MODEL_PATH}` (md5 `{md5[:8]}`) fetched from the DVC remote"
+        return Champion(dest, "the DVC remote", md5), source
     if not rebuild:
         return None, "The champion model is not in the DVC cache or remote (rebuild disabled)."
     ok, why = _rebuild(root, base_sha, dest)
@@ -598,7 +615,8 @@ def _champion(
 
     same = file_md5(dest) == md5
     note = "" if same else " (its bytes differ from the base's dvc.lock: another OS or CPU)"
-    return dest, f"Champion rebuilt from the base with `dvc repro` in a git worktree{note}"
+    source = f"Champion rebuilt from the base with `dvc repro` in a git worktree{note}"
+    return Champion(dest, "a rebuild", None), source
 
 
 def champion_metrics(
@@ -613,23 +631,25 @@ def champion_metrics(
     base_lock = _yaml_at(base_sha, LOCK_PATH, root)
     test_file = root / TEST_PATH
     with tempfile.TemporaryDirectory(prefix="gitops-ml-gate-") as tmp:
-        champion_file, source = _champion(root, base_sha, base_lock, rebuild, Path(tmp))
-        if champion_file is None:
+        champion, source = _champion(root, base_sha, base_lock, rebuild, Path(tmp))
+        if champion is None:
             return None, source
         if not test_file.exists():
             return None, f"{source}, but `{TEST_PATH}` is not in the workspace"
         import pandas as pd
 
         test = pd.read_parquet(test_file)
-        metrics, _ = score(_fitting(load_model(champion_file), test, params), test, params)
+        metrics, _ = score(_fitting(champion.load(base_sha), test, params), test, params)
     return metrics, f"{source}, scored on the PR's `{TEST_PATH}`"
 
 
-def load_model(path: Path) -> Any:
-    """The fitted Pipeline in a joblib file (the evaluate stage's loader)."""
-    from gitops_ml.stages.evaluate import load_model as load
-
-    return load(path)
+def load_challenger(root: Path) -> Any:
+    """The PR's model in the workspace, once its md5 is the one the workspace's dvc.lock declares."""
+    lock = _read_yaml_file(root / LOCK_PATH)
+    md5 = out_md5(lock, MODEL_PATH)
+    if md5 is None:
+        raise GitopsMLError(f"{LOCK_PATH} declares no {MODEL_PATH} (run `dvc repro` first)")
+    return load_model_file(root / MODEL_PATH, md5, f"{MODEL_PATH} in the workspace", LOCK_PATH)
 
 
 def _fitting(model: Any, test: Any, params: Any) -> Any:
@@ -750,10 +770,10 @@ def _score_both(
 ) -> None:
     """Score the champion and the challenger on the PR's test split, into `data`."""
     with tempfile.TemporaryDirectory(prefix="gitops-ml-report-") as tmp:
-        champion_file, source = _champion(root, base_sha, base_lock, rebuild, Path(tmp))
+        found, source = _champion(root, base_sha, base_lock, rebuild, Path(tmp))
         data.champion_source = source
         test_file, model_file = root / TEST_PATH, root / MODEL_PATH
-        if champion_file is None:
+        if found is None:
             return
         if not test_file.exists():
             data.champion_source = f"{source}, but `{TEST_PATH}` is not in the workspace."
@@ -761,10 +781,10 @@ def _score_both(
         import pandas as pd
 
         test = pd.read_parquet(test_file)
-        champion = _fitting(load_model(champion_file), test, params)
+        champion = _fitting(found.load(base_sha), test, params)
         data.champion, data.base_slices = score(champion, test, params)
         if model_file.exists():
-            data.challenger, data.head_slices = score(load_model(model_file), test, params)
+            data.challenger, data.head_slices = score(load_challenger(root), test, params)
         data.slices_source = "Both models scored on the PR's test set."
         data.champion_source = (
             f"{source}; champion and challenger scored on the PR's `{TEST_PATH}` "

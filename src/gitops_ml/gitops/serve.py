@@ -34,6 +34,8 @@ from gitops_ml.cliargs import exit_codes, whole_number
 from gitops_ml.cliargs import port as port_number
 from gitops_ml.config import Params, load_params, read_yaml
 from gitops_ml.errors import ConfigError, DataError, GitopsMLError
+from gitops_ml.gitops.dvclock import LOCK_PATH
+from gitops_ml.lineage.artifacts import check_md5, declared_md5
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -202,6 +204,10 @@ def load_model(uri: str) -> LoadedModel:
         return LoadedModel(model, uri)
     if not path.is_file():
         raise DataError(f"{path}: model file not found (a joblib file, or a models:/ URI)")
+    # A pipeline output (models/model.joblib) is loaded only with the md5 dvc.lock declares; a
+    # file no lock declares is one the user named explicitly.
+    if (declared := declared_md5(path)) is not None:
+        check_md5(path, declared, str(path), LOCK_PATH)
     try:
         model = joblib.load(path)
     except Exception as exc:  # unpickling raises anything; the user passed a wrong file
