@@ -81,7 +81,7 @@ DEFAULT_MAX_GIT_MB = 50.0
 
 #: Fewer rows than this cannot be split, trained and evaluated meaningfully.
 MIN_ROWS = 20
-#: Each class needs this many rows for the stratified split.
+#: Each class needs this many rows to have some in both the train and the test split.
 MIN_CLASS_ROWS = 2
 #: A whole-number target with at most this many distinct values is inferred as multiclass.
 MULTICLASS_MAX_INT_VALUES = 10
@@ -458,7 +458,7 @@ def _infer_task(y: pd.Series, target: str, task: str | None) -> tuple[str, str]:
             raise DataError(
                 f"target column '{target}': class {_scalar(rare.index[0])!r} has only "
                 f"{int(rare.iloc[0])} "
-                f"row(s); each class needs at least {MIN_CLASS_ROWS} for the stratified split "
+                f"row(s); each class needs at least {MIN_CLASS_ROWS} to have rows in both splits "
                 "(merge rare classes or drop those rows)"
             )
     return task, reason

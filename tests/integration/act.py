@@ -178,6 +178,7 @@ def sample_origin(dest: Path, remote: dict[str, str] | None = None) -> Path:
     if remote:
         run_in(repo, "dvc", "remote", "add", "-d", "storage", remote["url"])
         run_in(repo, "dvc", "remote", "modify", "storage", "endpointurl", remote["endpointurl"])
+        run_in(repo, "dvc", "remote", "modify", "storage", "verify", "true")  # as the README says
     run_in(repo, "dvc", "repro")
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "main: the pipeline on a sample")

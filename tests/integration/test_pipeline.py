@@ -39,7 +39,8 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_repro_writes_every_output(repo: Path) -> None:
     metrics = json.loads((repo / "reports/metrics.json").read_text())
     assert set(metrics) >= {"roc_auc", "accuracy", "f1", "log_loss", "brier", "n_test"}
-    assert metrics["n_test"] == 800
+    test_rows = len(pd.read_parquet(repo / "data/processed/test.parquet"))
+    assert metrics["n_test"] == test_rows and 700 <= test_rows <= 900  # 20% of 4,000, by hash
     assert 0.8 < metrics["roc_auc"] <= 1.0
     slices = json.loads((repo / "reports/slices.json").read_text())
     assert "sex" in json.dumps(slices)
@@ -47,7 +48,7 @@ def test_repro_writes_every_output(repo: Path) -> None:
     figures = sorted(p.name for p in (repo / "reports/figures").glob("*.png"))
     assert "roc.png" in figures and len(figures) >= 4
     preds = pd.read_parquet(repo / "data/predictions/test.parquet")
-    assert len(preds) == 800
+    assert len(preds) == test_rows
     for out in OUTPUTS:
         assert (repo / out).stat().st_size > 0
 

@@ -216,3 +216,14 @@ def test_drift_opens_exactly_one_retraining_pull_request(
     assert run_in(clone, "dvc", "status", "--json").stdout.strip() == "{}"
     raw = pd.read_parquet(clone / "data/raw/dataset.parquet")
     assert len(raw) == 3000 + int(BATCH_ROWS)
+
+    # A fair comparison: appending the batch moved no row of main's train split into the new
+    # test split (the split goes by row content), and the report says so.
+    from gitops_ml.gitops.report import seen_in_training
+
+    base_lock = yaml.safe_load(git(clone, "show", "origin/main:dvc.lock"))
+    test = pd.read_parquet(clone / "data/processed/test.parquet")
+    seen = seen_in_training(clone, git(clone, "rev-parse", "origin/main"), base_lock, test)
+    assert seen is not None and len(seen) == len(test) and int(seen.sum()) == 0
+    report = run_in(clone, "gitops-ml", "report", "--base", "origin/main", "--output", "-").stdout
+    assert f"Test rows the champion saw in training: 0 of {len(test)}." in report

@@ -144,3 +144,22 @@ def test_monitor_without_a_dvc_remote_says_what_to_configure(
         assert "DVC remote" not in text and proc.stdout == ""
     opened = _monitor_step("Open the retraining pull request")["if"]
     assert opened == "steps.drift.outputs.code == '1' && steps.dvc.outputs.remote != ''"
+
+
+def test_codeowners_cover_what_decides_a_release() -> None:
+    """Every path that can loosen the gate or change what is promoted has an owner."""
+    owned = []
+    for line in (ROOT / ".github" / "CODEOWNERS").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            pattern, *owners = line.split()
+            assert owners, line
+            owned.append(pattern)
+    for path in (
+        ".github/workflows/pr.yml", "dvc.yaml", "dvc.lock", "params.yaml", "gitops.yaml",
+        "src/gitops_ml/gitops/gate.py", "src/gitops_ml/gitops/promote.py",
+        "src/gitops_ml/lineage/artifacts.py", "src/gitops_ml/stages/split.py",
+    ):  # fmt: skip
+        assert (ROOT / path).exists(), path
+        assert any(
+            f"/{path}" == p or (p.endswith("/") and f"/{path}".startswith(p)) for p in owned
+        ), path

@@ -19,6 +19,7 @@ PARAMS_PATH = "params.yaml"
 TRAIN_STAGE = "train"
 #: Pipeline files the GitOps commands read (paths as dvc.yaml writes them).
 MODEL_PATH = "models/model.joblib"
+TRAIN_PATH = "data/processed/train.parquet"
 TEST_PATH = "data/processed/test.parquet"
 METRICS_PATH = "reports/metrics.json"
 

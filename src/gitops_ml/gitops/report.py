@@ -41,6 +41,7 @@ from gitops_ml.gitops.dvclock import (
     MODEL_PATH,
     PARAMS_PATH,
     TEST_PATH,
+    TRAIN_PATH,
     cache_path,
     out_md5,
 )
@@ -480,19 +481,20 @@ def _yaml_at(rev: str, path: str, root: Path) -> Any:
         return None
 
 
-def _from_remote(root: Path, rev: str, dest: Path) -> bool:
-    """Fetch the base's model through DVC (its cache, then its remote); False if unavailable."""
+def _from_remote(root: Path, rev: str, dest: Path, path: str = MODEL_PATH) -> bool:
+    """Fetch `path` of `rev` through DVC (its cache, then its remote); False if unavailable.
+    The bytes are unchecked: the caller verifies their md5 before using them."""
     try:
         import dvc.api
 
         with (
-            dvc.api.open(MODEL_PATH, repo=str(root), rev=rev, mode="rb") as src,
+            dvc.api.open(path, repo=str(root), rev=rev, mode="rb") as src,
             open(dest, "wb") as dst,
         ):
             shutil.copyfileobj(src, dst)
         return True
     except Exception as exc:  # DVC raises many types: no remote, missing object, network
-        log.info("champion model not available from DVC remote: %s", str(exc).splitlines()[0:1])
+        log.info("%s not available from the DVC remote: %s", path, str(exc).splitlines()[0:1])
         return False
 
 
@@ -639,8 +641,61 @@ def champion_metrics(
         import pandas as pd
 
         test = pd.read_parquet(test_file)
+        unseen, seen_note = _unseen(root, base_sha, base_lock, test)
+        if len(unseen) < len(test):  # the PR's committed metrics cover rows the champion saw
+            return None, f"{source}. {seen_note.split(': both')[0]}"
         metrics, _ = score(_fitting(champion.load(base_sha), test, params), test, params)
-    return metrics, f"{source}, scored on the PR's `{TEST_PATH}`"
+    return metrics, f"{source}, scored on the PR's `{TEST_PATH}`. {seen_note}"
+
+
+def seen_in_training(
+    root: Path, base_sha: str, base_lock: Mapping[str, Any] | None, test: Any
+) -> Any:
+    """Which rows of the PR's test split were in the champion's training split (a boolean
+    array), by row content on the columns both share; None when the base's train split is not
+    in the DVC cache or remote. The split keeps this all False unless the base split otherwise
+    (another seed, test_size or schema, or a split from before rows were assigned by content)."""
+    import numpy as np
+    import pandas as pd
+
+    from gitops_ml.lineage.artifacts import check_md5
+    from gitops_ml.stages.split import row_hashes
+
+    md5 = out_md5(base_lock, TRAIN_PATH)
+    if md5 is None:
+        return None
+    path = cache_path(root, md5)
+    with tempfile.TemporaryDirectory(prefix="gitops-ml-seen-") as tmp:
+        if not path.is_file():
+            path = Path(tmp) / "train.parquet"
+            if not _from_remote(root, base_sha, path, TRAIN_PATH):
+                return None
+        check_md5(path, md5, f"the champion's {TRAIN_PATH}", f"the dvc.lock of {base_sha[:12]}")
+        base_train = pd.read_parquet(path)
+    shared = sorted(set(base_train.columns) & set(test.columns), key=str)
+    if not shared:
+        return np.zeros(len(test), dtype=bool)
+    return np.isin(row_hashes(test[shared]), row_hashes(base_train[shared]))
+
+
+def _unseen(
+    root: Path, base_sha: str, base_lock: Mapping[str, Any] | None, test: Any
+) -> tuple[Any, str]:
+    """The PR's test rows the champion never trained on, and a sentence that says how many."""
+    seen = seen_in_training(root, base_sha, base_lock, test)
+    if seen is None:
+        return test, (
+            f"Test rows the champion saw in training: unknown (`{TRAIN_PATH}` of the base is "
+            "not in the DVC cache or remote)."
+        )
+    count = int(seen.sum())
+    if count == 0:
+        return test, f"Test rows the champion saw in training: 0 of {len(test)}."
+    unseen = test[~seen].reset_index(drop=True)
+    return unseen, (
+        f"Test rows the champion saw in training: {count} of {len(test)} (the base split its "
+        f"data otherwise): both models are scored on the {len(unseen)} rows neither trained on."
+    )
 
 
 def load_challenger(root: Path) -> Any:
@@ -780,7 +835,7 @@ def _score_both(
             return
         import pandas as pd
 
-        test = pd.read_parquet(test_file)
+        test, seen_note = _unseen(root, base_sha, base_lock, pd.read_parquet(test_file))
         champion = _fitting(found.load(base_sha), test, params)
         data.champion, data.base_slices = score(champion, test, params)
         if model_file.exists():
@@ -788,7 +843,7 @@ def _score_both(
         data.slices_source = "Both models scored on the PR's test set."
         data.champion_source = (
             f"{source}; champion and challenger scored on the PR's `{TEST_PATH}` "
-            f"({len(test)} rows) with the pipeline's metric functions."
+            f"({len(test)} rows) with the pipeline's metric functions. {seen_note}"
         )
 
 

@@ -1,4 +1,11 @@
-"""Split stage: hold out a deterministic, stratified test set from validated data.
+"""Split stage: hold out a test set that depends on each row's content, never on its position.
+
+A row goes to the test split when a hash of its values (and `split.seed`) falls below
+`split.test_size`. Appending a batch (a retraining pull request) therefore never moves an existing
+row between train and test: the champion is never scored on rows it was trained on. Identical
+rows land on the same side, and a column's dtype does not matter (39 and 39.0 hash alike). For
+classification every label must have rows on both sides; the proportions follow `test_size`
+per label up to sampling noise (on 1,000 rows of a label, about 1 point either way).
 
 It runs only on data the validate stage passed: the report must say `passed` and carry the MD5 of
 this very input, so a stale report cannot wave through changed data.
@@ -11,8 +18,9 @@ import json
 import logging
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
+from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
 from gitops_ml.config import SplitConfig, is_classification, load_params
 from gitops_ml.errors import DataError, cli_entry
@@ -21,33 +29,68 @@ from gitops_ml.files import file_md5, read_parquet, write_parquet
 log = logging.getLogger(__name__)
 
 
+#: The NA token of text values when rows are hashed (no real value contains a NUL).
+_NA = "\x00NA"
+
+
+def row_hashes(df: pd.DataFrame, seed: int = 0) -> np.ndarray:
+    """A 64-bit hash of each row's values (column names included), independent of the row's
+    position, of the other rows and of dtypes: numbers and booleans hash as float64, anything
+    else as text."""
+    columns = {}
+    for name in sorted(df.columns, key=str):
+        col = df[name]
+        if is_bool_dtype(col) or is_numeric_dtype(col):
+            columns[str(name)] = col.astype("float64")
+        else:
+            text = col.astype("string")
+            columns[str(name)] = text.fillna(_NA)
+    frame = pd.DataFrame(columns, index=df.index)
+    key = f"{seed % 10**16:016d}"
+    hashes = pd.util.hash_pandas_object(frame, index=False, hash_key=key).to_numpy()
+    # The column names take part: the same values under another schema are another row.
+    names = pd.util.hash_array(np.array(["|".join(columns)], dtype=object), hash_key=key)[0]
+    return hashes ^ names
+
+
+def is_test_row(df: pd.DataFrame, cfg: SplitConfig) -> np.ndarray:
+    """Which rows the split puts in the test set: those whose hash falls below test_size."""
+    return row_hashes(df, cfg.seed) < np.uint64(int(cfg.test_size * 2.0**64))
+
+
 def split(
     df: pd.DataFrame, cfg: SplitConfig, target: str, task: str
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Train and test frames (new objects, fresh index); stratified on the label if classifying."""
+    """Train and test frames (new objects, fresh index), by row content (see the module)."""
     if target not in df.columns:
         raise DataError(f"no target column '{target}' (data.target) to split on")
     y = df[target]
-    stratify = None
     if is_classification(task):
         if y.isna().any():
-            raise DataError(f"target column '{target}' has missing labels; cannot stratify")
+            raise DataError(f"target column '{target}' has missing labels; cannot split")
         counts = y.value_counts()
         rare = counts[counts < 2]
         if len(rare):
             raise DataError(
                 f"target column '{target}': label {rare.index[0]!r} has {rare.iloc[0]} row; "
-                "stratified splitting needs at least 2 rows per label"
+                "each label needs rows in both the train and the test split"
             )
-        stratify = y
-    try:
-        train, test = train_test_split(
-            df, test_size=cfg.test_size, random_state=cfg.seed, shuffle=True, stratify=stratify
-        )
-    except ValueError as exc:
+    test_mask = is_test_row(df, cfg)
+    train, test = df[~test_mask], df[test_mask]
+    if train.empty or test.empty:
         raise DataError(
-            f"cannot split {len(df)} rows with split.test_size={cfg.test_size}: {exc}"
-        ) from None
+            f"cannot split {len(df)} rows with split.test_size={cfg.test_size}: the "
+            f"{'train' if train.empty else 'test'} split is empty"
+        )
+    if is_classification(task):
+        for side, part in (("test", test), ("train", train)):
+            missing = sorted(set(y.unique()) - set(part[target].unique()), key=str)
+            if missing:
+                raise DataError(
+                    f"target column '{target}': no row of label {missing[0]!r} "
+                    f"({int(counts[missing[0]])} rows) fell in the {side} split; add rows of "
+                    "that label or change split.test_size"
+                )
     return train.reset_index(drop=True), test.reset_index(drop=True)
 
 
