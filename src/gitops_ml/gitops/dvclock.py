@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+import yaml
+
+from gitops_ml.errors import GitopsMLError
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +27,28 @@ MODEL_PATH = "models/model.joblib"
 TRAIN_PATH = "data/processed/train.parquet"
 TEST_PATH = "data/processed/test.parquet"
 METRICS_PATH = "reports/metrics.json"
+
+
+class LockError(GitopsMLError):
+    """A dvc.lock that is missing, unreadable or not a dvc.lock."""
+
+
+def read_lock(path: str | os.PathLike[str]) -> Mapping[str, Any]:
+    """Parse a dvc.lock; a missing or malformed file is a LockError naming it."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise LockError(f"{p}: not found (run `dvc repro` and commit dvc.lock)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LockError(f"{p}: cannot read it: {exc}") from None
+    try:
+        lock = yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise LockError(f"{p}: not valid YAML") from None
+    if not isinstance(lock, Mapping) or not isinstance(lock.get("stages"), Mapping):
+        raise LockError(f"{p}: not a dvc.lock (no 'stages' mapping)")
+    return lock
 
 
 def stages(lock: Mapping[str, Any] | None) -> Mapping[str, Any]:

@@ -65,7 +65,14 @@ from gitops_ml.cliargs import exit_codes
 from gitops_ml.errors import GitopsMLError
 from gitops_ml.files import atomic_path, file_md5, write_json
 from gitops_ml.gitops import dvclock
-from gitops_ml.gitops.dvclock import LOCK_PATH, METRICS_PATH, MODEL_PATH, TEST_PATH, TRAIN_STAGE
+from gitops_ml.gitops.dvclock import (
+    LOCK_PATH,
+    METRICS_PATH,
+    MODEL_PATH,
+    TEST_PATH,
+    TRAIN_STAGE,
+    read_lock,
+)
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -144,24 +151,6 @@ class Declared:
         data = [p for p in deps if p.startswith("data/")]
         data = data or [p for p in deps if not p.endswith(".py") and not p.startswith("src/")]
         return deps[sorted(data)[0]] if data else None
-
-
-def read_lock(path: str | os.PathLike[str]) -> Mapping[str, Any]:
-    """Parse a dvc.lock; a missing or malformed file is a PromoteError naming it."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise PromoteError(f"{p}: not found (run `dvc repro` and commit dvc.lock)") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PromoteError(f"{p}: cannot read it: {exc}") from None
-    try:
-        lock = yaml.safe_load(text)
-    except yaml.YAMLError:
-        raise PromoteError(f"{p}: not valid YAML") from None
-    if not isinstance(lock, Mapping) or not isinstance(lock.get("stages"), Mapping):
-        raise PromoteError(f"{p}: not a dvc.lock (no 'stages' mapping)")
-    return lock
 
 
 def declared_model(

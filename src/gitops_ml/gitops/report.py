@@ -44,6 +44,7 @@ from gitops_ml.gitops.dvclock import (
     TRAIN_PATH,
     cache_path,
     out_md5,
+    read_lock,
 )
 from gitops_ml.lineage.artifacts import load_model_file
 
@@ -641,11 +642,12 @@ def champion_metrics(
         import pandas as pd
 
         test = pd.read_parquet(test_file)
-        unseen, seen_note = _unseen(root, base_sha, base_lock, test)
-        if len(unseen) < len(test):  # the PR's committed metrics cover rows the champion saw
-            return None, f"{source}. {seen_note.split(': both')[0]}"
+        seen = seen_in_training(root, base_sha, base_lock, test)
+        if seen is not None and seen.any():  # the PR's committed metrics cover rows it saw
+            return None, f"{source}. {_seen_sentence(seen, len(test))}."
         metrics, _ = score(_fitting(champion.load(base_sha), test, params), test, params)
-    return metrics, f"{source}, scored on the PR's `{TEST_PATH}`. {seen_note}"
+    seen_note = _seen_sentence(seen, len(test))
+    return metrics, f"{source}, scored on the PR's `{TEST_PATH}`. {seen_note}."
 
 
 def seen_in_training(
@@ -678,30 +680,34 @@ def seen_in_training(
     return np.isin(row_hashes(test[shared]), row_hashes(base_train[shared]))
 
 
+def _seen_sentence(seen: Any, rows: int) -> str:
+    """How many of the PR's `rows` test rows the champion trained on (`seen`: a mask, or None)."""
+    if seen is None:
+        return (
+            f"Test rows the champion saw in training: unknown (`{TRAIN_PATH}` of the base is "
+            "not in the DVC cache or remote)"
+        )
+    return f"Test rows the champion saw in training: {int(seen.sum())} of {rows}"
+
+
 def _unseen(
     root: Path, base_sha: str, base_lock: Mapping[str, Any] | None, test: Any
 ) -> tuple[Any, str]:
     """The PR's test rows the champion never trained on, and a sentence that says how many."""
     seen = seen_in_training(root, base_sha, base_lock, test)
-    if seen is None:
-        return test, (
-            f"Test rows the champion saw in training: unknown (`{TRAIN_PATH}` of the base is "
-            "not in the DVC cache or remote)."
-        )
-    count = int(seen.sum())
-    if count == 0:
-        return test, f"Test rows the champion saw in training: 0 of {len(test)}."
+    note = _seen_sentence(seen, len(test))
+    if seen is None or not seen.any():
+        return test, f"{note}."
     unseen = test[~seen].reset_index(drop=True)
     return unseen, (
-        f"Test rows the champion saw in training: {count} of {len(test)} (the base split its "
-        f"data otherwise): both models are scored on the {len(unseen)} rows neither trained on."
+        f"{note} (the base split its data otherwise): both models are scored on the "
+        f"{len(unseen)} rows neither trained on."
     )
 
 
 def load_challenger(root: Path) -> Any:
     """The PR's model in the workspace, once its md5 is the one the workspace's dvc.lock declares."""
-    lock = _read_yaml_file(root / LOCK_PATH)
-    md5 = out_md5(lock, MODEL_PATH)
+    md5 = out_md5(read_lock(root / LOCK_PATH), MODEL_PATH)
     if md5 is None:
         raise GitopsMLError(f"{LOCK_PATH} declares no {MODEL_PATH} (run `dvc repro` first)")
     return load_model_file(root / MODEL_PATH, md5, f"{MODEL_PATH} in the workspace", LOCK_PATH)

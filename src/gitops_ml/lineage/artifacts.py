@@ -55,9 +55,7 @@ def load_model_file(path: Path, expected: str | None, what: str, declared_by: st
 def declared_md5(path: Path, lock_path: Path | None = None) -> str | None:
     """The md5 that dvc.lock (by default the one in the current directory) declares for `path`
     when `path` is one of its outputs; None for any other file."""
-    import yaml
-
-    from gitops_ml.gitops.dvclock import LOCK_PATH, out_md5
+    from gitops_ml.gitops.dvclock import LOCK_PATH, out_md5, read_lock
 
     lock_file = lock_path or Path(LOCK_PATH)
     if not lock_file.is_file():
@@ -66,8 +64,4 @@ def declared_md5(path: Path, lock_path: Path | None = None) -> str | None:
         rel = path.resolve().relative_to(lock_file.resolve().parent).as_posix()
     except ValueError:  # outside the repository: not a pipeline output
         return None
-    try:
-        lock = yaml.safe_load(lock_file.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise GitopsMLError(f"{lock_file}: cannot read it ({type(exc).__name__})") from None
-    return out_md5(lock if isinstance(lock, dict) else None, rel)
+    return out_md5(read_lock(lock_file), rel)
