@@ -13,8 +13,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from gitops_ml.errors import GitopsMLError
 
 log = logging.getLogger(__name__)
@@ -34,18 +32,13 @@ class LockError(GitopsMLError):
 
 
 def read_lock(path: str | os.PathLike[str]) -> Mapping[str, Any]:
-    """Parse a dvc.lock; a missing or malformed file is a LockError naming it."""
+    """Parse a dvc.lock; a missing or malformed file is a one-line error naming it."""
+    from gitops_ml.config import read_yaml
+
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise LockError(f"{p}: not found (run `dvc repro` and commit dvc.lock)") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise LockError(f"{p}: cannot read it: {exc}") from None
-    try:
-        lock = yaml.safe_load(text)
-    except yaml.YAMLError:
-        raise LockError(f"{p}: not valid YAML") from None
+    if not p.exists():
+        raise LockError(f"{p}: not found (run `dvc repro` and commit dvc.lock)")
+    lock = read_yaml(p, "dvc.lock")
     if not isinstance(lock, Mapping) or not isinstance(lock.get("stages"), Mapping):
         raise LockError(f"{p}: not a dvc.lock (no 'stages' mapping)")
     return lock
