@@ -639,7 +639,7 @@ class Load:
 
 
 def parse_load(plan: LoadPlan, data: Mapping[str, Any]) -> Load:
-    """A Load from `gitops_ml.gitops.loadtest.measure_serving`'s result; a missing key is named."""
+    """A Load from `gitops_ml.release.loadtest.measure_serving`'s result; a missing key is named."""
     keys = ("errors", "p50_ms", "p99_ms", "rows_per_s", "seconds")
     missing = [key for key in keys if key not in data]
     if missing:
@@ -760,7 +760,7 @@ def running_server(
                 time.sleep(0.2)
             yield url, time.perf_counter() - start
         finally:
-            from gitops_ml.gitops.loadtest import stop_server
+            from gitops_ml.release.loadtest import stop_server
 
             stop_server(proc)
 
@@ -791,7 +791,7 @@ def bench_deployment(
     result (not raised) and keeps the work directory.
     """
     from gitops_ml.errors import GitopsMLError
-    from gitops_ml.gitops.loadtest import measure_serving
+    from gitops_ml.release.loadtest import measure_serving
 
     deployment = Deployment()
     logs = workdir / "logs"
@@ -998,7 +998,7 @@ def render_deployment(results: Sequence[SizeResult], note: str | None = None) ->
         "the model in the workspace and the DVC cache, and once more (which must be a no-op), "
         "then `gitops-ml verify`. `gitops-ml serve` (`mlflow models serve --env-manager local`, "
         "one worker) then answers on loopback to rows of the test split, sent from this machine "
-        "by `gitops_ml.gitops.loadtest.measure_serving` after one warm-up request. "
+        "by `gitops_ml.release.loadtest.measure_serving` after one warm-up request. "
         "No targets: the numbers are reported, the checks are sanity checks.",
         "",
     ]

@@ -29,7 +29,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from gitops_ml.gitops.github import marker_tag
+from gitops_ml.pr.github import marker_tag
 
 OWNER, REPO = "acme", "churn"
 TOKEN = "ghs_test-token-123"

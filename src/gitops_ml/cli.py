@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 
 def _check_params(args: argparse.Namespace) -> int:
-    from gitops_ml.gitops.serve import schema_path
+    from gitops_ml.batches import schema_path
     from gitops_ml.schema import check_params_against, load_schema
 
     params = load_params(args.params)
@@ -74,7 +74,7 @@ def _schema_infer(args: argparse.Namespace) -> int:
 def _pr_number(value: str) -> int:
     """argparse type for --pr: the number comes from an untrusted CI artifact."""
     from gitops_ml.errors import GitopsMLError
-    from gitops_ml.gitops.github import parse_issue_number
+    from gitops_ml.pr.github import parse_issue_number
 
     try:
         return parse_issue_number(value)
@@ -86,7 +86,7 @@ def _comment(args: argparse.Namespace) -> int:
     import sys
 
     from gitops_ml.errors import GitopsMLError
-    from gitops_ml.gitops.github import GitHubClient
+    from gitops_ml.pr.github import GitHubClient
 
     if args.body_file == "-":
         body = sys.stdin.read()
@@ -117,20 +117,20 @@ def _comment(args: argparse.Namespace) -> int:
 
 def _gate(args: argparse.Namespace) -> int:
     from gitops_ml.files import write_json
-    from gitops_ml.gitops import git
-    from gitops_ml.gitops.gate import run_gate, summary_lines
+    from gitops_ml.lineage import git
+    from gitops_ml.pr.gate import run_gate, summary_lines
 
     params = load_params(args.params)
     root = git.repo_root(Path.cwd())
 
     def rescore(base_sha: str) -> tuple[dict | None, str]:
-        from gitops_ml.gitops.report import champion_metrics
+        from gitops_ml.pr.report import champion_metrics
 
         return champion_metrics(root, base_sha, params, rebuild=not args.no_rebuild)
 
     new_baseline = None
     if args.base is not None:
-        from gitops_ml.gitops.baseline import new_baseline_reason
+        from gitops_ml.pr.baseline import new_baseline_reason
 
         base_sha = git.resolve(args.base, cwd=root)
         new_baseline = new_baseline_reason(root, base_sha, args.base, Path(args.params))
@@ -158,7 +158,7 @@ def _report(args: argparse.Namespace) -> int:
     import sys
     import time
 
-    from gitops_ml.gitops.report import build_report
+    from gitops_ml.pr.report import build_report
 
     start = time.perf_counter()
     text = build_report(
@@ -312,19 +312,21 @@ def build_parser() -> argparse.ArgumentParser:
     from gitops_ml import summary
 
     summary.register(sub)
-    from gitops_ml.gitops import serve
+    from gitops_ml.release import serve
 
     serve.register(sub)
-    from gitops_ml.gitops import drift
+    from gitops_ml.monitor import demo, drift
 
     drift.register(sub)
-    from gitops_ml.gitops import promote
+    demo.register(sub)
+    from gitops_ml.release import promote
 
     promote.register(sub)
-    from gitops_ml.gitops import retrain
+    from gitops_ml.monitor import retrain
 
     retrain.register(sub)
-    from gitops_ml.gitops import cache, changes
+    from gitops_ml.lineage import cache
+    from gitops_ml.pr import changes
 
     changes.register(sub)
     cache.register(sub)

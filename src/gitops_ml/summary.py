@@ -119,7 +119,7 @@ def summary_lines(
     `remotes` is what `dvc_remotes` found (None: not a DVC repository); `tracking_uri`
     defaults to the one in effect (``MLFLOW_TRACKING_URI`` or the local sqlite store).
     """
-    from gitops_ml.gitops.promote import redact
+    from gitops_ml.release.promote import redact
 
     base = Path(root)
     raw_params = _params(base / params)

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from gitops_ml.gitops.loadtest import stop_server
+from gitops_ml.release.loadtest import stop_server
 
 #: Seconds to wait for ``/health`` (the FastAPI app imports a lot on its first start).
 READY_TIMEOUT = 180.0

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gitops_ml.gitops.loadtest import stop_server
+from gitops_ml.release.loadtest import stop_server
 from tests.integration.mlflow_server import free_port
 
 BIN = Path(sys.executable).parent

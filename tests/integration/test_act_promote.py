@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from gitops_ml.files import file_md5
-from gitops_ml.gitops.github import marker_tag
+from gitops_ml.pr.github import marker_tag
 from tests.fake_github import OWNER, REPO, TOKEN, FakeGitHub, serve_fake_github
 from tests.integration.act import ActRun, git, require_act, run_act
 from tests.integration.conftest import lock_hashes, sample_repo

@@ -23,9 +23,9 @@ import yaml
 
 from gitops_ml.cli import main
 from gitops_ml.files import file_md5
-from gitops_ml.gitops import report
-from gitops_ml.gitops.dvclock import MODEL_PATH, TEST_PATH, cache_path
 from gitops_ml.lineage.artifacts import IntegrityError, load_model_file
+from gitops_ml.lineage.dvclock import MODEL_PATH, TEST_PATH, cache_path
+from gitops_ml.pr import report
 from tests.conftest import ROOT
 from tests.integration.act import git
 

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gitops_ml.gitops import loadtest
+from gitops_ml.release import loadtest
 from tests import datasets
 from tests.integration.conftest import run_in, template_env
 from tests.integration.own_data import OwnData, first_day

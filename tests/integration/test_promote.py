@@ -26,7 +26,7 @@ import yaml
 from gitops_ml import cli, tracking
 from gitops_ml.config import read_settings
 from gitops_ml.files import file_md5
-from gitops_ml.gitops import promote as pm
+from gitops_ml.release import promote as pm
 from tests.integration.conftest import copy_template, run_in, set_params
 from tests.integration.mlflow_server import MlflowServer, free_port
 

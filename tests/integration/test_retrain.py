@@ -219,7 +219,7 @@ def test_drift_opens_exactly_one_retraining_pull_request(
 
     # A fair comparison: appending the batch moved no row of main's train split into the new
     # test split (the split goes by row content), and the report says so.
-    from gitops_ml.gitops.report import seen_in_training
+    from gitops_ml.pr.report import seen_in_training
 
     base_lock = yaml.safe_load(git(clone, "show", "origin/main:dvc.lock"))
     test = pd.read_parquet(clone / "data/processed/test.parquet")

@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 
 from gitops_ml import tracking
-from gitops_ml.gitops import loadtest, serve
+from gitops_ml.release import loadtest, serve
 from tests.unit.test_predict import TARGET, TRAIN_ROWS, Champion, build_champion
 
 pytestmark = pytest.mark.slow

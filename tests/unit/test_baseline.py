@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
-from gitops_ml.gitops import baseline as b
-from gitops_ml.gitops import gate as g
-from gitops_ml.gitops import report as r
+from gitops_ml.pr import baseline as b
+from gitops_ml.pr import gate as g
+from gitops_ml.pr import report as r
 from tests.unit.test_gate import CFG, GOOD, SLICES
 from tests.unit.test_report import _data
 

@@ -17,7 +17,7 @@ import yaml
 from gitops_ml.config import DataConfig
 from gitops_ml.errors import DataError
 from gitops_ml.files import file_md5, write_parquet
-from gitops_ml.gitops import retrain
+from gitops_ml.monitor import retrain
 from gitops_ml.sources import batch_files, load_dataset, load_source, read_batch
 from gitops_ml.stages import ingest
 from tests.conftest import template_settings

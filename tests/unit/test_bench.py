@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gitops_ml.gitops import loadtest
+from gitops_ml.release import loadtest
 from tests.conftest import ROOT, load_bench
 
 bench = load_bench()

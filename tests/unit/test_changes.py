@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from gitops_ml.cli import main
-from gitops_ml.gitops.cache import check_cache
-from gitops_ml.gitops.changes import pipeline_changes
+from gitops_ml.lineage.cache import check_cache
+from gitops_ml.pr.changes import pipeline_changes
 from tests.conftest import ROOT
 from tests.integration.act import git
 

@@ -18,10 +18,11 @@ import pytest
 import yaml
 from threadpoolctl import threadpool_limits
 
+from gitops_ml import batches
 from gitops_ml.cli import main as cli_main
 from gitops_ml.config import DriftConfig, load_params, parse_params, read_settings
 from gitops_ml.errors import DataError
-from gitops_ml.gitops import drift, serve
+from gitops_ml.monitor import demo, drift
 from gitops_ml.stages import train
 from tests.conftest import template_settings
 
@@ -181,7 +182,7 @@ def test_ks_needs_a_large_statistic_not_only_a_small_p_value(cfg) -> None:
 def test_a_same_distribution_batch_does_not_drift(
     seed, rows, pool, reference, cfg, model, ref_scores, params
 ) -> None:
-    batch = drift.make_batch(pool, rows, seed, "none")
+    batch = demo.make_batch(pool, rows, seed, "none")
     report = judge(batch, reference, cfg, model, ref_scores, params)
     assert not report.drift, report.summary()
     assert report.drifted_features == []
@@ -202,7 +203,7 @@ def test_a_same_distribution_batch_does_not_drift(
 def test_each_feature_shift_drifts_and_names_the_shifted_feature(
     shift, seed, expected, pool, reference, cfg, model, ref_scores, params
 ) -> None:
-    batch = drift.make_batch(pool, 2000, seed, shift)
+    batch = demo.make_batch(pool, 2000, seed, shift)
     report = judge(batch, reference, cfg, model, ref_scores, params)
     assert report.drift
     assert expected in report.drifted_features
@@ -218,7 +219,7 @@ def test_each_feature_shift_drifts_and_names_the_shifted_feature(
 def test_the_income_mix_shift_shows_in_the_predictions(
     pool, reference, cfg, model, ref_scores, params
 ) -> None:
-    batch = drift.make_batch(pool, 2000, 0, "income_mix")
+    batch = demo.make_batch(pool, 2000, 0, "income_mix")
     report = judge(batch, reference, cfg, model, ref_scores, params)
     assert report.drift
     assert report.prediction.drifted
@@ -242,7 +243,7 @@ def test_prediction_drift_is_found_when_only_the_scores_shift(
 
 
 def test_max_drifted_features_tolerates_that_many(pool, reference, cfg, ref_scores) -> None:
-    batch = drift.make_batch(pool, 2000, 0, "missing")  # two features drift, scores do not
+    batch = demo.make_batch(pool, 2000, 0, "missing")  # two features drift, scores do not
     scores = ref_scores[:2000]
     strict = drift.detect_drift(reference, batch, cfg, ref_scores=ref_scores, cur_scores=scores)
     lenient_cfg = dataclasses.replace(cfg, max_drifted_features=2)
@@ -258,9 +259,9 @@ def test_max_drifted_features_tolerates_that_many(pool, reference, cfg, ref_scor
 
 
 def test_demo_batches_are_deterministic_held_out_rows_with_the_shift_applied(pool) -> None:
-    a = drift.make_batch(pool, 1000, 3, "none")
-    pd.testing.assert_frame_equal(a, drift.make_batch(pool, 1000, 3, "none"))
-    assert not a.equals(drift.make_batch(pool, 1000, 4, "none"))
+    a = demo.make_batch(pool, 1000, 3, "none")
+    pd.testing.assert_frame_equal(a, demo.make_batch(pool, 1000, 3, "none"))
+    assert not a.equals(demo.make_batch(pool, 1000, 4, "none"))
     assert list(a.columns) == list(pool.columns)
     assert (a.dtypes == pool.dtypes).all()
     # Real records, except fnlwgt: no row duplicates a pool row, so a batch can be appended.
@@ -271,25 +272,25 @@ def test_demo_batches_are_deterministic_held_out_rows_with_the_shift_applied(poo
     assert close["row"].nunique() == len(a)  # each row is a pool record, fnlwgt within 2%
 
     male_pool = (pool["sex"] == "Male").mean()
-    flipped = drift.make_batch(pool, 1000, 3, "sex")
+    flipped = demo.make_batch(pool, 1000, 3, "sex")
     assert (flipped["sex"] == "Female").mean() == pytest.approx(male_pool, abs=0.001)
-    older = drift.make_batch(pool, 1000, 3, "age")
+    older = demo.make_batch(pool, 1000, 3, "age")
     assert older["age"].mean() > pool["age"].mean() + 5
-    rich = drift.make_batch(pool, 1000, 3, "income_mix")
-    assert (rich["income"] == ">50K").mean() == pytest.approx(drift.INCOME_MIX_SHARE)
-    holes = drift.make_batch(pool, 1000, 3, "missing")
+    rich = demo.make_batch(pool, 1000, 3, "income_mix")
+    assert (rich["income"] == ">50K").mean() == pytest.approx(demo.INCOME_MIX_SHARE)
+    holes = demo.make_batch(pool, 1000, 3, "missing")
     assert holes["occupation"].isna().mean() > pool["occupation"].isna().mean() + 0.15
 
 
 def test_demo_batch_refuses_what_it_cannot_draw(pool) -> None:
     with pytest.raises(DataError, match="ask for at most"):
-        drift.make_batch(pool, len(pool) + 1, 0, "none")
+        demo.make_batch(pool, len(pool) + 1, 0, "none")
     with pytest.raises(DataError, match=r"only \d+ rows with income >50K"):
-        drift.make_batch(pool, 6000, 0, "income_mix")
+        demo.make_batch(pool, 6000, 0, "income_mix")
     with pytest.raises(DataError, match="unknown shift 'weather'"):
-        drift.make_batch(pool, 10, 0, "weather")
+        demo.make_batch(pool, 10, 0, "weather")
     with pytest.raises(DataError, match="needs the column"):
-        drift.make_batch(pool.drop(columns=["age"]), 10, 0, "age")
+        demo.make_batch(pool.drop(columns=["age"]), 10, 0, "age")
 
 
 # --------------------------------------------------------------------------------------------
@@ -337,7 +338,7 @@ def run_cli(ws: Path, current: Path, out: Path, *extra: str) -> int:
 
 def test_cli_exit_codes_and_stable_report(workspace, pool, tmp_path, capsys) -> None:
     calm = tmp_path / "calm.parquet"
-    drift.make_batch(pool, 2000, 11, "none").to_parquet(calm, index=False)
+    demo.make_batch(pool, 2000, 11, "none").to_parquet(calm, index=False)
     assert run_cli(workspace, calm, tmp_path) == 0
     out = capsys.readouterr().out
     assert out.startswith("no drift: 0 of 14 features drifted")
@@ -356,7 +357,7 @@ def test_cli_exit_codes_and_stable_report(workspace, pool, tmp_path, capsys) -> 
     assert report["thresholds"] == template_settings()["drift"]
 
     aged = tmp_path / "aged.csv"
-    drift.make_batch(pool, 2000, 11, "age").to_csv(aged, index=False)
+    demo.make_batch(pool, 2000, 11, "age").to_csv(aged, index=False)
     assert run_cli(workspace, aged, tmp_path) == 1
     out = capsys.readouterr().out
     assert out.startswith("DRIFT:") and "age" in out.splitlines()[0]
@@ -376,7 +377,7 @@ def test_cli_exit_codes_and_stable_report(workspace, pool, tmp_path, capsys) -> 
 def test_cli_reads_a_prediction_log_directory(workspace, pool, model, params, tmp_path) -> None:
     log_dir = tmp_path / "log"
     log_dir.mkdir()
-    batch = drift.make_batch(pool, 3000, 5, "missing").drop(columns=["income"])
+    batch = demo.make_batch(pool, 3000, 5, "missing").drop(columns=["income"])
     batch["prediction"] = "<=50K"
     batch["score"] = drift.model_scores(model, batch, params)
     batch["scored_at"] = pd.Timestamp("2024-01-01", tz="UTC")
@@ -498,9 +499,9 @@ def test_demo_batch_cli_writes_parquet_or_csv(pool, tmp_path, capsys) -> None:
     assert cli_main([*args, "--output", str(tmp_path / "a.parquet"), "--shift", "sex"]) == 0
     assert "wrote 700 rows (shift sex, seed 9)" in capsys.readouterr().out
     written = pd.read_parquet(tmp_path / "a.parquet")
-    pd.testing.assert_frame_equal(written, drift.make_batch(pool, 700, 9, "sex"))
+    pd.testing.assert_frame_equal(written, demo.make_batch(pool, 700, 9, "sex"))
     assert cli_main([*args, "--output", str(tmp_path / "a.csv"), "--shift", "sex"]) == 0
-    as_csv = serve.read_batch(tmp_path / "a.csv")
+    as_csv = batches.read_batch(tmp_path / "a.csv")
     assert list(as_csv.columns) == list(pool.columns) and len(as_csv) == 700
     assert cli_main([*args, "--output", str(tmp_path / "a.xlsx")]) == 2
     assert "unknown output format" in capsys.readouterr().err

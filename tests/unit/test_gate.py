@@ -12,7 +12,7 @@ import pytest
 
 from gitops_ml.cli import main
 from gitops_ml.config import GateConfig, WorstSliceRule
-from gitops_ml.gitops import gate as g
+from gitops_ml.pr import gate as g
 from tests.conftest import ROOT
 
 CFG = GateConfig(

@@ -14,7 +14,7 @@ import pytest
 
 from gitops_ml.cli import main as cli_main
 from gitops_ml.errors import GitopsMLError
-from gitops_ml.gitops.github import (
+from gitops_ml.pr.github import (
     MAX_COMMENT_CHARS,
     GitHubClient,
     GitHubConfig,

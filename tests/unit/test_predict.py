@@ -20,12 +20,13 @@ import pytest
 import yaml
 from threadpoolctl import threadpool_limits
 
-from gitops_ml import tracking
+from gitops_ml import batches, tracking
 from gitops_ml.cli import main as cli_main
 from gitops_ml.config import load_params
 from gitops_ml.errors import DataError, GitopsMLError
 from gitops_ml.files import file_md5
-from gitops_ml.gitops import loadtest, serve
+from gitops_ml.lineage import artifacts
+from gitops_ml.release import loadtest, serve
 from gitops_ml.stages import train
 from tests.conftest import template_settings
 
@@ -49,7 +50,7 @@ class Champion:
 
     @property
     def uri(self) -> str:
-        return serve.champion_uri(MODEL_NAME)
+        return artifacts.champion_uri(MODEL_NAME)
 
 
 def build_champion(ws: Path, train_df: pd.DataFrame) -> Champion:
@@ -85,7 +86,7 @@ def build_champion(ws: Path, train_df: pd.DataFrame) -> Champion:
     client = mlflow.MlflowClient()
     logged = client.get_run(run_id).data.tags[tracking.TAG_MODEL_URI]
     version = mlflow.register_model(logged, MODEL_NAME, tags={tracking.TAG_MODEL_MD5: md5})
-    client.set_registered_model_alias(MODEL_NAME, serve.CHAMPION_ALIAS, version.version)
+    client.set_registered_model_alias(MODEL_NAME, artifacts.CHAMPION_ALIAS, version.version)
     return Champion(ws=ws, model_file=model_file, md5=md5, version=str(version.version))
 
 
@@ -311,7 +312,7 @@ def test_each_call_appends_one_log_file(
     files = sorted(p.name for p in log_dir.iterdir())
     assert len(files) == 2 and all(LOG_NAME.match(name) for name in files), files
 
-    log = serve.read_prediction_log(log_dir)
+    log = batches.read_prediction_log(log_dir)
     features = [c for c in batch.columns if c != TARGET]
     assert list(log.columns) == [
         *features,
@@ -344,8 +345,8 @@ def test_bare_log_dir_means_monitoring_predictions(
     batch.head(5).to_parquet("in.parquet", index=False)
     args = ["--params", champion.ws / "params.yaml", "--model", champion.model_file]
     assert predict("--input", "in.parquet", "--output", "out.parquet", *args, "--log-dir") == 0
-    (logged,) = (tmp_path / serve.DEFAULT_LOG_DIR).iterdir()
-    frame = serve.read_prediction_log(serve.DEFAULT_LOG_DIR)
+    (logged,) = (tmp_path / batches.DEFAULT_LOG_DIR).iterdir()
+    frame = batches.read_prediction_log(batches.DEFAULT_LOG_DIR)
     assert len(frame) == 5 and frame["model_version"].isna().all()
     assert set(frame["model_md5"]) == {champion.md5}
     assert logged.suffix == ".parquet"
@@ -353,10 +354,10 @@ def test_bare_log_dir_means_monitoring_predictions(
 
 def test_read_prediction_log_needs_logged_batches(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="no prediction log directory"):
-        serve.read_prediction_log(tmp_path / "absent")
+        batches.read_prediction_log(tmp_path / "absent")
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="no logged predictions"):
-        serve.read_prediction_log(tmp_path / "empty")
+        batches.read_prediction_log(tmp_path / "empty")
 
 
 # --------------------------------------------------------------------------------------------
@@ -432,16 +433,16 @@ def test_only_not_found_errors_become_the_promote_hint() -> None:
     from mlflow.exceptions import MlflowException
     from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST
 
-    assert serve._is_not_found(
+    assert artifacts._is_not_found(
         MlflowException("Registered model alias champion not found.", INVALID_PARAMETER_VALUE)
     )
-    assert serve._is_not_found(
+    assert artifacts._is_not_found(
         MlflowException("Registered Model with name=m not found", RESOURCE_DOES_NOT_EXIST)
     )
-    assert not serve._is_not_found(
+    assert not artifacts._is_not_found(
         MlflowException("alias name is invalid", INVALID_PARAMETER_VALUE)
     )
-    assert not serve._is_not_found(MlflowException("database is locked"))
+    assert not artifacts._is_not_found(MlflowException("database is locked"))
 
 
 def test_serve_command_puts_this_venv_first() -> None:
@@ -453,8 +454,8 @@ def test_serve_command_puts_this_venv_first() -> None:
     env = serve.serve_env("sqlite:///x.db", {"PATH": "/usr/bin"})
     assert env["PATH"].split(":")[0] == str(Path(cmd[0]).parent)
     assert env[tracking.TRACKING_URI_ENV] == "sqlite:///x.db"
-    assert serve.pinned_uri("models:/m@champion", "3") == "models:/m/3"
-    assert serve.pinned_uri("runs:/abc/model", None) == "runs:/abc/model"
+    assert artifacts.pinned_uri("models:/m@champion", "3") == "models:/m/3"
+    assert artifacts.pinned_uri("runs:/abc/model", None) == "runs:/abc/model"
     assert serve.is_loopback("127.0.0.2") and serve.is_loopback("::1")
     assert not serve.is_loopback("0.0.0.0") and not serve.is_loopback("example.com")
 

@@ -11,8 +11,8 @@ import yaml
 from gitops_ml import cli
 from gitops_ml.errors import GitopsMLError
 from gitops_ml.files import file_md5
-from gitops_ml.gitops import dvclock
-from gitops_ml.gitops import promote as pm
+from gitops_ml.lineage import dvclock
+from gitops_ml.release import promote as pm
 
 ROOT = Path(__file__).resolve().parents[2]
 MD5 = "a" * 32

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gitops_ml.gitops import report as r
+from gitops_ml.pr import report as r
 
 BASE = {"roc_auc": 0.93, "log_loss": 0.27, "accuracy": 0.87, "n_test": 800}
 HEAD = {"roc_auc": 0.92, "log_loss": 0.25, "accuracy": 0.87, "n_test": 900, "f1": 0.7}

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from gitops_ml.gitops import report as r
+from gitops_ml.pr import report as r
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow

@@ -132,9 +132,9 @@ def test_check_validation(tmp_path: Path) -> None:
 
 def test_the_report_counts_test_rows_the_champion_trained_on(tmp_path: Path) -> None:
     """seen_in_training: by row content on the shared columns, from the base's cached split."""
-    from gitops_ml.gitops.dvclock import TRAIN_PATH, cache_path
-    from gitops_ml.gitops.report import seen_in_training
     from gitops_ml.lineage.artifacts import IntegrityError
+    from gitops_ml.lineage.dvclock import TRAIN_PATH, cache_path
+    from gitops_ml.pr.report import seen_in_training
 
     base_train = _frame(50)
     staged = tmp_path / "train.parquet"

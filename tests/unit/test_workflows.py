@@ -118,7 +118,7 @@ def _monitor_step(name: str) -> dict:
 def test_monitor_without_a_dvc_remote_says_what_to_configure(
     tmp_path: Path, code: str, remote: str
 ) -> None:
-    from gitops_ml.gitops.retrain import NO_REMOTE_HINT
+    from gitops_ml.monitor.retrain import NO_REMOTE_HINT
 
     (tmp_path / "reports").mkdir()
     (tmp_path / "reports" / "drift.md").write_text("## Data drift: **drift detected**\n")
@@ -156,7 +156,7 @@ def test_codeowners_cover_what_decides_a_release() -> None:
             owned.append(pattern)
     for path in (
         ".github/workflows/pr.yml", "dvc.yaml", "dvc.lock", "params.yaml", "gitops.yaml",
-        "src/gitops_ml/gitops/gate.py", "src/gitops_ml/gitops/promote.py",
+        "src/gitops_ml/pr/gate.py", "src/gitops_ml/release/promote.py",
         "src/gitops_ml/lineage/artifacts.py", "src/gitops_ml/stages/split.py",
     ):  # fmt: skip
         assert (ROOT / path).exists(), path

@@ -12,11 +12,14 @@ float differently), and the caller says so explicitly.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gitops_ml.errors import GitopsMLError
+from gitops_ml import tracking
+from gitops_ml.errors import DataError, GitopsMLError
 from gitops_ml.files import file_md5
+from gitops_ml.lineage.dvclock import LOCK_PATH
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +58,7 @@ def load_model_file(path: Path, expected: str | None, what: str, declared_by: st
 def declared_md5(path: Path, lock_path: Path | None = None) -> str | None:
     """The md5 that dvc.lock (by default the one in the current directory) declares for `path`
     when `path` is one of its outputs; None for any other file."""
-    from gitops_ml.gitops.dvclock import LOCK_PATH, out_md5, read_lock
+    from gitops_ml.lineage.dvclock import LOCK_PATH, out_md5, read_lock
 
     lock_file = lock_path or Path(LOCK_PATH)
     if not lock_file.is_file():
@@ -65,3 +68,158 @@ def declared_md5(path: Path, lock_path: Path | None = None) -> str | None:
     except ValueError:  # outside the repository: not a pipeline output
         return None
     return out_md5(read_lock(lock_file), rel)
+
+
+#: The registry alias that names the production model.
+CHAMPION_ALIAS = "champion"
+
+
+_URI_SCHEMES = ("models:/", "runs:/")
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A fitted scikit-learn model and what is known of where it came from."""
+
+    model: Any
+    uri: str
+    version: str | None = None
+    md5: str | None = None
+
+
+def champion_uri(model_name: str) -> str:
+    """``models:/<name>@champion``: the registry URI of the production model."""
+    return f"models:/{model_name}@{CHAMPION_ALIAS}"
+
+
+def is_mlflow_uri(value: str) -> bool:
+    """An MLflow model URI (``models:/``, ``runs:/``, ``s3://``...) rather than a local path."""
+    return value.startswith(_URI_SCHEMES) or "://" in value
+
+
+class NotRegisteredError(tracking.TrackingError):
+    """A ``models:/<name>@<alias>`` URI that the registry does not know (nothing promoted yet)."""
+
+
+def not_registered(uri: str, *, store_missing: Path | None = None) -> NotRegisteredError:
+    """The one-line error for an alias nobody has set: where it was looked for, what to run."""
+    from gitops_ml.release.promote import redact
+
+    parsed = _registry_alias(uri)
+    where = redact(tracking.tracking_uri())
+    if store_missing is not None:
+        where += f" ({store_missing} does not exist yet)"
+    if parsed is not None and parsed[1] != CHAMPION_ALIAS:
+        hint = "check the model name and alias (or pass --model)"
+    elif store_missing is not None:
+        hint = "run `make repro`, then `gitops-ml promote` (or pass --model)"
+    else:
+        hint = "run `gitops-ml promote` first (or pass --model)"
+    return NotRegisteredError(f"no model is registered as {uri} in {where}: {hint}")
+
+
+def _require_store(model_uri: str | None = None) -> str:
+    """The tracking URI; a local SQLite store must exist (MLflow would create an empty one).
+
+    Without one, a registry alias `model_uri` fails with `not_registered`'s hint."""
+    uri = tracking.configure()
+    if uri.startswith("sqlite:///"):
+        path = Path(uri.removeprefix("sqlite:///"))
+        if not path.is_file():
+            if model_uri is not None and _registry_alias(model_uri) is not None:
+                raise not_registered(model_uri, store_missing=path)
+            raise tracking.TrackingError(
+                f"no MLflow tracking store at {path} ({tracking.TRACKING_URI_ENV}={uri}): "
+                "train and promote a model first, or set the tracking URI"
+            )
+    return uri
+
+
+def _registry_alias(uri: str) -> tuple[str, str] | None:
+    """(name, alias) of a ``models:/<name>@<alias>`` URI, else None."""
+    if not uri.startswith("models:/"):
+        return None
+    name, sep, alias = uri.removeprefix("models:/").partition("@")
+    return (name, alias) if sep and name and alias and "/" not in name else None
+
+
+def _is_not_found(exc: Exception) -> bool:
+    """An MLflow error saying the registered model or its alias does not exist (the SQL store
+    says INVALID_PARAMETER_VALUE for a missing alias, a server may say RESOURCE_DOES_NOT_EXIST)."""
+    code = getattr(exc, "error_code", "")
+    return code == "RESOURCE_DOES_NOT_EXIST" or (
+        code == "INVALID_PARAMETER_VALUE" and "not found" in str(exc)
+    )
+
+
+def resolve_alias(uri: str) -> tuple[str | None, str | None]:
+    """(version, model md5) behind a ``models:/<name>@<alias>`` URI; a missing alias fails
+    with `NotRegisteredError` (what to run), any other registry failure with a TrackingError."""
+    parsed = _registry_alias(uri)
+    if parsed is None:
+        return None, None
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    name, alias = parsed
+    _require_store(uri)
+    with tracking.tracking_errors(f"resolving {uri}"):
+        client = mlflow.MlflowClient()
+        try:
+            version = client.get_model_version_by_alias(name, alias)
+        except MlflowException as exc:
+            if _is_not_found(exc):
+                raise not_registered(uri) from None
+            raise
+        md5 = (version.tags or {}).get(tracking.TAG_MODEL_MD5)
+        if md5 is None and version.run_id:
+            md5 = client.get_run(version.run_id).data.tags.get(tracking.TAG_MODEL_MD5)
+    return str(version.version), md5
+
+
+def pinned_uri(uri: str, version: str | None) -> str:
+    """``models:/<name>/<version>`` for an alias URI resolved to `version`, else `uri`: what is
+    loaded is the version that was reported, even if the alias moves meanwhile."""
+    parsed = _registry_alias(uri)
+    return f"models:/{parsed[0]}/{version}" if parsed and version else uri
+
+
+def load_model(uri: str) -> LoadedModel:
+    """Load a model from an MLflow URI, an MLflow model directory or a joblib file.
+
+    Registry models are loaded with the sklearn flavour, not the pyfunc wrapper: batch scoring
+    needs ``predict_proba``, and it is the same fitted object the train stage saved.
+    """
+    import joblib
+
+    from gitops_ml.files import file_md5
+
+    if is_mlflow_uri(uri):
+        import mlflow
+
+        if uri.startswith(_URI_SCHEMES):
+            _require_store(uri)
+        version, md5 = resolve_alias(uri)
+        with tracking.tracking_errors(f"loading the model {uri}"):
+            model = mlflow.sklearn.load_model(pinned_uri(uri, version))
+        return LoadedModel(model, uri, version, md5)
+    path = Path(uri)
+    if path.is_dir():
+        if not (path / "MLmodel").is_file():
+            raise DataError(f"{path}: a directory without an MLmodel file is not a model")
+        import mlflow
+
+        with tracking.tracking_errors(f"loading the model {uri}"):
+            model = mlflow.sklearn.load_model(str(path))
+        return LoadedModel(model, uri)
+    if not path.is_file():
+        raise DataError(f"{path}: model file not found (a joblib file, or a models:/ URI)")
+    # A pipeline output (models/model.joblib) is loaded only with the md5 dvc.lock declares; a
+    # file no lock declares is one the user named explicitly.
+    if (declared := declared_md5(path)) is not None:
+        check_md5(path, declared, str(path), LOCK_PATH)
+    try:
+        model = joblib.load(path)
+    except Exception as exc:  # unpickling raises anything; the user passed a wrong file
+        raise DataError(f"{path}: cannot load a model from it: {type(exc).__name__}") from None
+    return LoadedModel(model, uri, None, file_md5(path))

@@ -40,7 +40,7 @@ import yaml
 
 from gitops_ml.config import LOWER_IS_BETTER, GateConfig, WorstSliceRule
 from gitops_ml.errors import DataError, GitopsMLError
-from gitops_ml.gitops import dvclock
+from gitops_ml.lineage import dvclock
 
 log = logging.getLogger(__name__)
 
@@ -475,8 +475,8 @@ def run_gate(
     model came from); without it, or when it finds no model, the regression rules compare with
     the base's committed metrics, which were measured on the base's test split.
     """
-    from gitops_ml.gitops import git
-    from gitops_ml.gitops.baseline import NewBaseline
+    from gitops_ml.lineage import git
+    from gitops_ml.pr.baseline import NewBaseline
 
     metrics = read_json(metrics_path, "metrics")
     if not isinstance(metrics, Mapping):

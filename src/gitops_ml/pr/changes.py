@@ -27,8 +27,8 @@ import yaml
 
 from gitops_ml.cliargs import exit_codes
 from gitops_ml.errors import ConfigError
-from gitops_ml.gitops import dvclock
-from gitops_ml.gitops.git import git, merge_base, repo_root, resolve, show
+from gitops_ml.lineage import dvclock
+from gitops_ml.lineage.git import git, merge_base, repo_root, resolve, show
 
 log = logging.getLogger(__name__)
 

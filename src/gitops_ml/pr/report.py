@@ -35,7 +35,8 @@ import yaml
 
 from gitops_ml.config import LOWER_IS_BETTER, TASK_METRICS
 from gitops_ml.errors import GitopsMLError
-from gitops_ml.gitops.dvclock import (
+from gitops_ml.lineage.artifacts import load_model_file
+from gitops_ml.lineage.dvclock import (
     LOCK_PATH,
     METRICS_PATH,
     MODEL_PATH,
@@ -46,7 +47,6 @@ from gitops_ml.gitops.dvclock import (
     out_md5,
     read_lock,
 )
-from gitops_ml.lineage.artifacts import load_model_file
 
 log = logging.getLogger(__name__)
 
@@ -457,7 +457,7 @@ def _read_json_file(path: Path) -> Any:
 
 
 def _json_at(rev: str, path: str, root: Path) -> Any:
-    from gitops_ml.gitops import git
+    from gitops_ml.lineage import git
 
     text = git.show(rev, path, cwd=root)
     if text is None:
@@ -470,7 +470,7 @@ def _json_at(rev: str, path: str, root: Path) -> Any:
 
 
 def _yaml_at(rev: str, path: str, root: Path) -> Any:
-    from gitops_ml.gitops import git
+    from gitops_ml.lineage import git
 
     text = git.show(rev, path, cwd=root)
     if text is None:
@@ -501,7 +501,7 @@ def _from_remote(root: Path, rev: str, dest: Path, path: str = MODEL_PATH) -> bo
 
 def _rebuild(root: Path, rev: str, dest: Path) -> tuple[bool, str]:
     """`dvc repro` of the base in a temporary git worktree sharing this repo's DVC cache."""
-    from gitops_ml.gitops import git
+    from gitops_ml.lineage import git
 
     tmp = Path(tempfile.mkdtemp(prefix="gitops-ml-base-"))
     tree = tmp / "base"
@@ -715,7 +715,7 @@ def load_challenger(root: Path) -> Any:
 
 def _fitting(model: Any, test: Any, params: Any) -> Any:
     """`model` if it can be scored on `test`; else NewBaseline says why not."""
-    from gitops_ml.gitops.baseline import NewBaseline, model_fit
+    from gitops_ml.pr.baseline import NewBaseline, model_fit
 
     why = model_fit(model, test, params.data.target, params.data.task)
     if why is not None:
@@ -736,8 +736,8 @@ def build_report(
     `committed_metrics`: compare with the base's committed metrics instead of re-scoring the
     champion on the PR's test split (as `gitops-ml gate --committed-metrics`).
     """
-    from gitops_ml.gitops import git
-    from gitops_ml.gitops.baseline import NewBaseline, new_baseline_reason
+    from gitops_ml.lineage import git
+    from gitops_ml.pr.baseline import NewBaseline, new_baseline_reason
 
     root = git.repo_root(Path.cwd())
     head_sha = git.resolve("HEAD", cwd=root)
@@ -901,7 +901,7 @@ def _gate(
             f"{'no base' if not written_for else f'`{str(written_for)[:8]}`'}, not this base: "
             "ignored. "
         )
-    from gitops_ml.gitops.gate import run_gate
+    from gitops_ml.pr.gate import run_gate
 
     result = run_gate(
         params.gate,

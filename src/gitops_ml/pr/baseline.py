@@ -21,8 +21,8 @@ from typing import Any
 import yaml
 
 from gitops_ml.errors import GitopsMLError
-from gitops_ml.gitops import git
-from gitops_ml.gitops.dvclock import PARAMS_PATH
+from gitops_ml.lineage import git
+from gitops_ml.lineage.dvclock import PARAMS_PATH
 
 DVC_YAML = "dvc.yaml"
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from gitops_ml.errors import GitopsMLError
-from gitops_ml.gitops.serve import is_loopback
+from gitops_ml.release.serve import is_loopback
 
 if TYPE_CHECKING:
     import pandas as pd

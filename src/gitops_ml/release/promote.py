@@ -64,8 +64,8 @@ from gitops_ml import tracking
 from gitops_ml.cliargs import exit_codes
 from gitops_ml.errors import GitopsMLError
 from gitops_ml.files import atomic_path, file_md5, write_json
-from gitops_ml.gitops import dvclock
-from gitops_ml.gitops.dvclock import (
+from gitops_ml.lineage import dvclock
+from gitops_ml.lineage.dvclock import (
     LOCK_PATH,
     METRICS_PATH,
     MODEL_PATH,
@@ -281,7 +281,7 @@ def parse_pr_number(message: str) -> str | None:
 
 def pr_number(root: Path) -> str | None:
     """``GITOPS_ML_PR_NUMBER`` if set, else parsed from the HEAD commit message."""
-    from gitops_ml.gitops import git
+    from gitops_ml.lineage import git
 
     env = os.environ.get(tracking.PR_NUMBER_ENV, "").strip()
     if env:
@@ -985,7 +985,7 @@ def _write_text(path: str, text: str) -> None:
 
 
 def _promote_cmd(args: argparse.Namespace) -> int:
-    from gitops_ml.gitops import git
+    from gitops_ml.lineage import git
 
     root = git.repo_root(Path.cwd())
     result = promote(

@@ -22,7 +22,7 @@ On drift, step by step:
    source), and `dvc push` to the default DVC remote.
 4. Commit dvc.lock, the .dvc file and the changed metrics (params are untouched), push the
    branch to ``--remote`` (default ``origin``), open the pull request through the GitHub REST
-   client (`gitops_ml.gitops.github`).
+   client (`gitops_ml.pr.github`).
 
 If a step after branching fails, the checkout is put back: the original branch, the batch file
 removed, the DVC outputs checked out again. Re-running after any failure opens exactly one pull
@@ -68,7 +68,7 @@ from typing import Any
 from gitops_ml.cliargs import exit_codes
 from gitops_ml.errors import GitopsMLError
 from gitops_ml.files import file_md5
-from gitops_ml.gitops import git
+from gitops_ml.lineage import git
 
 log = logging.getLogger(__name__)
 
@@ -305,7 +305,7 @@ def check_batch(batch: Path, root: Path, source_dir: Path, params_path: Path) ->
 
 def check_checkout(root: Path, branch: str) -> None:
     """Refuse a checkout that cannot be branched from cleanly (a one-line reason why)."""
-    from gitops_ml.gitops.gate import dvc_status
+    from gitops_ml.pr.gate import dvc_status
 
     changed = _git(root, "status", "--porcelain", "--untracked-files=no").splitlines()
     if changed:
@@ -356,7 +356,7 @@ def retrain(
     env: Mapping[str, str] | None = None,
 ) -> None:
     """Open the retraining pull request for a drifted batch (see the module docstring)."""
-    from gitops_ml.gitops.github import GitHubClient
+    from gitops_ml.pr.github import GitHubClient
 
     drift = read_drift(drift_json, drift_markdown)
     if not drift.drift:

@@ -1,1 +1,0 @@
-"""The GitOps machinery behind the `gitops-ml` command (reports, gate, promotion, drift)."""

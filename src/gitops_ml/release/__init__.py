@@ -1,0 +1,1 @@
+"""The release part of the loop: promotion into the registry, verification, serving."""

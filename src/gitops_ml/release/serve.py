@@ -1,0 +1,271 @@
+"""Scoring with the production model: `gitops-ml predict` (batch) and `gitops-ml serve` (online).
+
+The production model is the registry alias ``models:/<mlflow.model_name>@champion``. A batch is
+checked against the data contract (the schema YAML the validate stage uses) before it is scored,
+so a broken extract is refused with one line instead of being scored into nonsense. Scores follow
+the evaluate stage (`gitops_ml.scoring`), so a batch is scored exactly as the test split was:
+binary ``score`` is the probability of ``data.positive_label`` and ``prediction`` cuts it at
+``evaluate.threshold``; multiclass ``prediction`` is the most probable class and ``score`` its
+probability.
+
+With ``--log-dir``, every scored batch is appended to a prediction log (one parquet file per
+batch, never overwritten) that the drift check reads back with `read_prediction_log`.
+
+`gitops-ml serve` replaces itself with ``mlflow models serve --env-manager local``: the MLflow
+scoring server (``/ping``, ``/invocations``) on loopback unless ``--allow-remote`` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gitops_ml import tracking
+from gitops_ml.batches import (
+    DEFAULT_LOG_DIR,
+    append_prediction_log,
+    check_batch,
+    check_output_path,
+    log_frame,
+    read_batch,
+    schema_path,
+    score_batch,
+    write_batch,
+)
+from gitops_ml.cliargs import exit_codes, whole_number
+from gitops_ml.cliargs import port as port_number
+from gitops_ml.config import load_params
+from gitops_ml.errors import GitopsMLError
+from gitops_ml.lineage.artifacts import (
+    _require_store,
+    champion_uri,
+    is_mlflow_uri,
+    load_model,
+    pinned_uri,
+    resolve_alias,
+)
+
+if TYPE_CHECKING:
+    pass
+
+log = logging.getLogger(__name__)
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 5001
+
+
+# --------------------------------------------------------------------------------------------
+# the model
+
+
+# --------------------------------------------------------------------------------------------
+# checking a batch against the data contract
+
+
+# --------------------------------------------------------------------------------------------
+# scoring
+
+
+# --------------------------------------------------------------------------------------------
+# the prediction log
+
+
+# --------------------------------------------------------------------------------------------
+# serving
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def serve_command(model_uri: str, host: str, port: int, workers: int = 1) -> list[str]:
+    """The ``mlflow models serve`` command line, run by this environment's interpreter."""
+    return [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "models",
+        "serve",
+        "-m",
+        model_uri,
+        "--env-manager",
+        "local",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
+
+
+def serve_env(tracking_uri: str, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The server's environment: this venv's bin first on PATH (mlflow runs `uvicorn` from
+    PATH), the tracking URI, and MLflow telemetry off."""
+    env = dict(os.environ if base is None else base)
+    bin_dir = str(Path(sys.executable).parent)
+    env["PATH"] = os.pathsep.join(
+        [bin_dir, *[p for p in env.get("PATH", "").split(os.pathsep) if p]]
+    )
+    env[tracking.TRACKING_URI_ENV] = tracking_uri
+    env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    return env
+
+
+# --------------------------------------------------------------------------------------------
+# the CLI
+
+
+def _predict(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from gitops_ml.schema import load_schema
+
+    params = load_params(args.params)
+    schema = load_schema(schema_path(args.schema, args.params))
+    check_output_path(args.output)
+    df = read_batch(args.input)
+    check = check_batch(df, schema, source=str(args.input))
+    model = load_model(args.model or champion_uri(params.mlflow.model_name))
+    model_features = [str(c) for c in getattr(model.model, "feature_names_in_", ())]
+    if any(c not in check.features for c in model_features):
+        check = check_batch(df, schema, model_features=model_features, source=str(args.input))
+    for note in check.warnings:
+        print(f"warning: {args.input}: {note}", file=sys.stderr)
+    if check.ignored:
+        print(
+            f"note: {args.input}: ignoring {len(check.ignored)} column(s) not in the schema: "
+            f"{', '.join(check.ignored)}",
+            file=sys.stderr,
+        )
+    scored = score_batch(model.model, check.frame.loc[:, list(check.features)], params)
+    scored_at = pd.Timestamp.now(tz="UTC").floor("us")
+    out = check.frame.copy()
+    for col in scored.columns:
+        out[col] = scored[col]
+    write_batch(args.output, out)
+    logged = ""
+    if args.log_dir is not None:
+        path = append_prediction_log(
+            args.log_dir, log_frame(check, scored, model, scored_at), scored_at
+        )
+        logged = f"; logged to {path}"
+    version = f" (version {model.version})" if model.version else ""
+    print(f"scored {len(out)} rows with {model.uri}{version} -> {args.output}{logged}")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    params = load_params(args.params)
+    if not is_loopback(args.host) and not args.allow_remote:
+        raise GitopsMLError(
+            f"--host {args.host} is not a loopback address; the scoring server has no "
+            "authentication: pass --allow-remote to expose it anyway"
+        )
+    uri = args.model or champion_uri(params.mlflow.model_name)
+    if not is_mlflow_uri(uri) and not (Path(uri) / "MLmodel").is_file():
+        raise GitopsMLError(
+            f"--model {uri}: mlflow serves an MLflow model (a models:/ or runs:/ URI, or a "
+            "directory with an MLmodel file), not a joblib file"
+        )
+    tracking_uri = _require_store(uri) if is_mlflow_uri(uri) else tracking.tracking_uri()
+    version, _ = resolve_alias(uri)
+    cmd = serve_command(pinned_uri(uri, version), args.host, args.port, args.workers)
+    shown = f"{uri} (version {version})" if version else uri
+    print(f"serving {shown} on http://{args.host}:{args.port} (tracking {tracking_uri})")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execve(cmd[0], cmd, serve_env(tracking_uri))
+    except OSError as exc:
+        raise GitopsMLError(f"cannot start mlflow models serve: {exc}") from None
+    return 0  # not reached: execve replaces this process
+
+
+def add_params_and_schema(p: argparse.ArgumentParser) -> None:
+    """``--params`` and ``--schema`` (resolved by `schema_path`), as predict and drift take them."""
+    p.add_argument("--params", default="params.yaml", help="the params file (default: %(default)s)")
+    p.add_argument(
+        "--schema",
+        default=None,
+        help="data contract YAML (default: the 'schema' var of dvc.yaml beside --params)",
+    )
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `predict` and `serve` to the `gitops-ml` subcommands."""
+    p = sub.add_parser(
+        "predict",
+        help="score a CSV or parquet batch with the champion model",
+        description="Check a batch against the data contract, score it with the champion (or "
+        "--model) and write it with 'prediction' and 'score' columns; --log-dir also appends it "
+        "to the prediction log that drift reads.",
+        epilog=exit_codes(
+            "the batch was scored and written",
+            bad="the batch breaks the data contract, no model is registered as the champion, or "
+            "bad usage; nothing is written",
+        ),
+    )
+    p.add_argument("--input", required=True, help="batch to score (.csv or .parquet)")
+    p.add_argument("--output", required=True, help="scored batch to write (.csv or .parquet)")
+    p.add_argument(
+        "--model",
+        default=None,
+        help="model URI (models:/, runs:/), MLflow model directory or joblib file "
+        "(default: models:/<mlflow.model_name>@champion)",
+    )
+    p.add_argument(
+        "--log-dir",
+        nargs="?",
+        const=DEFAULT_LOG_DIR,
+        default=None,
+        metavar="DIR",
+        help="append the scored batch to this prediction log for drift monitoring; "
+        f"without a value: {DEFAULT_LOG_DIR} (default: no logging)",
+    )
+    add_params_and_schema(p)
+    p.set_defaults(func=_predict)
+
+    p = sub.add_parser(
+        "serve",
+        help="serve the champion model over HTTP (mlflow models serve)",
+        description="Run mlflow models serve --env-manager local on the champion model (or "
+        "--model), on loopback unless --allow-remote: GET /ping, POST /invocations.",
+        epilog="exit codes: once the server starts it replaces this process and its exit code "
+        "is the server's; 2 no model is registered as the champion (run `gitops-ml promote` "
+        "first), a non-loopback --host without --allow-remote, or bad usage.",
+    )
+    p.add_argument("--host", default=DEFAULT_HOST, help="address to bind (default: %(default)s)")
+    p.add_argument(
+        "--port",
+        default=DEFAULT_PORT,
+        type=port_number,
+        help="port to listen on (default: %(default)s)",
+    )
+    p.add_argument(
+        "--workers", default=1, type=whole_number(1), help="uvicorn workers (default: 1)"
+    )
+    p.add_argument(
+        "--model",
+        default=None,
+        help="model URI or MLflow model directory (default: models:/<mlflow.model_name>@champion)",
+    )
+    p.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow a non-loopback --host (the server has no authentication)",
+    )
+    p.add_argument("--params", default="params.yaml", help="the params file (default: %(default)s)")
+    p.set_defaults(func=_serve)
