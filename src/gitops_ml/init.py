@@ -78,6 +78,11 @@ SNIFF_ROWS = 200
 MB = 1_000_000
 #: Files larger than this (in MB) are `dvc add`ed instead of going into git.
 DEFAULT_MAX_GIT_MB = 50.0
+#: How the README sets up a DVC remote for such data: DVC re-hashes every object it downloads.
+REMOTE_SETUP = (
+    "dvc remote add -d storage s3://bucket/path",
+    "dvc remote modify storage verify true",
+)
 
 #: Fewer rows than this cannot be split, trained and evaluated meaningfully.
 MIN_ROWS = 20
@@ -1258,10 +1263,11 @@ def summary(plan: Plan, *, dry_run: bool = False) -> str:
     lines.append(f"  git add {shlex.join(plan.commit)}")
     lines.append(f'  git commit -m "Train on {plan.dest.name}"')
     if plan.dvc_add:
-        lines.append(
-            "  dvc push          # CI pulls the data from the DVC remote "
-            "(dvc remote add -d storage s3://bucket/path)"
-        )
+        lines += [
+            "  dvc push          # CI pulls the data from the DVC remote; without one, first:",
+            f"                    #   {REMOTE_SETUP[0]}",
+            f"                    #   {REMOTE_SETUP[1]}   # DVC re-hashes what it pulls",
+        ]
     lines.append(
         "  git push -u origin HEAD, then open a pull request: CI posts the report and gate"
     )

@@ -151,6 +151,7 @@ def run_act(
 # -- a team's repository for pr.yml ------------------------------------------------------------
 
 PR_WORKFLOW = ".github/workflows/pr.yml"
+PROMOTE_WORKFLOW = ".github/workflows/promote.yml"
 #: Gate limits a 3,000-row sample clears with the default model (the shipped ones are for Adult).
 SAMPLE_GATE = {
     "thresholds": {"roc_auc": 0.8, "log_loss": 0.45},
@@ -165,7 +166,7 @@ def sample_origin(dest: Path, remote: dict[str, str] | None = None) -> Path:
 
     require_act()
     repo = copy_template(dest)
-    for rel in ("Makefile", "requirements.lock", PR_WORKFLOW):
+    for rel in ("Makefile", "requirements.lock", PR_WORKFLOW, PROMOTE_WORKFLOW):
         (repo / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / rel, repo / rel)
     adult_sample(3000).to_csv(repo / SAMPLE, index=False)
@@ -207,6 +208,25 @@ def docs_branch(repo: Path, name: str) -> None:
     git(repo, "add", "README.md")
     git(repo, "commit", "-q", "-m", "docs only")
     git(repo, "checkout", "-q", "main")
+
+
+def run_promote_workflow(origin: Path, branch: str, work: Path, **act: Any) -> ActRun:
+    """Clone `origin` with `branch` as its `main` (the pull request merged) and run promote.yml
+    on it with act, as for the push to main; `act` goes to run_act (env, secrets, act_args).
+
+    act runs a job's `environment:` as a label: it passes the secrets it is given and enforces no
+    deployment branch rule (GitHub does)."""
+    clone = work / "clone"
+    git(work, "clone", "-q", "--branch", branch, str(origin), str(clone))
+    git(clone, "checkout", "-q", "-B", "main")
+    sha = git(clone, "rev-parse", "HEAD")
+    event = {
+        "ref": "refs/heads/main",
+        "after": sha,
+        "head_commit": {"id": sha, "message": git(clone, "log", "-1", "--format=%B")},
+        "repository": {"default_branch": "main", "full_name": "acme/churn"},
+    }
+    return run_act(clone, work, event_name="push", workflow=PROMOTE_WORKFLOW, event=event, **act)
 
 
 def run_pr_workflow(origin: Path, branch: str, number: int, work: Path, **act: Any) -> ActRun:

@@ -10,15 +10,22 @@ cache/restore reads GitHub's cache from a folder that holds main's DVC objects.
 The repository is a clone whose `main` holds a reproduced pipeline on a small Adult sample and
 whose PR branches change one thing each: a code change runs only the stage it touches, a README
 change runs no stage at all, a weak model (with no cache of main) must fail the gate.
+
+No run gets a secret. MLflow: the code change's run has no tracking URI at all (its runs go to
+the local sqlite store); the weak model's run has the MLFLOW_EXPERIMENTS_URI variable pointing at a
+real `mlflow server` on loopback, which then holds the training run and no registered model.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from tests.integration.act import (
     ActRun,
@@ -29,6 +36,7 @@ from tests.integration.act import (
     sample_origin,
 )
 from tests.integration.conftest import run_in, set_params
+from tests.integration.mlflow_server import run_mlflow_server
 
 pytestmark = pytest.mark.slow
 
@@ -55,13 +63,15 @@ def origin(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def run_pr(
-    origin: Path, branch: str, number: int, work: Path, *, main_cache: bool = True
+    origin: Path, branch: str, number: int, work: Path, *, main_cache: bool = True, **act: Any
 ) -> ActRun:
-    """pr.yml on `branch`; GitHub's cache holds main's DVC objects unless `main_cache` is false."""
+    """pr.yml on `branch`; GitHub's cache holds main's DVC objects unless `main_cache` is false.
+    `act` goes to run_act (act_args)."""
     store = work / "gh-cache"
     if main_cache:
         shutil.copytree(origin.parent / "gh-cache", store)
-    return run_pr_workflow(origin, branch, number, work, env={"GITOPS_ML_TEST_CACHE": str(store)})
+    env = {"GITOPS_ML_TEST_CACHE": str(store)}
+    return run_pr_workflow(origin, branch, number, work, env=env, **act)
 
 
 @pytest.fixture(scope="module")
@@ -70,9 +80,19 @@ def good_run(origin: Path, tmp_path_factory: pytest.TempPathFactory) -> ActRun:
 
 
 @pytest.fixture(scope="module")
-def weak_run(origin: Path, tmp_path_factory: pytest.TempPathFactory) -> ActRun:
+def experiments(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The team's experiments server (the MLFLOW_EXPERIMENTS_URI variable), not its registry."""
+    with run_mlflow_server(tmp_path_factory.mktemp("experiments")) as uri:
+        yield uri
+
+
+@pytest.fixture(scope="module")
+def weak_run(origin: Path, experiments: str, tmp_path_factory: pytest.TempPathFactory) -> ActRun:
     # No cache of main: the first pull request of a repository, or a cache GitHub evicted.
-    return run_pr(origin, "weak", 42, tmp_path_factory.mktemp("weak"), main_cache=False)
+    return run_pr(
+        origin, "weak", 42, tmp_path_factory.mktemp("weak"), main_cache=False,
+        act_args=("--var", f"MLFLOW_EXPERIMENTS_URI={experiments}"),
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -110,6 +130,8 @@ def test_good_pr_reproduces_reports_and_passes(good_run: ActRun) -> None:
     assert (good_run.artifacts / "pr-report" / "figures" / "roc.png").stat().st_size > 0
     assert "Quality gate" in report and "❌" not in report
     assert good_run.job_summary().strip() == report.strip()
+    # No tracking URI: the runs went to the runner's sqlite store, and the report says so.
+    assert "MLflow: runs are in `sqlite:///mlflow.db`" in report
 
 
 def test_weak_model_fails_the_gate_but_still_uploads(weak_run: ActRun) -> None:
@@ -129,6 +151,28 @@ def test_weak_model_fails_the_gate_but_still_uploads(weak_run: ActRun) -> None:
     assert "Quality gate" in report and "❌" in report
     assert "threshold:roc_auc" in report
     assert weak_run.job_summary().strip() == report.strip()
+
+
+def test_runs_go_to_the_experiments_server_never_its_registry(
+    weak_run: ActRun, experiments: str, origin: Path
+) -> None:
+    import mlflow
+
+    assert weak_run.step_ok("Reproduce the pipeline"), weak_run.log[-6000:]
+    report = (weak_run.artifacts / "pr-report" / "pr-report.md").read_text()
+    assert f"MLflow run of the challenger: {experiments}/#/experiments/" in report
+    params = yaml.safe_load(git(origin, "show", "weak:params.yaml"))
+    lock = yaml.safe_load(git(origin, "show", "weak:dvc.lock"))
+    (model,) = [
+        o["md5"] for o in lock["stages"]["train"]["outs"] if o["path"].startswith("models/")
+    ]
+    client = mlflow.MlflowClient(tracking_uri=experiments, registry_uri=experiments)
+    experiment = client.get_experiment_by_name(params["mlflow"]["experiment"])
+    (run,) = client.search_runs(
+        [experiment.experiment_id], filter_string=f"tags.`gitops_ml.model_md5` = '{model}'"
+    )
+    assert run.data.tags["gitops_ml.pr_number"] == "42"
+    assert client.search_registered_models() == []  # the PR path registers nothing
 
 
 def test_docs_only_pr_runs_no_stage(docs_run: ActRun) -> None:

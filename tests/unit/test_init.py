@@ -524,6 +524,27 @@ def test_dry_run_writes_nothing(
     assert "(dry run: nothing written)" in capsys.readouterr().out
 
 
+def test_data_for_dvc_comes_with_a_verified_remote(
+    repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A file over --max-git-mb goes to the DVC remote: init says how to add one, with
+    `verify true`, as the README does (tests/unit/test_workflows.py checks the README)."""
+    (repo / ".dvc").mkdir()
+    src = write_csv(customers(), tmp_path / "churn.csv")
+    assert (
+        run_init("--data", str(src), "--target", "churned", "--max-git-mb", "0", "--dry-run") == 0
+    )
+    out = capsys.readouterr().out
+    assert "`dvc add`ed" in out
+    after_push = out[out.index("\n  dvc push ") :]
+    add, verify = gi.REMOTE_SETUP
+    assert verify == "dvc remote modify storage verify true"
+    assert add.startswith("dvc remote add -d storage ")
+    assert add in after_push and verify in after_push
+    assert after_push.index(add) < after_push.index(verify)
+    assert verify in (ROOT / "README.md").read_text()
+
+
 def _bad_target_missing(tmp: Path) -> list[str]:
     df = customers()
     df.loc[7, "churned"] = None

@@ -66,31 +66,59 @@ def test_pr_workflow_uploads_after_the_gate_even_when_it_fails() -> None:
     }  # fmt: skip
 
 
-def test_cloud_login_oidc_first_static_keys_second() -> None:
-    """The login action exports AWS_* to later steps; no step may override them with a
-    (possibly empty) secret, which is how OIDC credentials used to be lost. (The OIDC step's
-    text is the README's, checked in test_act_remote; both logins run there under act.)"""
-    for name in ("pr.yml", "promote.yml", "monitor.yml"):
-        doc = load(name)
-        (job,) = doc["jobs"].values()
-        assert job["permissions"]["id-token"] == "write", name
-        oidc = step(doc, "Log in to AWS with OIDC")
-        keys = step(doc, "Log in to AWS with access keys")
-        assert oidc["uses"] == keys["uses"]
-        assert oidc["uses"].startswith("aws-actions/configure-aws-credentials@")
-        assert keys["if"] == "vars.AWS_ROLE_ARN == '' && env.AWS_KEYS == 'true'"
-        assert job["env"]["AWS_KEYS"] == "${{ secrets.AWS_ACCESS_KEY_ID != '' }}"
-        first_dvc = min(
-            i
-            for i, s in enumerate(steps(doc))
-            if "dvc " in s.get("run", "") or "promote" in s.get("run", "")
-        )
-        assert index(doc, "Log in to AWS with access keys") < first_dvc, name
-        for s in steps(doc):
-            assert not any(k.startswith("AWS_") for k in (s.get("env") or {})), (
-                name,
-                s.get("name"),
-            )
+def _first_dvc_step(doc: dict[str, Any]) -> int:
+    return min(
+        i
+        for i, s in enumerate(steps(doc))
+        if "dvc " in s.get("run", "") or "promote" in s.get("run", "")
+    )
+
+
+def test_pull_requests_read_the_dvc_remote_with_a_role_of_their_own() -> None:
+    """pr.yml logs in with the read-only role (OIDC) and nothing else: no stored key, no push.
+    (Its login step is the README's, checked in test_act_remote, which runs it under act.)"""
+    doc = load("pr.yml")
+    (job,) = doc["jobs"].values()
+    assert job["permissions"]["id-token"] == "write"
+    assert "environment" not in job  # no deployment per pull request, and no secret to guard
+    (login,) = [s for s in steps(doc) if "configure-aws-credentials@" in s.get("uses", "")]
+    assert login["name"] == "Log in to AWS with OIDC"
+    assert login["if"] == "vars.AWS_READ_ROLE_ARN != ''"
+    assert login["with"]["role-to-assume"] == "${{ vars.AWS_READ_ROLE_ARN }}"
+    assert set(login["with"]) == {"role-to-assume", "aws-region"}
+    assert index(doc, "Log in to AWS with OIDC") < _first_dvc_step(doc)
+    assert job["env"]["DVC_REMOTE_CREDENTIALS"] == (
+        "${{ vars.AWS_READ_ROLE_ARN != '' || vars.DVC_REMOTE_READY == 'true' }}"
+    )
+    for s in steps(doc):
+        assert "dvc push" not in s.get("run", ""), s.get("name")
+        assert "AWS_WRITE_ROLE_ARN" not in yaml.safe_dump(s), s.get("name")
+
+
+@pytest.mark.parametrize(
+    ("name", "environment"), [("promote.yml", "production"), ("monitor.yml", "retrain")]
+)
+def test_main_writes_the_dvc_remote_from_an_environment(name: str, environment: str) -> None:
+    """The jobs on the default branch that push: OIDC with the write role first, else the
+    environment's keys. The login action exports AWS_* to later steps; no step may override
+    them with a (possibly empty) secret, which is how OIDC credentials used to be lost."""
+    doc = load(name)
+    (job,) = doc["jobs"].values()
+    assert job["environment"] == environment
+    assert "default_branch" in job["if"]
+    assert job["permissions"]["id-token"] == "write"
+    oidc = step(doc, "Log in to AWS with OIDC")
+    keys = step(doc, "Log in to AWS with access keys")
+    assert oidc["uses"] == keys["uses"]
+    assert oidc["uses"].startswith("aws-actions/configure-aws-credentials@")
+    assert oidc["if"] == "vars.AWS_WRITE_ROLE_ARN != ''"
+    assert oidc["with"]["role-to-assume"] == "${{ vars.AWS_WRITE_ROLE_ARN }}"
+    assert keys["if"] == "vars.AWS_WRITE_ROLE_ARN == '' && env.AWS_KEYS == 'true'"
+    assert job["env"]["AWS_KEYS"] == "${{ secrets.AWS_ACCESS_KEY_ID != '' }}"
+    assert index(doc, "Log in to AWS with access keys") < _first_dvc_step(doc), name
+    for s in steps(doc):
+        assert not any(k.startswith("AWS_") for k in (s.get("env") or {})), (name, s.get("name"))
+        assert "AWS_READ_ROLE_ARN" not in yaml.safe_dump(s), (name, s.get("name"))
 
 
 def test_pr_reuses_mains_outputs_when_no_stage_input_changed() -> None:
@@ -99,7 +127,7 @@ def test_pr_reuses_mains_outputs_when_no_stage_input_changed() -> None:
     doc = load("pr.yml")
     order = [
         "Find what the PR changes", "Restore main's DVC cache", "Check the restored DVC cache",
-        "Pull main's outputs", "Reproduce the pipeline", "Push the DVC cache", "Quality gate",
+        "Pull main's outputs", "Reproduce the pipeline", "Quality gate",
     ]  # fmt: skip
     assert [index(doc, n) for n in order] == sorted(index(doc, n) for n in order)
     restore = step(doc, "Restore main's DVC cache")
@@ -111,6 +139,8 @@ def test_pr_reuses_mains_outputs_when_no_stage_input_changed() -> None:
     assert promote[True]["push"]["branches"] == ["main"]  # YAML reads `on:` as true
     save = step(promote, "Save main's DVC cache")
     assert save["uses"].startswith("actions/cache/save@")
+    # ... and pushes them: what a merged pull request reproduced but could not push.
+    assert "dvc push" in step(promote, "Reproduce main's outputs for pull requests")["run"]
     assert save["with"]["key"] == restore["with"]["key"]
     assert save["with"]["path"] == restore["with"]["path"]
     assert restore["with"]["restore-keys"] == "dvc-cache-${{ runner.os }}-"
