@@ -17,6 +17,7 @@ from gitops_ml.cliargs import CommandListFormatter, DeprecatedAlias, exit_codes
 from gitops_ml.config import TASKS, load_params
 from gitops_ml.errors import ConfigError, DataError, cli_entry
 from gitops_ml.files import atomic_path
+from gitops_ml.lineage.dvclock import METRICS_PATH, SLICES_PATH
 
 log = logging.getLogger(__name__)
 
@@ -268,8 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--output", dest="json", action=DeprecatedAlias, new="--json")
     p.add_argument("--params", default="params.yaml", help="the params file (default: %(default)s)")
-    p.add_argument("--metrics", default="reports/metrics.json", help="the PR's metrics JSON")
-    p.add_argument("--slices", default="reports/slices.json", help="the PR's slice metrics JSON")
+    p.add_argument("--metrics", default=METRICS_PATH, help="the PR's metrics JSON")
+    p.add_argument("--slices", default=SLICES_PATH, help="the PR's slice metrics JSON")
     p.add_argument("--no-lock-check", action="store_true", help="skip the stale dvc.lock rule")
     p.add_argument(
         "--no-rebuild",

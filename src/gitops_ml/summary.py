@@ -20,6 +20,7 @@ from typing import Any
 
 from gitops_ml import tracking
 from gitops_ml.cliargs import exit_codes
+from gitops_ml.lineage.dvclock import FIGURES_DIR, METRICS_PATH, PLOTS_DIR, SLICES_PATH
 
 log = logging.getLogger(__name__)
 
@@ -107,10 +108,10 @@ def summary_lines(
     root: str | os.PathLike[str],
     *,
     remotes: Remotes | None,
-    metrics: str = "reports/metrics.json",
-    slices: str = "reports/slices.json",
-    plots: str = "reports/plots",
-    figures: str = "reports/figures",
+    metrics: str = METRICS_PATH,
+    slices: str = SLICES_PATH,
+    plots: str = PLOTS_DIR,
+    figures: str = FIGURES_DIR,
     params: str = "params.yaml",
     tracking_uri: str | None = None,
 ) -> list[str]:
@@ -119,7 +120,7 @@ def summary_lines(
     `remotes` is what `dvc_remotes` found (None: not a DVC repository); `tracking_uri`
     defaults to the one in effect (``MLFLOW_TRACKING_URI`` or the local sqlite store).
     """
-    from gitops_ml.release.promote import redact
+    from gitops_ml.tracking import redact
 
     base = Path(root)
     raw_params = _params(base / params)
@@ -209,15 +210,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "configured. `make repro` runs it after `dvc repro`.",
         epilog=exit_codes("the summary was printed (missing outputs are named, not failed)"),
     )
-    p.add_argument(
-        "--metrics", default="reports/metrics.json", help="metrics JSON (default: %(default)s)"
-    )
-    p.add_argument(
-        "--slices", default="reports/slices.json", help="slice metrics (default: %(default)s)"
-    )
-    p.add_argument("--plots", default="reports/plots", help="plot data (default: %(default)s)")
-    p.add_argument(
-        "--figures", default="reports/figures", help="rendered figures (default: %(default)s)"
-    )
+    p.add_argument("--metrics", default=METRICS_PATH, help="metrics JSON (default: %(default)s)")
+    p.add_argument("--slices", default=SLICES_PATH, help="slice metrics (default: %(default)s)")
+    p.add_argument("--plots", default=PLOTS_DIR, help="plot data (default: %(default)s)")
+    p.add_argument("--figures", default=FIGURES_DIR, help="rendered figures (default: %(default)s)")
     p.add_argument("--params", default="params.yaml", help="the params file (default: %(default)s)")
     p.set_defaults(func=_summary_cmd)

@@ -21,9 +21,11 @@ from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
 
 from gitops_ml.errors import GitopsMLError
 from gitops_ml.files import file_md5
+from gitops_ml.lineage import formats
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -56,7 +58,7 @@ MODEL_NAME_IN_RUN = "model"
 #: What a logged model needs to load and predict; pinned to the versions that trained it.
 MODEL_REQUIREMENTS = (
     "mlflow",
-    "cloudpickle",
+    "skops",
     "numpy",
     "pandas",
     "pyarrow",
@@ -269,7 +271,10 @@ def log_training_run(
                 signature=model_signature(model, sample),
                 input_example=sample.head(5),
                 pip_requirements=pip_requirements(),
-                serialization_format="cloudpickle",
+                serialization_format="skops",
+                skops_trusted_types=formats.trusted_types(
+                    formats.dumps(model), "the trained model"
+                ),
             )
             mlflow.set_tag(TAG_MODEL_URI, info.model_uri)
     return run.info.run_id
@@ -307,3 +312,11 @@ def log_evaluation(
                 client.log_artifacts(run_id, str(path), folder)
             else:
                 client.log_artifact(run_id, str(path), folder)
+
+
+def redact(uri: str) -> str:
+    """The URI without a password or token in it, for logs, summaries and errors."""
+    parts = urlsplit(uri)
+    if "@" not in parts.netloc:
+        return uri
+    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))

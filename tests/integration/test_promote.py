@@ -178,13 +178,12 @@ def test_first_promote_registers_version_1_with_lineage(
     assert train_run.data.tags["gitops_ml.model_md5"] == md5  # the run `dvc repro` logged
     assert aliases() == {"champion": "1"}
 
-    # The promotion run keeps the exact DVC bytes besides the MLflow model.
+    # The registered model is a skops archive with the exact DVC bytes beside it.
     import mlflow
 
-    exact = mlflow.artifacts.download_artifacts(
-        run_id=v1.run_id, artifact_path="dvc/model.joblib", dst_path=str(tmp_path / "dl")
-    )
-    assert file_md5(exact) == md5
+    local = Path(mlflow.artifacts.download_artifacts(f"models:/{NAME}/1", dst_path=str(tmp_path)))
+    assert file_md5(local / "extra_files/model.joblib") == md5
+    assert (local / "model.skops").is_file() and not (local / "model.pkl").exists()
     assert pm.verify().ok
 
 
@@ -250,14 +249,16 @@ def test_verify_fails_when_the_alias_is_moved_by_hand(
     try:
         assert cli.main(["verify"]) == 1
         printed = capsys.readouterr().out
-        assert f"dvc.lock declares model md5 {first}" in printed
-        assert f"{NAME}@champion is version 2 with model md5 {second}" in printed
+        assert (
+            f"mismatch: {NAME}@champion (version 2): md5 {second}, but dvc.lock declares {first}"
+            in printed
+        )
     finally:
         result = pm.promote(at_repo)
     assert result.alias_moves == [pm.AliasMove("champion", "2", "1")]
     assert aliases() == {"champion": "1", "previous": "2"}
     assert cli.main(["verify"]) == 0
-    assert f"ok: {NAME}@champion is version 1" in capsys.readouterr().out
+    assert f"ok: {NAME}@champion (version 1) holds model md5 {first}" in capsys.readouterr().out
 
 
 def test_crashes_at_each_step_converge_on_rerun(
@@ -317,10 +318,11 @@ def test_crash_between_aliases_is_completed_by_a_rerun(
     assert numbers() == ["1", "2"]
 
 
-def test_lock_from_another_machine_is_rebuilt_and_both_hashes_kept(
+def test_lock_from_another_machine_is_refused_after_the_rebuild(
     at_repo: Path, own_model: tuple[Path, str]
 ) -> None:
-    """No cache, no remote; dvc.lock records other model bytes for the same inputs."""
+    """No cache, no remote; dvc.lock records other model bytes for the same inputs: the rebuild
+    is not what dvc.lock declares, so nothing is registered."""
     repo, (params, name) = at_repo, own_model
     real = declared_md5(repo)
     cache_object(repo, real).unlink(missing_ok=True)
@@ -332,16 +334,15 @@ def test_lock_from_another_machine_is_rebuilt_and_both_hashes_kept(
     try:
         with pytest.raises(pm.PromoteError, match="rebuilding is disabled"):
             pm.promote(repo, params_path=params, rebuild=False)
-        result = pm.promote(repo, params_path=params)
+        with pytest.raises(pm.PromoteError) as err:
+            pm.promote(repo, params_path=params)
         assert (repo / "dvc.lock").read_bytes() == committed
     finally:
         git(repo, "reset", "-q", "--hard", "HEAD~1")
-    assert result.artifact_source == "rebuild"
-    assert (result.model_md5, result.model_md5_built) == (other, real)
-    (v1,) = versions(name)
-    assert v1.tags["gitops_ml.model_md5"] == other
-    assert v1.tags["gitops_ml.model_md5_built"] == real
-    assert any("other bytes" in note for note in result.notes)
+    assert str(err.value).startswith(
+        f"the rebuilt {MODEL} has md5 {real}, but dvc.lock declares {other}"
+    )
+    assert numbers(name) == []
     assert file_md5(repo / MODEL) == real  # the rebuild is the same model as on `main`
 
 
@@ -399,7 +400,7 @@ def test_promote_and_verify_against_a_real_mlflow_server(
     again = pm.promote(repo)
     assert (again.version, again.created, again.alias_moves) == ("1", False, [])
     assert cli.main(["verify"]) == 0
-    assert f"ok: {NAME}@champion is version 1 with model md5 {declared_md5(repo)}" in (
+    assert f"ok: {NAME}@champion (version 1) holds model md5 {declared_md5(repo)}" in (
         capsys.readouterr().out
     )
 

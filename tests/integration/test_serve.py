@@ -109,7 +109,10 @@ def test_invocations_equal_the_joblib_model(
     model = joblib.load(server.champion.model_file)
     assert answer["predictions"] == model.predict(rows).tolist()
     started = (server.log.read_text(errors="replace").splitlines() or [""])[0]
-    assert started.startswith(f"serving {server.champion.uri} (version {server.champion.version})")
+    assert started.startswith(
+        f"serving {server.champion.uri} (version {server.champion.version}, md5 checked against "
+        "dvc.lock)"
+    )
 
 
 def test_missing_column_answers_400(

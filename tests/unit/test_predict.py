@@ -26,7 +26,7 @@ from gitops_ml.config import load_params
 from gitops_ml.errors import DataError, GitopsMLError
 from gitops_ml.files import file_md5
 from gitops_ml.lineage import artifacts
-from gitops_ml.release import loadtest, serve
+from gitops_ml.release import loadtest, promote, serve
 from gitops_ml.stages import train
 from tests.conftest import template_settings
 
@@ -73,20 +73,18 @@ def build_champion(ws: Path, train_df: pd.DataFrame) -> Champion:
     model_file.parent.mkdir()
     train.save_model(result.pipeline, model_file)
     md5 = file_md5(model_file)
-    X, _ = train.split_features(train_df, TARGET, "binary")
-    run_id = tracking.log_training_run(
-        experiment=EXPERIMENT,
-        run_name=f"champion-{md5[:8]}",
-        params=train.run_params(params),
-        metrics=result.metrics,
-        tags={tracking.TAG_MODEL_MD5: md5},
-        model=result.pipeline,
-        sample=X.head(train.SIGNATURE_ROWS),
-    )
-    client = mlflow.MlflowClient()
-    logged = client.get_run(run_id).data.tags[tracking.TAG_MODEL_URI]
-    version = mlflow.register_model(logged, MODEL_NAME, tags={tracking.TAG_MODEL_MD5: md5})
-    client.set_registered_model_alias(MODEL_NAME, artifacts.CHAMPION_ALIAS, version.version)
+    lock = {
+        "schema": "2.0",
+        "stages": {
+            "train": {
+                "cmd": "python -m gitops_ml.stages.train",
+                "outs": [{"path": "models/model.joblib", "hash": "md5", "md5": md5}],
+            }
+        },
+    }
+    (ws / "dvc.lock").write_text(yaml.safe_dump(lock), encoding="utf-8")
+    promoted = promote.promote(ws, params_path=ws / "params.yaml", lock_path=ws / "dvc.lock")
+    version = promoted
     return Champion(ws=ws, model_file=model_file, md5=md5, version=str(version.version))
 
 

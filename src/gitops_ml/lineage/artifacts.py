@@ -12,6 +12,8 @@ float differently), and the caller says so explicitly.
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,7 @@ from typing import Any
 from gitops_ml import tracking
 from gitops_ml.errors import DataError, GitopsMLError
 from gitops_ml.files import file_md5
-from gitops_ml.lineage.dvclock import LOCK_PATH
+from gitops_ml.lineage.dvclock import LOCK_PATH, MODEL_PATH
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +74,10 @@ def declared_md5(path: Path, lock_path: Path | None = None) -> str | None:
 
 #: The registry alias that names the production model.
 CHAMPION_ALIAS = "champion"
+#: Where a registered model keeps the exact bytes of the DVC file (``log_model(extra_files=)``).
+EXACT_DIR = "extra_files"
+#: The archive MLflow loads a registered model from.
+SKOPS_FILE = "model.skops"
 
 
 _URI_SCHEMES = ("models:/", "runs:/")
@@ -103,7 +109,7 @@ class NotRegisteredError(tracking.TrackingError):
 
 def not_registered(uri: str, *, store_missing: Path | None = None) -> NotRegisteredError:
     """The one-line error for an alias nobody has set: where it was looked for, what to run."""
-    from gitops_ml.release.promote import redact
+    from gitops_ml.tracking import redact
 
     parsed = _registry_alias(uri)
     where = redact(tracking.tracking_uri())
@@ -177,6 +183,12 @@ def resolve_alias(uri: str) -> tuple[str | None, str | None]:
     return str(version.version), md5
 
 
+def _registry_version(uri: str) -> bool:
+    """A ``models:/<name>/<version>`` URI."""
+    name, _, version = uri.removeprefix("models:/").rpartition("/")
+    return uri.startswith("models:/") and bool(name) and "/" not in name and version.isdigit()
+
+
 def pinned_uri(uri: str, version: str | None) -> str:
     """``models:/<name>/<version>`` for an alias URI resolved to `version`, else `uri`: what is
     loaded is the version that was reported, even if the alias moves meanwhile."""
@@ -184,42 +196,122 @@ def pinned_uri(uri: str, version: str | None) -> str:
     return f"models:/{parsed[0]}/{version}" if parsed and version else uri
 
 
-def load_model(uri: str) -> LoadedModel:
-    """Load a model from an MLflow URI, an MLflow model directory or a joblib file.
+@dataclass(frozen=True)
+class RegistryModel:
+    """A registry model whose bytes were checked, and the directory it was downloaded to."""
 
-    Registry models are loaded with the sklearn flavour, not the pyfunc wrapper: batch scoring
-    needs ``predict_proba``, and it is the same fitted object the train stage saved.
+    model: Any
+    path: Path
+
+
+def registry_model(uri: str, expected: str, dest: Path, what: str) -> RegistryModel:
+    """The model of MLflow model `uri` (``models:/<name>/<version>`` or ``models:/m-...``),
+    downloaded into `dest` and loaded only once its copy of the DVC file hashes to `expected`;
+    its skops archive (what MLflow itself loads) must then hold the same model.
+
+    A promotion logs both (`gitops_ml.release.promote`): ``model.skops`` and the exact bytes of
+    ``models/model.joblib`` under ``extra_files/``. Tags are never trusted: anyone with write
+    access to the registry can set them."""
+    import mlflow
+
+    from gitops_ml.lineage import formats
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # errors stay one line
+    with tracking.tracking_errors(f"downloading {uri}"):
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dest)))
+    exact = local / EXACT_DIR / Path(MODEL_PATH).name
+    if not exact.is_file():
+        raise IntegrityError(
+            f"{what}: holds no {EXACT_DIR}/{exact.name} (the exact bytes of the DVC file), so "
+            f"nothing can check it against the md5 {expected} that {LOCK_PATH} declares"
+        )
+    model = load_model_file(exact, expected, what, LOCK_PATH)
+    archive = local / SKOPS_FILE
+    if not archive.is_file():
+        raise IntegrityError(f"{what}: holds no {SKOPS_FILE}")
+    held = formats.content_digest(archive.read_bytes(), f"{what} {SKOPS_FILE}")
+    declared = formats.content_digest(formats.dumps(model), what)
+    if held != declared:
+        raise IntegrityError(
+            f"{what}: its {SKOPS_FILE} is not the model whose md5 {LOCK_PATH} declares (content "
+            f"digest {held}, the declared model's {declared}): refusing it"
+        )
+    return RegistryModel(model, local)
+
+
+def lock_model_md5(lock_path: Path) -> str:
+    """The md5 `lock_path` declares for the model: what a registry model must hash to."""
+    md5 = declared_md5(lock_path.parent / MODEL_PATH, lock_path) if lock_path.is_file() else None
+    if md5 is None:
+        raise IntegrityError(
+            f"{lock_path}: {'declares no ' + MODEL_PATH if lock_path.is_file() else 'not found'}"
+            f", so a registry model cannot be verified: run in the repository whose {LOCK_PATH} "
+            "names the production model"
+        )
+    return md5
+
+
+def load_model(uri: str, lock_path: Path | None = None) -> LoadedModel:
+    """Load a model from the registry, a local MLflow model directory or a joblib file.
+
+    - A registry model (``models:/<name>@<alias>`` or ``models:/<name>/<version>``) only if its
+      copy of the DVC file hashes to the md5 that `lock_path` (default ``./dvc.lock``)
+      declares, and its skops archive holds that same model (`registry_model`).
+    - An MLflow model directory only in the skops format, with the trusted types of
+      `gitops_ml.lineage.formats`: never a pickle.
+    - A joblib file that a dvc.lock declares only with that md5; a file no lock declares is one
+      the user named explicitly.
     """
-    import joblib
-
     from gitops_ml.files import file_md5
 
     if is_mlflow_uri(uri):
-        import mlflow
-
-        if uri.startswith(_URI_SCHEMES):
-            _require_store(uri)
-        version, md5 = resolve_alias(uri)
-        with tracking.tracking_errors(f"loading the model {uri}"):
-            model = mlflow.sklearn.load_model(pinned_uri(uri, version))
-        return LoadedModel(model, uri, version, md5)
+        if _registry_alias(uri) is None and not _registry_version(uri):
+            raise DataError(
+                f"{uri}: gitops-ml loads registry models (models:/<name>@<alias> or "
+                "models:/<name>/<version>), whose bytes it can check, or local files"
+            )
+        expected = lock_model_md5(lock_path or Path(LOCK_PATH))
+        _require_store(uri)
+        version, _ = resolve_alias(uri)
+        pinned = pinned_uri(uri, version)
+        with tempfile.TemporaryDirectory(prefix="gitops-ml-model-") as tmp:
+            model = registry_model(pinned, expected, Path(tmp), pinned).model
+        return LoadedModel(model, uri, version or pinned.rsplit("/", 1)[-1], expected)
     path = Path(uri)
     if path.is_dir():
-        if not (path / "MLmodel").is_file():
-            raise DataError(f"{path}: a directory without an MLmodel file is not a model")
-        import mlflow
-
-        with tracking.tracking_errors(f"loading the model {uri}"):
-            model = mlflow.sklearn.load_model(str(path))
-        return LoadedModel(model, uri)
+        return LoadedModel(load_skops_dir(path), uri)
     if not path.is_file():
         raise DataError(f"{path}: model file not found (a joblib file, or a models:/ URI)")
     # A pipeline output (models/model.joblib) is loaded only with the md5 dvc.lock declares; a
     # file no lock declares is one the user named explicitly.
-    if (declared := declared_md5(path)) is not None:
-        check_md5(path, declared, str(path), LOCK_PATH)
+    declared = declared_md5(path)
     try:
-        model = joblib.load(path)
+        model = load_model_file(path, declared, str(path), LOCK_PATH)
+    except IntegrityError:
+        raise
     except Exception as exc:  # unpickling raises anything; the user passed a wrong file
         raise DataError(f"{path}: cannot load a model from it: {type(exc).__name__}") from None
     return LoadedModel(model, uri, None, file_md5(path))
+
+
+def load_skops_dir(path: Path) -> Any:
+    """The model of a local MLflow model directory saved in the skops format."""
+    import skops.io
+
+    from gitops_ml.lineage import formats
+
+    archive = path / SKOPS_FILE
+    if not (path / "MLmodel").is_file():
+        raise DataError(f"{path}: a directory without an MLmodel file is not a model")
+    if not archive.is_file():
+        raise DataError(
+            f"{path}: no {SKOPS_FILE}; gitops-ml loads MLflow models saved with skops only, "
+            "never a pickle"
+        )
+    data = archive.read_bytes()
+    try:
+        return skops.io.loads(data, trusted=formats.trusted_types(data, str(archive)))
+    except GitopsMLError:
+        raise
+    except Exception as exc:
+        raise DataError(f"{archive}: cannot load a model from it: {type(exc).__name__}") from None

@@ -1,7 +1,9 @@
-"""dvc.lock as the GitOps commands read it: where things are, what a stage recorded.
+"""DVC as the GitOps commands use it: where the pipeline's artifacts are, what dvc.lock records
+(in the workspace or at any git revision), and DVC run as a subprocess with its error line.
 
-The gate (is the committed lock stale?), the report (which model is the champion?) and
-promotion (which artifact goes to the registry?) all read the same few facts from a lock.
+The gate (is the committed lock stale?), the report (which model is the champion?), promotion
+(which artifact goes to the registry?) and retraining all read the same few facts from a lock
+and run DVC the same way. The paths below are outputs of dvc.yaml (a test checks that they are).
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import subprocess
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,6 +29,11 @@ MODEL_PATH = "models/model.joblib"
 TRAIN_PATH = "data/processed/train.parquet"
 TEST_PATH = "data/processed/test.parquet"
 METRICS_PATH = "reports/metrics.json"
+SLICES_PATH = "reports/slices.json"
+VALIDATION_PATH = "reports/validation.json"
+FIGURES_DIR = "reports/figures"
+PLOTS_DIR = "reports/plots"
+PREDICTIONS_PATH = "data/predictions/test.parquet"
 
 
 class LockError(GitopsMLError):
@@ -100,3 +109,90 @@ def short(value: Any) -> str:
     """A recorded value for a one-line message: JSON for non-strings, at most 40 characters."""
     text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+def parse_lock_text(text: str | None, what: str) -> Mapping[str, Any] | None:
+    """A dvc.lock read from git (`git.show`): None when there is none; invalid YAML or not a
+    mapping is a one-line DataError naming `what`."""
+    import yaml
+
+    from gitops_ml.errors import DataError
+
+    if text is None:
+        return None
+    try:
+        lock = yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise DataError(f"{what} is not valid YAML") from None
+    if not isinstance(lock, Mapping):
+        raise DataError(f"{what} is not a dvc.lock mapping")
+    return lock
+
+
+def lock_at(rev: str, root: Path) -> Mapping[str, Any] | None:
+    """dvc.lock as committed at `rev`, or None when `rev` has none."""
+    from gitops_ml.lineage import git
+
+    return parse_lock_text(git.show(rev, LOCK_PATH, cwd=root), f"{rev[:12]}:{LOCK_PATH}")
+
+
+# -- DVC as a subprocess (its in-process API logs noisily and holds locks) -----------------------
+
+
+def dvc_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """This environment with the venv's bin first on PATH and DVC's analytics off."""
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "DVC_NO_ANALYTICS": "1",
+    }
+    env.update(extra or {})
+    return env
+
+
+def run_dvc(
+    root: Path, *args: str, env: Mapping[str, str] | None = None, timeout: int = 3600
+) -> subprocess.CompletedProcess[str]:
+    """`dvc <args>` in `root` with this interpreter's DVC; the caller checks the return code."""
+    return subprocess.run(
+        [sys.executable, "-m", "dvc", *args],
+        cwd=root,
+        env=dict(env) if env is not None else dvc_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+    )
+
+
+def error_line(proc: subprocess.CompletedProcess[str]) -> str:
+    """The first ``ERROR``/``fatal`` line of a failed command's output, else its last line."""
+    lines = [line.strip() for line in (proc.stderr + "\n" + proc.stdout).splitlines()]
+    lines = [line for line in lines if line]
+    errors = [line for line in lines if line.lower().startswith(("error", "fatal"))]
+    if errors:
+        return errors[0][:300]
+    return lines[-1][:300] if lines else f"exit code {proc.returncode}"
+
+
+def dvc_status(root: Path) -> Mapping[str, Any]:
+    """`dvc status --json` of the workspace."""
+    proc = run_dvc(root, "status", "--json", timeout=600)
+    if proc.returncode != 0:
+        raise GitopsMLError(f"dvc status failed: {error_line(proc)}")
+    try:
+        return json.loads(proc.stdout or "{}")
+    except ValueError:
+        raise GitopsMLError(f"dvc status printed no JSON: {proc.stdout[:200]!r}") from None
+
+
+def has_remote(root: Path) -> bool:
+    """Whether the repository configures a DVC remote (`dvc fetch` fails at once without)."""
+    try:
+        from dvc.repo import Repo
+
+        with Repo(str(root)) as repo:
+            return bool(repo.config["remote"])
+    except Exception as exc:  # an unreadable config: let `dvc fetch` say what is wrong
+        log.debug("reading the DVC config failed (%s)", exc)
+        return True

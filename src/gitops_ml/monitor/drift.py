@@ -74,6 +74,7 @@ from gitops_ml.config import DriftConfig, Params, load_params
 from gitops_ml.errors import DataError
 from gitops_ml.files import atomic_path, write_json
 from gitops_ml.lineage.artifacts import load_model
+from gitops_ml.lineage.dvclock import MODEL_PATH, PREDICTIONS_PATH, TRAIN_PATH
 from gitops_ml.release.serve import add_params_and_schema
 
 #: Share counted for an empty bin or an unseen category, so the PSI stays finite.
@@ -654,7 +655,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument(
         "--reference",
-        default="data/processed/train.parquet",
+        default=TRAIN_PATH,
         help="the data the model learned from, parquet or CSV (default: %(default)s)",
     )
     p.add_argument(
@@ -664,12 +665,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument(
         "--predictions",
-        default="data/predictions/test.parquet",
+        default=PREDICTIONS_PATH,
         help="reference scores: the evaluate stage's test predictions (default: %(default)s)",
     )
     p.add_argument(
         "--model",
-        default="models/model.joblib",
+        default=MODEL_PATH,
         help="scores the batch when it has no 'score' column (default: %(default)s)",
     )
     add_params_and_schema(p)

@@ -54,7 +54,6 @@ import base64
 import dataclasses
 import json
 import logging
-import os
 import shutil
 import subprocess
 import sys
@@ -69,6 +68,7 @@ from gitops_ml.cliargs import exit_codes
 from gitops_ml.errors import GitopsMLError
 from gitops_ml.files import file_md5
 from gitops_ml.lineage import git
+from gitops_ml.lineage.dvclock import dvc_env, error_line
 
 log = logging.getLogger(__name__)
 
@@ -88,10 +88,10 @@ DATA_TRAILER = "Retrain-Data-Pushed"
 #: What to do when there is no DVC remote (one line; monitor.yml's job summary says the same).
 NO_REMOTE_HINT = (
     "no default DVC remote is configured, so CI could not fetch the batch and the retraining "
-    "pull request would fail: add one (`dvc remote add -d storage s3://bucket/path`, commit "
-    ".dvc/config) and its credentials (the AWS_ROLE_ARN variable for OIDC, or the "
-    "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY secrets); see the README, 'Team-scale storage: a "
-    "DVC remote'"
+    "pull request would fail: add one (`dvc remote add -d storage s3://bucket/path` and `dvc "
+    "remote modify storage verify true`, commit .dvc/config) and its write credentials (the "
+    "AWS_WRITE_ROLE_ARN variable for OIDC, or the AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
+    "secrets of the retrain environment); see the README, 'Team-scale storage: a DVC remote'"
 )
 
 
@@ -182,14 +182,7 @@ def pr_body(drift: Drift, batch_path: str, pushed: bool) -> str:
 
 
 def _env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-        "DVC_NO_ANALYTICS": "1",
-        "GIT_TERMINAL_PROMPT": "0",
-    }
-    env.update(extra or {})
-    return env
+    return dvc_env({"GIT_TERMINAL_PROMPT": "0", **(extra or {})})
 
 
 def _run(
@@ -222,18 +215,8 @@ def _run(
         sys.stdout.write(proc.stdout + proc.stderr)
         sys.stdout.flush()
     if proc.returncode != 0:
-        raise RetrainError(f"{what} failed: {_error_line(proc)}")
+        raise RetrainError(f"{what} failed: {error_line(proc)}")
     return proc.stdout
-
-
-def _error_line(proc: subprocess.CompletedProcess[str]) -> str:
-    """The first ``ERROR``/``fatal`` line of a failed command's output, else its last line."""
-    lines = [line.strip() for line in (proc.stderr + "\n" + proc.stdout).splitlines()]
-    lines = [line for line in lines if line]
-    errors = [line for line in lines if line.lower().startswith(("error", "fatal"))]
-    if errors:
-        return errors[0][:300]
-    return lines[-1][:300] if lines else f"exit code {proc.returncode}"
 
 
 def _dvc(root: Path, *args: str, what: str | None = None, echo: bool = False) -> str:
@@ -305,7 +288,7 @@ def check_batch(batch: Path, root: Path, source_dir: Path, params_path: Path) ->
 
 def check_checkout(root: Path, branch: str) -> None:
     """Refuse a checkout that cannot be branched from cleanly (a one-line reason why)."""
-    from gitops_ml.pr.gate import dvc_status
+    from gitops_ml.lineage.dvclock import dvc_status
 
     changed = _git(root, "status", "--porcelain", "--untracked-files=no").splitlines()
     if changed:

@@ -29,17 +29,13 @@ import json
 import logging
 import math
 import os
-import subprocess
-import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from gitops_ml.config import LOWER_IS_BETTER, GateConfig, WorstSliceRule
-from gitops_ml.errors import DataError, GitopsMLError
+from gitops_ml.errors import DataError
 from gitops_ml.lineage import dvclock
 
 log = logging.getLogger(__name__)
@@ -425,38 +421,6 @@ def parse_json_text(text: str | None, what: str) -> Any:
         raise DataError(f"{what} is not valid JSON ({exc})") from None
 
 
-def parse_lock_text(text: str | None, what: str) -> Mapping[str, Any] | None:
-    if text is None:
-        return None
-    try:
-        lock = yaml.safe_load(text)
-    except yaml.YAMLError:
-        raise DataError(f"{what} is not valid YAML") from None
-    if not isinstance(lock, Mapping):
-        raise DataError(f"{what} is not a dvc.lock mapping")
-    return lock
-
-
-def dvc_status(root: Path) -> Mapping[str, Any]:
-    """`dvc status --json` of the workspace (a subprocess: DVC's in-process API logs noisily)."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "dvc", "status", "--json"],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
-        env={**os.environ, "DVC_NO_ANALYTICS": "1"},
-    )
-    if proc.returncode != 0:
-        detail = (proc.stderr.strip() or proc.stdout.strip()).splitlines()
-        raise GitopsMLError(f"dvc status failed: {detail[-1] if detail else proc.returncode}")
-    try:
-        return json.loads(proc.stdout or "{}")
-    except ValueError:
-        raise GitopsMLError(f"dvc status printed no JSON: {proc.stdout[:200]!r}") from None
-
-
 def run_gate(
     cfg: GateConfig,
     *,
@@ -510,14 +474,10 @@ def run_gate(
     head_sha = git.resolve(head, cwd=root)
     lock_rule = None
     if check_lock:
-        committed = parse_lock_text(git.show(head_sha, "dvc.lock", cwd=root), f"{head}:dvc.lock")
-        ws_path = root / "dvc.lock"
-        workspace = (
-            parse_lock_text(ws_path.read_text(encoding="utf-8"), str(ws_path))
-            if ws_path.exists()
-            else None
-        )
-        status = dvc_status(root) if committed is not None else None
+        committed = dvclock.lock_at(head_sha, root)
+        ws_path = root / dvclock.LOCK_PATH
+        workspace = dvclock.read_lock(ws_path) if ws_path.exists() else None
+        status = dvclock.dvc_status(root) if committed is not None else None
         lock_rule = stale_lock_rule(committed, workspace, status)
     result = evaluate_gate(
         cfg,

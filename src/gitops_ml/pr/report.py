@@ -23,8 +23,6 @@ import logging
 import math
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -35,14 +33,18 @@ import yaml
 
 from gitops_ml.config import LOWER_IS_BETTER, TASK_METRICS
 from gitops_ml.errors import GitopsMLError
+from gitops_ml.lineage import dvclock
 from gitops_ml.lineage.artifacts import load_model_file
 from gitops_ml.lineage.dvclock import (
+    FIGURES_DIR,
     LOCK_PATH,
     METRICS_PATH,
     MODEL_PATH,
     PARAMS_PATH,
+    SLICES_PATH,
     TEST_PATH,
     TRAIN_PATH,
+    VALIDATION_PATH,
     cache_path,
     out_md5,
     read_lock,
@@ -50,9 +52,6 @@ from gitops_ml.lineage.dvclock import (
 
 log = logging.getLogger(__name__)
 
-SLICES_PATH = "reports/slices.json"
-VALIDATION_PATH = "reports/validation.json"
-FIGURES_DIR = "reports/figures"
 #: Metrics shown in the chart besides the primary one (those on a 0-1 scale, higher is better).
 CHART_METRICS = (
     "roc_auc", "average_precision", "accuracy", "f1",
@@ -511,27 +510,17 @@ def _rebuild(root: Path, rev: str, dest: Path) -> tuple[bool, str]:
         cache = (root / ".dvc" / "cache").resolve()
         with open(tree / ".dvc" / "config.local", "a", encoding="utf-8") as fh:
             fh.write(f"[cache]\n    dir = {cache}\n")
-        env = {
-            **os.environ,
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-            # The base's own code, not the PR's installed package.
-            "PYTHONPATH": f"{tree / 'src'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-            "MLFLOW_TRACKING_URI": f"sqlite:///{tmp / 'mlflow.db'}",
-            "DVC_NO_ANALYTICS": "1",
-        }
-        proc = subprocess.run(
-            [sys.executable, "-m", "dvc", "repro"],
-            cwd=tree,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=3600,
+        env = dvclock.dvc_env(
+            {
+                # The base's own code, not the PR's installed package.
+                "PYTHONPATH": f"{tree / 'src'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+                "MLFLOW_TRACKING_URI": f"sqlite:///{tmp / 'mlflow.db'}",
+            }
         )
+        proc = dvclock.run_dvc(tree, "repro", env=env)
         model = tree / MODEL_PATH
         if proc.returncode != 0 or not model.exists():
-            last = (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-1:]
-            return False, f"rebuilding the base failed: {' '.join(last)}"
+            return False, f"rebuilding the base failed: {dvclock.error_line(proc)}"
         shutil.copyfile(model, dest)
         return True, ""
     except GitopsMLError as exc:
@@ -631,7 +620,7 @@ def champion_metrics(
     falls back to the base's committed metrics. A rebuilt champion lands in the shared DVC cache,
     so the report that follows finds it there instead of rebuilding it again.
     """
-    base_lock = _yaml_at(base_sha, LOCK_PATH, root)
+    base_lock = dvclock.lock_at(base_sha, root)
     test_file = root / TEST_PATH
     with tempfile.TemporaryDirectory(prefix="gitops-ml-gate-") as tmp:
         champion, source = _champion(root, base_sha, base_lock, rebuild, Path(tmp))
@@ -761,7 +750,7 @@ def build_report(
         base_params = merge_settings(base_params, _yaml_at(base_sha, GITOPS_FILE, root))
     except GitopsMLError as exc:
         notes.append(f"`{base}`'s settings are not comparable: {exc}")
-    base_lock = _yaml_at(base_sha, LOCK_PATH, root)
+    base_lock = dvclock.lock_at(base_sha, root)
     base_slices = _json_at(base_sha, SLICES_PATH, root)
     head_slices = _read_json_file(root / SLICES_PATH)
 

@@ -9,20 +9,22 @@ already exists, so `promote` moves ``@champion`` back to it without registering 
 
 1. Read the declared model (path, md5), the train stage's dependencies and params, and the md5
    of the dvc.lock file itself.
-2. If a registered version already carries that md5 (tag ``gitops_ml.model_md5``), reuse it.
-   Otherwise obtain exactly that artifact, cheapest first: the workspace file if its md5
+2. If a registered version already carries that md5 (tag ``gitops_ml.model_md5``), reuse it,
+   but only once its bytes are checked (`gitops_ml.lineage.artifacts.registry_model`): a
+   version whose file does not hash to the declared md5 refuses the promotion. Otherwise obtain exactly that artifact, cheapest first: the workspace file if its md5
    matches; the DVC cache; `dvc fetch` from the DVC remote; else (unless ``--no-rebuild``)
    `dvc repro train`, which also runs what the stage needs. The rebuild writes the workspace
    outputs and logs a training run like any `dvc repro`; dvc.lock is restored byte for byte
    afterwards. If the rebuilt stage records other dependencies, params or command than the
    committed lock, promotion is refused, naming what differs (params and source files that
-   already differ in the workspace are refused before training). If only the model bytes differ
-   (a lock made on another OS or CPU), the rebuilt file is promoted and both hashes are kept
-   (``gitops_ml.model_md5`` declared, ``gitops_ml.model_md5_built`` built).
-3. Log the artifact in a promotion run (experiment ``mlflow.experiment``): the joblib file
-   loaded and logged with `mlflow.sklearn.log_model` (signature and input example from
-   ``data/processed/test.parquet`` when it is there), plus the original file under ``dvc/`` so
-   the exact bytes are kept. A finished promotion run of the same md5 is reused.
+   already differ in the workspace are refused before training). A rebuild whose bytes differ
+   from the declared md5 (a lock made on another OS or CPU) is refused too: production is
+   exactly what dvc.lock declares.
+3. Log the artifact in a promotion run (experiment ``mlflow.experiment``): the model with
+   `mlflow.sklearn.log_model` in the skops format (trusted types from
+   `gitops_ml.lineage.formats`; signature and input example from ``data/processed/test.parquet``
+   when it is there), with the DVC file's exact bytes as ``extra_files/model.joblib`` and the
+   dvc.lock under ``dvc/``. A finished promotion run of the same md5 is reused once checked.
 4. Create the version with its lineage tags in the same call (git SHA, dvc.lock md5, model
    md5s, train data md5, PR number, params and the metrics of ``reports/metrics.json``).
 5. Move aliases: ``previous`` to the version ``champion`` leaves, then ``champion``. Versions
@@ -35,8 +37,9 @@ rerun completes. To test that, the environment variable ``GITOPS_ML_PROMOTE_CRAS
 ``register`` (version created, no alias moved) or ``previous`` (``previous`` moved, ``champion``
 not yet). It is read only by `promote` and has no other effect.
 
-`verify` exits 0 when ``@champion`` carries the declared md5, 1 when it does not (or there is no
-champion), 2 on errors (no dvc.lock, registry unreachable).
+`verify` exits 0 when ``@champion`` holds the declared model (its file hashed, its skops
+archive compared), 1 when it does not (or there is no champion), 2 on errors (no dvc.lock,
+registry unreachable).
 """
 
 from __future__ import annotations
@@ -48,8 +51,6 @@ import math
 import os
 import re
 import shutil
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -64,7 +65,8 @@ from gitops_ml import tracking
 from gitops_ml.cliargs import exit_codes
 from gitops_ml.errors import GitopsMLError
 from gitops_ml.files import atomic_path, file_md5, write_json
-from gitops_ml.lineage import dvclock
+from gitops_ml.lineage import dvclock, formats
+from gitops_ml.lineage.artifacts import IntegrityError, load_model_file, registry_model
 from gitops_ml.lineage.dvclock import (
     LOCK_PATH,
     METRICS_PATH,
@@ -73,6 +75,7 @@ from gitops_ml.lineage.dvclock import (
     TRAIN_STAGE,
     read_lock,
 )
+from gitops_ml.tracking import redact
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -330,40 +333,6 @@ class Artifact:
     md5: str
 
 
-def _dvc(root: Path, *args: str, timeout: int = 3600) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-        "DVC_NO_ANALYTICS": "1",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "dvc", *args],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=timeout,
-    )
-
-
-def _last_line(proc: subprocess.CompletedProcess[str]) -> str:
-    lines = (proc.stderr.strip() or proc.stdout.strip()).splitlines()
-    return lines[-1] if lines else f"exit code {proc.returncode}"
-
-
-def has_remote(root: Path) -> bool:
-    """Whether the repository configures a DVC remote (`dvc fetch` fails at once without)."""
-    try:
-        from dvc.repo import Repo
-
-        with Repo(str(root)) as repo:
-            return bool(repo.config["remote"])
-    except Exception as exc:  # an unreadable config: let `dvc fetch` say what is wrong
-        log.debug("reading the DVC config failed (%s)", exc)
-        return True
-
-
 def _from_cache(root: Path, md5: str, dest: Path) -> bool:
     cached = dvclock.cache_path(root, md5)
     if not cached.is_file() or file_md5(cached) != md5:
@@ -378,7 +347,7 @@ def _rebuild(root: Path, declared: Declared) -> Path:
     saved = repo_lock.read_bytes() if repo_lock.exists() else None
     log.info("rebuilding %s with `dvc repro %s`", declared.path, declared.stage)
     try:
-        proc = _dvc(root, "repro", declared.stage)
+        proc = dvclock.run_dvc(root, "repro", declared.stage)
         rebuilt = read_lock(repo_lock)["stages"].get(declared.stage) if repo_lock.exists() else None
     finally:
         if saved is None:
@@ -388,7 +357,7 @@ def _rebuild(root: Path, declared: Declared) -> Path:
                 tmp.write_bytes(saved)
     if proc.returncode != 0:
         raise PromoteError(
-            f"rebuilding with `dvc repro {declared.stage}` failed: {_last_line(proc)}"
+            f"rebuilding with `dvc repro {declared.stage}` failed: {dvclock.error_line(proc)}"
         )
     diffs = stage_differences(declared.entry, rebuilt)
     if diffs:
@@ -411,12 +380,12 @@ def obtain_artifact(root: Path, declared: Declared, tmp: Path, *, rebuild: bool)
     dest = tmp / Path(declared.path).name
     if _from_cache(root, md5, dest):
         return Artifact(dest, "cache", md5)
-    if has_remote(root):
-        proc = _dvc(root, "fetch", declared.path)
+    if dvclock.has_remote(root):
+        proc = dvclock.run_dvc(root, "fetch", declared.path)
         if proc.returncode == 0 and _from_cache(root, md5, dest):
             return Artifact(dest, "remote", md5)
         if proc.returncode != 0:
-            log.info("dvc fetch %s: %s", declared.path, _last_line(proc))
+            log.info("dvc fetch %s: %s", declared.path, dvclock.error_line(proc))
     if not rebuild:
         raise PromoteError(
             f"{declared.path} (md5 {md5}) is not in the workspace, the DVC cache or the DVC "
@@ -429,10 +398,25 @@ def obtain_artifact(root: Path, declared: Declared, tmp: Path, *, rebuild: bool)
             f"'{declared.stage}': {'; '.join(diffs)}"
         )
     model = _rebuild(root, declared)
-    return Artifact(model, "rebuild", file_md5(model))
+    built = file_md5(model)
+    if built != md5:
+        raise PromoteError(
+            f"the rebuilt {declared.path} has md5 {built}, but dvc.lock declares {md5} (same "
+            "inputs, other bytes: another OS or CPU): production must be exactly what dvc.lock "
+            "declares, so push that model to the DVC remote from where dvc.lock was made, or "
+            "commit the dvc.lock this machine makes"
+        )
+    return Artifact(model, "rebuild", built)
 
 
 # -- the registry --------------------------------------------------------------------------------
+
+
+def _check_registered(uri: str, md5: str, what: str) -> None:
+    """Reuse a registered model only once its bytes are the declared ones (`registry_model`);
+    an IntegrityError refuses the promotion."""
+    with tempfile.TemporaryDirectory(prefix="gitops-ml-promote-") as tmp:
+        registry_model(uri, md5, Path(tmp), what)
 
 
 @dataclass(frozen=True)
@@ -567,36 +551,41 @@ def _log_promotion_run(
     run_params: Mapping[str, str],
     metrics: Mapping[str, float],
 ) -> tuple[str, str]:
-    """(run id, model URI) of a new promotion run holding the artifact."""
-    import joblib
+    """(run id, model URI) of a new promotion run holding the artifact: the model in the skops
+    format, with the exact bytes of the DVC file beside it (see `registry_model`)."""
     import mlflow
 
-    model = joblib.load(artifact.path)
+    model = load_model_file(artifact.path, artifact.md5, str(artifact.path), LOCK_PATH)
+    trusted = formats.trusted_types(formats.dumps(model), str(artifact.path))
     sample = _signature_sample(root, params)
     signature = tracking.model_signature(model, sample) if sample is not None else None
     mlflow.set_experiment(params.mlflow.experiment)
-    with mlflow.start_run(
-        run_name=f"promote-{tags[tracking.TAG_MODEL_MD5][:8]}", tags={**tags, TAG_PROMOTION: "true"}
-    ) as run:
+    with (
+        tempfile.TemporaryDirectory(prefix="gitops-ml-promote-") as tmp,
+        mlflow.start_run(
+            run_name=f"promote-{tags[tracking.TAG_MODEL_MD5][:8]}",
+            tags={**tags, TAG_PROMOTION: "true"},
+        ) as run,
+    ):
         if run_params:
             mlflow.log_params(dict(run_params))
         if metrics:
             mlflow.log_metrics(dict(metrics))
+        exact = Path(tmp) / Path(MODEL_PATH).name
+        shutil.copyfile(artifact.path, exact)
         info = mlflow.sklearn.log_model(
             model,
             name=tracking.MODEL_NAME_IN_RUN,
             signature=signature,
             input_example=sample.head(5) if sample is not None else None,
             pip_requirements=tracking.pip_requirements(),
-            serialization_format="cloudpickle",
+            serialization_format="skops",
+            skops_trusted_types=trusted,
+            extra_files=[str(exact)],
         )
-        with tempfile.TemporaryDirectory(prefix="gitops-ml-promote-") as tmp:
-            exact = Path(tmp) / Path(MODEL_PATH).name
-            shutil.copyfile(artifact.path, exact)
-            mlflow.log_artifact(str(exact), DVC_ARTIFACT_DIR)
-            lock_copy = Path(tmp) / LOCK_PATH
-            shutil.copyfile(lock_path, lock_copy)
-            mlflow.log_artifact(str(lock_copy), DVC_ARTIFACT_DIR)
+        lock_copy = Path(tmp) / LOCK_PATH
+        shutil.copyfile(lock_path, lock_copy)
+        mlflow.log_artifact(str(lock_copy), DVC_ARTIFACT_DIR)
         mlflow.set_tag(tracking.TAG_MODEL_URI, info.model_uri)
     return run.info.run_id, info.model_uri
 
@@ -684,14 +673,6 @@ def is_local_registry(uri: str) -> bool:
     return scheme in ("sqlite", "file", "") and not uri.startswith("databricks")
 
 
-def redact(uri: str) -> str:
-    """The URI without a password or token in it, for logs, summaries and errors."""
-    parts = urlsplit(uri)
-    if "@" not in parts.netloc:
-        return uri
-    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
-
-
 def registry_url(uri: str, name: str, version: str | None = None) -> str | None:
     """The registry UI page of a model (version) when the tracking URI is an http(s) server."""
     if not uri.startswith(("http://", "https://")):
@@ -734,6 +715,9 @@ def promote(
     if existing:
         found = existing[0]
         version, created, source = str(found.version), False, "registry"
+        _check_registered(
+            f"models:/{name}/{version}", declared.md5, f"version {version} of '{name}'"
+        )
         run_id, run_reused = found.run_id, None
         built = found.tags.get(TAG_MODEL_MD5_BUILT)
         lineage = {k: v for k, v in found.tags.items() if k.startswith(tracking.TAG_PREFIX)}
@@ -748,6 +732,7 @@ def promote(
         if run is not None:
             run_id, run_reused = run.info.run_id, True
             model_uri = run.data.tags[tracking.TAG_MODEL_URI]
+            _check_registered(model_uri, declared.md5, f"the promotion run {run_id}")
             lineage = {
                 k: v
                 for k, v in run.data.tags.items()
@@ -777,12 +762,7 @@ def promote(
                     )
             run_reused = False
         source = lineage.get(TAG_ARTIFACT_SOURCE, "registry")
-        built = lineage.get(TAG_MODEL_MD5_BUILT)
-        if built:
-            notes.append(
-                f"the rebuilt {declared.path} has md5 {built}, dvc.lock declares "
-                f"{declared.md5} (same inputs, other bytes: another OS or CPU)"
-            )
+        built = None
         _checkpoint("run", crash_after)
 
         version_tags = {
@@ -922,7 +902,8 @@ def verify(
     params_path: str | os.PathLike[str] = "params.yaml",
     lock_path: str | os.PathLike[str] = LOCK_PATH,
 ) -> VerifyResult:
-    """Does ``@champion`` carry the model md5 that dvc.lock declares?"""
+    """Does ``@champion`` hold the model dvc.lock declares? Its copy of the DVC file is hashed and
+    its skops archive compared with that model (`registry_model`); tags are not trusted."""
     from gitops_ml.config import load_params
 
     params = load_params(params_path)
@@ -956,23 +937,19 @@ def verify(
             None,
             None,
         )
-    md5 = champion.tags.get(tracking.TAG_MODEL_MD5)
-    if md5 == declared.md5:
-        return VerifyResult(
-            True,
-            f"ok: {name}@{CHAMPION} is version {version} with model md5 {md5}, as dvc.lock "
-            "declares",
-            declared.md5,
-            version,
-            md5,
-        )
+    what = f"{name}@{CHAMPION} (version {version})"
+    try:
+        with tempfile.TemporaryDirectory(prefix="gitops-ml-verify-") as tmp:
+            registry_model(f"models:/{name}/{version}", declared.md5, Path(tmp), what)
+    except IntegrityError as exc:
+        return VerifyResult(False, f"mismatch: {exc}", declared.md5, version, None)
     return VerifyResult(
-        False,
-        f"mismatch: dvc.lock declares model md5 {declared.md5}, but {name}@{CHAMPION} is "
-        f"version {version} with model md5 {md5 or '(no md5 tag)'}",
+        True,
+        f"ok: {what} holds model md5 {declared.md5}, as dvc.lock declares (its file hashed, "
+        "its skops archive compared)",
         declared.md5,
         version,
-        md5,
+        declared.md5,
     )
 
 

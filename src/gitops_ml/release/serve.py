@@ -18,10 +18,14 @@ scoring server (``/ping``, ``/invocations``) on loopback unless ``--allow-remote
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ipaddress
 import logging
 import os
+import signal
+import subprocess
 import sys
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -43,13 +47,18 @@ from gitops_ml.cliargs import port as port_number
 from gitops_ml.config import load_params
 from gitops_ml.errors import GitopsMLError
 from gitops_ml.lineage.artifacts import (
+    _registry_alias,
+    _registry_version,
     _require_store,
     champion_uri,
     is_mlflow_uri,
     load_model,
+    lock_model_md5,
     pinned_uri,
+    registry_model,
     resolve_alias,
 )
+from gitops_ml.lineage.dvclock import LOCK_PATH
 
 if TYPE_CHECKING:
     pass
@@ -181,17 +190,66 @@ def _serve(args: argparse.Namespace) -> int:
             "directory with an MLmodel file), not a joblib file"
         )
     tracking_uri = _require_store(uri) if is_mlflow_uri(uri) else tracking.tracking_uri()
+    with tempfile.TemporaryDirectory(prefix="gitops-ml-serve-") as tmp:
+        served, shown = uri, uri
+        if is_mlflow_uri(uri):
+            served, version = _verified_copy(uri, Path(LOCK_PATH), Path(tmp))
+            shown = f"{uri} (version {version}, md5 checked against {LOCK_PATH})"
+        cmd = serve_command(served, args.host, args.port, args.workers)
+        print(f"serving {shown} on http://{args.host}:{args.port} (tracking {tracking_uri})")
+        sys.stdout.flush()
+        return _run_server(cmd, serve_env(tracking_uri))
+
+
+def _verified_copy(uri: str, lock_path: Path, tmp: Path) -> tuple[str, str]:
+    """(directory, version): the registry model `uri`, checked (`registry_model`) and saved
+    anew from the checked bytes, so that nothing of the downloaded artifact but the model
+    reaches the server (an MLmodel file can name code to import)."""
+    import mlflow
+    from mlflow.models import Model
+
+    from gitops_ml.lineage import formats
+
+    if _registry_alias(uri) is None and not _registry_version(uri):
+        raise GitopsMLError(
+            f"--model {uri}: serve a registry model (models:/<name>@<alias> or "
+            "models:/<name>/<version>), whose bytes can be checked, or a local MLflow model"
+        )
+    expected = lock_model_md5(lock_path)
     version, _ = resolve_alias(uri)
-    cmd = serve_command(pinned_uri(uri, version), args.host, args.port, args.workers)
-    shown = f"{uri} (version {version})" if version else uri
-    print(f"serving {shown} on http://{args.host}:{args.port} (tracking {tracking_uri})")
-    sys.stdout.flush()
-    sys.stderr.flush()
+    pinned = pinned_uri(uri, version)
+    checked = registry_model(pinned, expected, tmp / "download", pinned)
     try:
-        os.execve(cmd[0], cmd, serve_env(tracking_uri))
+        signature = Model.load(str(checked.path / "MLmodel")).signature
+    except Exception:  # a signature only documents the input; serve without one
+        signature = None
+    target = tmp / "model"
+    with tracking.tracking_errors(f"preparing {pinned} for serving"):
+        mlflow.sklearn.save_model(
+            checked.model,
+            str(target),
+            signature=signature,
+            pip_requirements=tracking.pip_requirements(),
+            serialization_format="skops",
+            skops_trusted_types=formats.trusted_types(formats.dumps(checked.model), pinned),
+        )
+    return str(target), version or pinned.rsplit("/", 1)[-1]
+
+
+def _run_server(cmd: list[str], env: Mapping[str, str]) -> int:
+    """Run the server until it exits; SIGINT and SIGTERM are passed on to it."""
+    try:
+        proc = subprocess.Popen(cmd, env=dict(env))
     except OSError as exc:
         raise GitopsMLError(f"cannot start mlflow models serve: {exc}") from None
-    return 0  # not reached: execve replaces this process
+
+    def forward(signum: int, _frame: object) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signum)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, forward)
+    return proc.wait()
 
 
 def add_params_and_schema(p: argparse.ArgumentParser) -> None:

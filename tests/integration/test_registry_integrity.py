@@ -1,0 +1,128 @@
+"""A registry model is trusted for its bytes, never for its tags.
+
+A promotion registers the model as a skops archive with the exact bytes of the DVC file beside
+it. Here the registered artifact is tampered with after promotion, the way anyone holding
+registry write credentials could: its tag still names the declared md5. verify, predict, serve
+and promote must each refuse it in one line naming the expected and the actual md5, and the
+planted pickle (which creates a marker file when loaded) must never run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+import skops.io
+from sklearn.linear_model import LogisticRegression
+
+from gitops_ml import tracking
+from gitops_ml.cli import main
+from gitops_ml.lineage.artifacts import EXACT_DIR, SKOPS_FILE
+from gitops_ml.release import promote
+from tests.integration.act import git
+from tests.integration.test_integrity import plant
+from tests.unit.test_predict import MODEL_NAME, TARGET, Champion, build_champion
+
+
+@pytest.fixture
+def champion(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, adult_split: tuple[pd.DataFrame, pd.DataFrame]
+) -> Champion:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    git(ws, "init", "-q")  # the promote command runs at a repository's root
+    monkeypatch.chdir(ws)
+    monkeypatch.setenv(tracking.TRACKING_URI_ENV, f"sqlite:///{ws / 'mlflow.db'}")
+    return build_champion(ws, adult_split[0].head(1000))
+
+
+def stored(champion: Champion) -> Path:
+    """The registered version's artifact directory in the local artifact store."""
+    uri = mlflow.MlflowClient().get_model_version_download_uri(MODEL_NAME, champion.version)
+    path = Path(uri.removeprefix("file://"))
+    path = path if path.is_absolute() else champion.ws / path
+    assert (path / EXACT_DIR / "model.joblib").is_file(), path
+    return path
+
+
+def one_line(text: str, *md5s: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line]
+    assert len(lines) == 1, text
+    assert all(md5 in lines[0] for md5 in md5s), lines[0]
+    return lines[0]
+
+
+def scoring_args(champion: Champion, tmp_path: Path, adult_split) -> tuple[list[str], Path]:
+    batch = tmp_path / "batch.csv"
+    adult_split[1].head(5).drop(columns=[TARGET]).to_csv(batch, index=False)
+    out = tmp_path / "scored.csv"
+    return ["--input", str(batch), "--output", str(out)], out
+
+
+def test_right_tag_other_bytes_is_refused_everywhere(
+    champion: Champion,
+    tmp_path: Path,
+    adult_split: tuple[pd.DataFrame, pd.DataFrame],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    marker = tmp_path / "ran"
+    actual = plant(stored(champion) / EXACT_DIR / "model.joblib", marker)
+    version = mlflow.MlflowClient().get_model_version(MODEL_NAME, champion.version)
+    assert version.tags[tracking.TAG_MODEL_MD5] == champion.md5  # the tag still says honest
+
+    verdict = promote.verify()
+    assert not verdict.ok
+    one_line(verdict.message, champion.md5, actual)
+    assert main(["verify"]) == 1
+
+    args, out = scoring_args(champion, tmp_path, adult_split)
+    capsys.readouterr()
+    assert main(["predict", *args]) == 2
+    one_line(capsys.readouterr().err, champion.md5, actual)
+    assert not out.exists()
+
+    assert main(["serve", "--port", "1"]) == 2  # refused before any server starts
+    one_line(capsys.readouterr().err, champion.md5, actual)
+
+    assert main(["promote"]) == 2  # the version with the declared tag is not reused
+    one_line(capsys.readouterr().err, champion.md5, actual)
+    client = mlflow.MlflowClient()
+    assert client.get_registered_model(MODEL_NAME).aliases == {"champion": int(champion.version)}
+    assert len(client.search_model_versions(f"name='{MODEL_NAME}'")) == 1
+    assert not marker.exists()
+
+
+def test_a_skops_archive_of_another_model_is_refused(
+    champion: Champion,
+    tmp_path: Path,
+    adult_split: tuple[pd.DataFrame, pd.DataFrame],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The exact file is intact, but what MLflow would load is another model."""
+    train = adult_split[0].head(200)
+    X = train.select_dtypes("number")
+    other = LogisticRegression(max_iter=200).fit(X, train[TARGET])
+    skops.io.dump(other, stored(champion) / SKOPS_FILE)
+
+    verdict = promote.verify()
+    assert not verdict.ok
+    line = one_line(verdict.message)
+    assert f"its {SKOPS_FILE} is not the model whose md5 dvc.lock declares" in line
+
+    args, out = scoring_args(champion, tmp_path, adult_split)
+    capsys.readouterr()
+    assert main(["predict", *args]) == 2
+    assert SKOPS_FILE in one_line(capsys.readouterr().err)
+    assert not out.exists()
+
+
+def test_an_untouched_champion_verifies_and_scores(
+    champion: Champion, tmp_path: Path, adult_split: tuple[pd.DataFrame, pd.DataFrame]
+) -> None:
+    """The control: the same checks pass on the artifact as promoted."""
+    assert promote.verify().ok
+    args, out = scoring_args(champion, tmp_path, adult_split)
+    assert main(["predict", *args]) == 0
+    assert len(pd.read_csv(out)) == 5
