@@ -26,6 +26,7 @@ import yaml
 from gitops_ml import cli, tracking
 from gitops_ml.config import read_settings
 from gitops_ml.files import file_md5
+from gitops_ml.lineage.artifacts import ArtifactError
 from gitops_ml.release import promote as pm
 from tests.integration.conftest import copy_template, run_in, set_params
 from tests.integration.mlflow_server import MlflowServer, free_port
@@ -332,9 +333,9 @@ def test_lock_from_another_machine_is_refused_after_the_rebuild(
     commit_all(repo, "dvc.lock recorded on another machine")
     committed = (repo / "dvc.lock").read_bytes()
     try:
-        with pytest.raises(pm.PromoteError, match="rebuilding is disabled"):
+        with pytest.raises(ArtifactError, match="rebuilding is disabled"):
             pm.promote(repo, params_path=params, rebuild=False)
-        with pytest.raises(pm.PromoteError) as err:
+        with pytest.raises(ArtifactError) as err:
             pm.promote(repo, params_path=params)
         assert (repo / "dvc.lock").read_bytes() == committed
     finally:
@@ -359,7 +360,7 @@ def test_stale_lock_is_refused_and_left_as_committed(
     commit_all(repo, "split changed without dvc repro")
     committed = (repo / "dvc.lock").read_bytes()
     try:
-        with pytest.raises(pm.PromoteError) as err:
+        with pytest.raises(ArtifactError) as err:
             pm.promote(repo, params_path=params)
         assert (repo / "dvc.lock").read_bytes() == committed
     finally:

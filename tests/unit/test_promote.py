@@ -53,7 +53,7 @@ def write_lock(path: Path, lock: dict) -> Path:
 
 def test_declared_model_reads_md5_deps_and_params(tmp_path: Path) -> None:
     path = write_lock(tmp_path / "dvc.lock", a_lock())
-    declared = pm.read_declared(path)
+    declared = dvclock.read_declared(path)
     assert (declared.stage, declared.path, declared.md5) == ("train", "models/model.joblib", MD5)
     assert declared.lock_md5 == file_md5(path)
     assert declared.train_data_md5 == DATA_MD5
@@ -76,13 +76,13 @@ def test_bad_locks_are_one_line_errors(tmp_path: Path, text: str | None, message
     if text is not None:
         path.write_text(text, encoding="utf-8")
     with pytest.raises(GitopsMLError, match=r"dvc\.lock") as err:  # LockError or PromoteError
-        pm.read_declared(path)
+        dvclock.read_declared(path)
     assert message in str(err.value) and "\n" not in str(err.value)
 
 
 def test_stage_differences_name_what_differs() -> None:
     declared = train_entry()
-    assert pm.stage_differences(declared, train_entry()) == []
+    assert dvclock.stage_differences(declared, train_entry()) == []
     rebuilt = train_entry(
         deps=[
             {"path": "data/processed/train.parquet", "md5": "e" * 32},
@@ -92,7 +92,7 @@ def test_stage_differences_name_what_differs() -> None:
         params={"params.yaml": {"train.model": "random_forest", "train.seed": 42}},
         outs=[{"path": "models/model.joblib", "md5": "9" * 32}],  # bytes may differ: not listed
     )
-    diffs = pm.stage_differences(declared, rebuilt)
+    diffs = dvclock.stage_differences(declared, rebuilt)
     assert diffs == [
         "dependency data/processed/train.parquet differs "
         f"(md5 {'e' * 32} in the workspace, {DATA_MD5} in dvc.lock)",
@@ -100,10 +100,12 @@ def test_stage_differences_name_what_differs() -> None:
         "param train.model differs (random_forest in the workspace, hist_gradient_boosting in "
         "dvc.lock)",
     ]
-    assert pm.stage_differences(declared, train_entry(cmd="python other.py")) == [
+    assert dvclock.stage_differences(declared, train_entry(cmd="python other.py")) == [
         "the command differs"
     ]
-    assert pm.stage_differences(declared, None) == ["the rebuild recorded no entry for the stage"]
+    assert dvclock.stage_differences(declared, None) == [
+        "the rebuild recorded no entry for the stage"
+    ]
 
 
 def test_workspace_differences_are_found_before_any_rebuild(tmp_path: Path) -> None:
@@ -119,13 +121,13 @@ def test_workspace_differences_are_found_before_any_rebuild(tmp_path: Path) -> N
     ]
     lock = a_lock(deps=deps)
     lock["stages"]["split"] = {"outs": [{"path": "data/processed/train.parquet", "md5": DATA_MD5}]}
-    declared = pm.declared_model(lock, "0" * 32)
+    declared = dvclock.declared_model(lock, "0" * 32)
     # The split is another stage's output: only the rebuild can tell whether it differs.
-    assert pm.workspace_differences(tmp_path, declared) == []
+    assert dvclock.workspace_differences(tmp_path, declared) == []
 
     code.write_text("MODELS = {'x': 1}\n")
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"train": {"model": "ridge"}}))
-    assert pm.workspace_differences(tmp_path, declared) == [
+    assert dvclock.workspace_differences(tmp_path, declared) == [
         f"dependency src/gitops_ml/models.py differs (md5 {file_md5(code)} in the workspace, "
         f"{deps[1]['md5']} in dvc.lock)",
         "param train.model differs (ridge in the workspace, hist_gradient_boosting in dvc.lock)",
@@ -133,7 +135,7 @@ def test_workspace_differences_are_found_before_any_rebuild(tmp_path: Path) -> N
     ]
     code.unlink()
     assert "dependency src/gitops_ml/models.py is missing from the workspace" in (
-        pm.workspace_differences(tmp_path, declared)
+        dvclock.workspace_differences(tmp_path, declared)
     )
 
 
@@ -165,7 +167,7 @@ def test_metrics_are_recorded_only_when_dvc_lock_vouches_for_them(tmp_path: Path
     metrics.write_text(json.dumps({"roc_auc": 0.91, "n_test": 300, "note": "x"}))
     lock = a_lock()
     lock["stages"]["evaluate"]["outs"][0]["md5"] = file_md5(metrics)
-    declared = pm.declared_model(lock, "0" * 32)
+    declared = dvclock.declared_model(lock, "0" * 32)
     assert pm.committed_metrics(tmp_path, declared) == ({"roc_auc": 0.91, "n_test": 300.0}, None)
 
     metrics.write_text(json.dumps({"roc_auc": 0.5}))

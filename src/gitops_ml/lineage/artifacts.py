@@ -1,29 +1,52 @@
-"""The one way to load a model file: its md5 is checked against what declares it first.
+"""The one way to obtain a model: from the workspace, the DVC cache, the DVC remote, a checked
+rebuild or the MLflow registry, with its md5 checked against the dvc.lock that declares it before
+anything deserialises it.
 
-A model is a pickle (joblib), and unpickling runs code. Every model the GitOps commands load
-comes from somewhere a pull request may have written: the DVC cache (restored from GitHub's cache,
-or pulled from a remote the PR's job could push to), the remote itself, or the workspace. So the
-bytes are hashed before anything deserialises them, and a file whose md5 is not the one its
-dvc.lock declares is refused with one line naming both hashes. Only a model rebuilt here from
-trusted code (the base branch's, in a worktree) may differ from its lock (another CPU can round a
-float differently), and the caller says so explicitly.
+A model file is a pickle (joblib), and unpickling runs code. Every model the GitOps commands load
+comes from somewhere a pull request or a registry writer may have written: the DVC cache (restored
+from GitHub's cache, or pulled from a remote), the remote itself, the workspace, or a registry
+artifact. So the bytes are hashed first, and a file whose md5 is not the one its dvc.lock declares
+is refused with one line naming both hashes. Only a model rebuilt here from trusted code (the base
+branch's, in a worktree) may differ from its lock (another CPU can round a float differently), and
+the caller says so explicitly.
+
+- `obtain_artifact`: the file the checked-out dvc.lock declares (promotion).
+- `champion_file`: the model a base revision's dvc.lock declares (the gate and the report).
+- `registry_model`: a registered version, checked by its bytes, never its tags.
+- `load_model`: what `predict`, `serve` and `drift` are given (a registry URI or a file).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from gitops_ml import tracking
 from gitops_ml.errors import DataError, GitopsMLError
-from gitops_ml.files import file_md5
-from gitops_ml.lineage.dvclock import LOCK_PATH, MODEL_PATH
+from gitops_ml.files import atomic_path, file_md5
+from gitops_ml.lineage import dvclock
+from gitops_ml.lineage.dvclock import (
+    LOCK_PATH,
+    MODEL_PATH,
+    Declared,
+    cache_path,
+    out_md5,
+    read_lock,
+    stage_differences,
+    workspace_differences,
+)
 
 log = logging.getLogger(__name__)
+
+
+class ArtifactError(GitopsMLError):
+    """The declared model cannot be had: not found anywhere, or a rebuild that does not match."""
 
 
 class IntegrityError(GitopsMLError):
@@ -315,3 +338,180 @@ def load_skops_dir(path: Path) -> Any:
         raise
     except Exception as exc:
         raise DataError(f"{archive}: cannot load a model from it: {type(exc).__name__}") from None
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A local file with the declared model and where it came from."""
+
+    path: Path
+    source: str
+    md5: str
+
+
+def _from_cache(root: Path, md5: str, dest: Path) -> bool:
+    cached = dvclock.cache_path(root, md5)
+    if not cached.is_file() or file_md5(cached) != md5:
+        return False
+    shutil.copyfile(cached, dest)
+    return True
+
+
+def _rebuild_workspace(root: Path, declared: Declared) -> Path:
+    """`dvc repro <stage>` in the workspace; refuse if the stage's inputs differ from the lock."""
+    repo_lock = root / LOCK_PATH
+    saved = repo_lock.read_bytes() if repo_lock.exists() else None
+    log.info("rebuilding %s with `dvc repro %s`", declared.path, declared.stage)
+    try:
+        proc = dvclock.run_dvc(root, "repro", declared.stage)
+        rebuilt = read_lock(repo_lock)["stages"].get(declared.stage) if repo_lock.exists() else None
+    finally:
+        if saved is None:
+            repo_lock.unlink(missing_ok=True)
+        elif not repo_lock.exists() or repo_lock.read_bytes() != saved:
+            with atomic_path(repo_lock) as tmp:
+                tmp.write_bytes(saved)
+    if proc.returncode != 0:
+        raise ArtifactError(
+            f"rebuilding with `dvc repro {declared.stage}` failed: {dvclock.error_line(proc)}"
+        )
+    diffs = stage_differences(declared.entry, rebuilt)
+    if diffs:
+        raise ArtifactError(
+            f"refusing to promote a rebuild that does not match dvc.lock: stage "
+            f"'{declared.stage}': {'; '.join(diffs)} (dvc.lock left as committed)"
+        )
+    model = root / declared.path
+    if not model.is_file():
+        raise ArtifactError(f"`dvc repro {declared.stage}` wrote no {declared.path}")
+    return model
+
+
+def obtain_artifact(root: Path, declared: Declared, tmp: Path, *, rebuild: bool) -> Artifact:
+    """The declared model file: workspace, DVC cache, DVC remote, else a checked rebuild."""
+    md5 = declared.md5
+    workspace = root / declared.path
+    if workspace.is_file() and file_md5(workspace) == md5:
+        return Artifact(workspace, "workspace", md5)
+    dest = tmp / Path(declared.path).name
+    if _from_cache(root, md5, dest):
+        return Artifact(dest, "cache", md5)
+    if dvclock.has_remote(root):
+        proc = dvclock.run_dvc(root, "fetch", declared.path)
+        if proc.returncode == 0 and _from_cache(root, md5, dest):
+            return Artifact(dest, "remote", md5)
+        if proc.returncode != 0:
+            log.info("dvc fetch %s: %s", declared.path, dvclock.error_line(proc))
+    if not rebuild:
+        raise ArtifactError(
+            f"{declared.path} (md5 {md5}) is not in the workspace, the DVC cache or the DVC "
+            "remote, and rebuilding is disabled (--no-rebuild)"
+        )
+    diffs = workspace_differences(root, declared)
+    if diffs:
+        raise ArtifactError(
+            f"refusing to rebuild: the workspace does not match dvc.lock's stage "
+            f"'{declared.stage}': {'; '.join(diffs)}"
+        )
+    model = _rebuild_workspace(root, declared)
+    built = file_md5(model)
+    if built != md5:
+        raise ArtifactError(
+            f"the rebuilt {declared.path} has md5 {built}, but dvc.lock declares {md5} (same "
+            "inputs, other bytes: another OS or CPU): production must be exactly what dvc.lock "
+            "declares, so push that model to the DVC remote from where dvc.lock was made, or "
+            "commit the dvc.lock this machine makes"
+        )
+    return Artifact(model, "rebuild", built)
+
+
+def _from_remote(root: Path, rev: str, dest: Path, path: str = MODEL_PATH) -> bool:
+    """Fetch `path` of `rev` through DVC (its cache, then its remote); False if unavailable.
+    The bytes are unchecked: the caller verifies their md5 before using them."""
+    try:
+        import dvc.api
+
+        with (
+            dvc.api.open(path, repo=str(root), rev=rev, mode="rb") as src,
+            open(dest, "wb") as dst,
+        ):
+            shutil.copyfileobj(src, dst)
+        return True
+    except Exception as exc:  # DVC raises many types: no remote, missing object, network
+        log.info("%s not available from the DVC remote: %s", path, str(exc).splitlines()[0:1])
+        return False
+
+
+def _rebuild_at(root: Path, rev: str, dest: Path) -> tuple[bool, str]:
+    """`dvc repro` of the base in a temporary git worktree sharing this repo's DVC cache."""
+    from gitops_ml.lineage import git
+
+    tmp = Path(tempfile.mkdtemp(prefix="gitops-ml-base-"))
+    tree = tmp / "base"
+    try:
+        git.git("worktree", "add", "--detach", str(tree), rev, cwd=root)
+        (tree / ".dvc").mkdir(exist_ok=True)
+        cache = (root / ".dvc" / "cache").resolve()
+        with open(tree / ".dvc" / "config.local", "a", encoding="utf-8") as fh:
+            fh.write(f"[cache]\n    dir = {cache}\n")
+        env = dvclock.dvc_env(
+            {
+                # The base's own code, not the PR's installed package.
+                "PYTHONPATH": f"{tree / 'src'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+                "MLFLOW_TRACKING_URI": f"sqlite:///{tmp / 'mlflow.db'}",
+            }
+        )
+        proc = dvclock.run_dvc(tree, "repro", env=env)
+        model = tree / MODEL_PATH
+        if proc.returncode != 0 or not model.exists():
+            return False, f"rebuilding the base failed: {dvclock.error_line(proc)}"
+        shutil.copyfile(model, dest)
+        return True, ""
+    except GitopsMLError as exc:
+        return False, f"rebuilding the base failed: {exc}"
+    finally:
+        git.git("worktree", "remove", "--force", str(tree), cwd=root, check=False)
+        git.git("worktree", "prune", cwd=root, check=False)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class Champion:
+    """The champion model file, where it came from, and the md5 it must have to be loaded
+    (None only for a model rebuilt here from the base's own code)."""
+
+    path: Path
+    origin: str  # "the DVC cache", "the DVC remote", "a rebuild"
+    md5: str | None
+
+    def load(self, base_sha: str) -> Any:
+        what = f"the champion {MODEL_PATH} from {self.origin}"
+        return load_model_file(self.path, self.md5, what, f"the dvc.lock of {base_sha[:12]}")
+
+
+def champion_file(
+    root: Path, base_sha: str, base_lock: Mapping[str, Any] | None, rebuild: bool, tmp: Path
+) -> tuple[Champion | None, str]:
+    """The champion model file (not loaded yet) and a sentence saying where it came from."""
+    md5 = out_md5(base_lock, MODEL_PATH)
+    if base_lock is None or md5 is None:
+        return None, f"The base has no `{MODEL_PATH}` in its dvc.lock."
+    cached = cache_path(root, md5)
+    if cached.exists():
+        source = f"Champion `{MODEL_PATH}` (md5 `{md5[:8]}`) loaded from the DVC cache"
+        return Champion(cached, "the DVC cache", md5), source
+    dest = tmp / "champion.joblib"
+    if _from_remote(root, base_sha, dest):
+        source = f"Champion `{MODEL_PATH}` (md5 `{md5[:8]}`) fetched from the DVC remote"
+        return Champion(dest, "the DVC remote", md5), source
+    if not rebuild:
+        return None, "The champion model is not in the DVC cache or remote (rebuild disabled)."
+    ok, why = _rebuild_at(root, base_sha, dest)
+    if not ok:
+        return None, why
+    from gitops_ml.files import file_md5
+
+    same = file_md5(dest) == md5
+    note = "" if same else " (its bytes differ from the base's dvc.lock: another OS or CPU)"
+    source = f"Champion rebuilt from the base with `dvc repro` in a git worktree{note}"
+    return Champion(dest, "a rebuild", None), source

@@ -11,13 +11,18 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from gitops_ml.errors import GitopsMLError
+from gitops_ml.files import file_md5
 
 log = logging.getLogger(__name__)
 
@@ -114,8 +119,6 @@ def short(value: Any) -> str:
 def parse_lock_text(text: str | None, what: str) -> Mapping[str, Any] | None:
     """A dvc.lock read from git (`git.show`): None when there is none; invalid YAML or not a
     mapping is a one-line DataError naming `what`."""
-    import yaml
-
     from gitops_ml.errors import DataError
 
     if text is None:
@@ -196,3 +199,144 @@ def has_remote(root: Path) -> bool:
     except Exception as exc:  # an unreadable config: let `dvc fetch` say what is wrong
         log.debug("reading the DVC config failed (%s)", exc)
         return True
+
+
+@dataclass(frozen=True)
+class Declared:
+    """The model dvc.lock declares, and the stage entry that produced it."""
+
+    stage: str
+    path: str
+    md5: str
+    lock_md5: str
+    entry: Mapping[str, Any] = field(repr=False)
+    lock: Mapping[str, Any] = field(repr=False)
+
+    @property
+    def deps(self) -> dict[str, str | None]:
+        return stage_deps(self.entry)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return stage_params(self.entry)
+
+    @property
+    def train_data_md5(self) -> str | None:
+        """The md5 of the stage's data input: a dependency under ``data/`` (else not code)."""
+        deps = self.deps
+        data = [p for p in deps if p.startswith("data/")]
+        data = data or [p for p in deps if not p.endswith(".py") and not p.startswith("src/")]
+        return deps[sorted(data)[0]] if data else None
+
+
+def declared_model(
+    lock: Mapping[str, Any],
+    lock_md5: str,
+    *,
+    stage: str = TRAIN_STAGE,
+    path: str = MODEL_PATH,
+    where: str = LOCK_PATH,
+) -> Declared:
+    """The md5 the lock records for `path` as an output of `stage`."""
+    entry = lock["stages"].get(stage)
+    if not isinstance(entry, Mapping):
+        raise LockError(f"{where}: no '{stage}' stage (run `dvc repro` and commit dvc.lock)")
+    for out in entry.get("outs") or []:
+        if isinstance(out, Mapping) and out.get("path") == path:
+            md5 = out.get("md5")
+            if not isinstance(md5, str) or not re.fullmatch(r"[0-9a-f]{32}", md5):
+                raise LockError(f"{where}: stage '{stage}' output {path} has no md5")
+            return Declared(stage, path, md5, lock_md5, entry, lock)
+    raise LockError(f"{where}: stage '{stage}' has no output {path}")
+
+
+def read_declared(lock_path: str | os.PathLike[str]) -> Declared:
+    lock = read_lock(lock_path)
+    return declared_model(lock, file_md5(lock_path), where=str(lock_path))
+
+
+def stage_differences(declared: Mapping[str, Any], rebuilt: Mapping[str, Any] | None) -> list[str]:
+    """What the rebuilt stage recorded differently from the declared one (outputs excepted)."""
+    if rebuilt is None:
+        return ["the rebuild recorded no entry for the stage"]
+    diffs = []
+    if declared.get("cmd") != rebuilt.get("cmd"):
+        diffs.append("the command differs")
+    old, new = stage_deps(declared), stage_deps(rebuilt)
+    for path in sorted(set(old) | set(new)):
+        if path not in old:
+            diffs.append(f"dependency {path} is not in dvc.lock")
+        elif path not in new:
+            diffs.append(f"dependency {path} is in dvc.lock but not in dvc.yaml")
+        elif old[path] != new[path]:
+            diffs.append(
+                f"dependency {path} differs (md5 {new[path]} in the workspace, "
+                f"{old[path]} in dvc.lock)"
+            )
+    old_p, new_p = stage_params(declared), stage_params(rebuilt)
+    for key in sorted(set(old_p) | set(new_p)):
+        if key not in old_p or key not in new_p:
+            where = "not in dvc.lock" if key not in old_p else "in dvc.lock but not in dvc.yaml"
+            diffs.append(f"param {key} is {where}")
+        elif old_p[key] != new_p[key]:
+            diffs.append(
+                f"param {key} differs ({short(new_p[key])} in the workspace, "
+                f"{short(old_p[key])} in dvc.lock)"
+            )
+    return diffs
+
+
+_MISSING = object()
+
+
+def _lookup(data: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        if not isinstance(data, Mapping) or part not in data:
+            return _MISSING
+        data = data[part]
+    return data
+
+
+def workspace_differences(root: Path, declared: Declared) -> list[str]:
+    """What the workspace already shows differs from the stage's entry: params, source files.
+
+    A cheap check before a rebuild that could only be refused. Dependencies another stage
+    writes (data splits) are left to the rebuild, which regenerates and then compares them.
+    """
+    produced = {
+        out.get("path")
+        for entry in (declared.lock.get("stages") or {}).values()
+        for out in (entry or {}).get("outs") or []
+        if isinstance(out, Mapping)
+    }
+    diffs = []
+    for dep in declared.entry.get("deps") or []:
+        if not isinstance(dep, Mapping):
+            continue
+        path, md5 = dep.get("path"), dep.get("md5")
+        if path in produced or dep.get("hash") != "md5" or not md5 or md5.endswith(".dir"):
+            continue
+        file = root / path
+        if not file.is_file():
+            diffs.append(f"dependency {path} is missing from the workspace")
+        elif (actual := file_md5(file)) != md5:
+            diffs.append(
+                f"dependency {path} differs (md5 {actual} in the workspace, {md5} in dvc.lock)"
+            )
+    for name, values in (declared.entry.get("params") or {}).items():
+        try:
+            current = yaml.safe_load((root / name).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            diffs.append(f"params file {name} cannot be read")
+            continue
+        for key, value in (values or {}).items():
+            label = key if name == "params.yaml" else f"{name}:{key}"
+            now = _lookup(current, key)
+            if now is _MISSING:
+                diffs.append(f"param {label} is gone")
+            elif now != value:
+                diffs.append(
+                    f"param {label} differs ({short(now)} in the workspace, "
+                    f"{short(value)} in dvc.lock)"
+                )
+    return diffs

@@ -22,7 +22,6 @@ import json
 import logging
 import math
 import os
-import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -34,7 +33,7 @@ import yaml
 from gitops_ml.config import LOWER_IS_BETTER, TASK_METRICS
 from gitops_ml.errors import GitopsMLError
 from gitops_ml.lineage import dvclock
-from gitops_ml.lineage.artifacts import load_model_file
+from gitops_ml.lineage.artifacts import _from_remote, champion_file, load_model_file
 from gitops_ml.lineage.dvclock import (
     FIGURES_DIR,
     LOCK_PATH,
@@ -481,56 +480,6 @@ def _yaml_at(rev: str, path: str, root: Path) -> Any:
         return None
 
 
-def _from_remote(root: Path, rev: str, dest: Path, path: str = MODEL_PATH) -> bool:
-    """Fetch `path` of `rev` through DVC (its cache, then its remote); False if unavailable.
-    The bytes are unchecked: the caller verifies their md5 before using them."""
-    try:
-        import dvc.api
-
-        with (
-            dvc.api.open(path, repo=str(root), rev=rev, mode="rb") as src,
-            open(dest, "wb") as dst,
-        ):
-            shutil.copyfileobj(src, dst)
-        return True
-    except Exception as exc:  # DVC raises many types: no remote, missing object, network
-        log.info("%s not available from the DVC remote: %s", path, str(exc).splitlines()[0:1])
-        return False
-
-
-def _rebuild(root: Path, rev: str, dest: Path) -> tuple[bool, str]:
-    """`dvc repro` of the base in a temporary git worktree sharing this repo's DVC cache."""
-    from gitops_ml.lineage import git
-
-    tmp = Path(tempfile.mkdtemp(prefix="gitops-ml-base-"))
-    tree = tmp / "base"
-    try:
-        git.git("worktree", "add", "--detach", str(tree), rev, cwd=root)
-        (tree / ".dvc").mkdir(exist_ok=True)
-        cache = (root / ".dvc" / "cache").resolve()
-        with open(tree / ".dvc" / "config.local", "a", encoding="utf-8") as fh:
-            fh.write(f"[cache]\n    dir = {cache}\n")
-        env = dvclock.dvc_env(
-            {
-                # The base's own code, not the PR's installed package.
-                "PYTHONPATH": f"{tree / 'src'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-                "MLFLOW_TRACKING_URI": f"sqlite:///{tmp / 'mlflow.db'}",
-            }
-        )
-        proc = dvclock.run_dvc(tree, "repro", env=env)
-        model = tree / MODEL_PATH
-        if proc.returncode != 0 or not model.exists():
-            return False, f"rebuilding the base failed: {dvclock.error_line(proc)}"
-        shutil.copyfile(model, dest)
-        return True, ""
-    except GitopsMLError as exc:
-        return False, f"rebuilding the base failed: {exc}"
-    finally:
-        git.git("worktree", "remove", "--force", str(tree), cwd=root, check=False)
-        git.git("worktree", "prune", cwd=root, check=False)
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 def score(model: Any, test: Any, params: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     """(metrics, slice metrics) of `model` on `test`, measured as the evaluate stage does."""
     from gitops_ml.scoring import measure
@@ -569,48 +518,6 @@ def _mlflow_lineage(md5: str | None, experiment: str) -> tuple[str | None, list[
     return url, [f"MLflow run id `{run.info.run_id}`, model md5 `{md5}`."]
 
 
-@dataclass(frozen=True)
-class Champion:
-    """The champion model file, where it came from, and the md5 it must have to be loaded
-    (None only for a model rebuilt here from the base's own code)."""
-
-    path: Path
-    origin: str  # "the DVC cache", "the DVC remote", "a rebuild"
-    md5: str | None
-
-    def load(self, base_sha: str) -> Any:
-        what = f"the champion {MODEL_PATH} from {self.origin}"
-        return load_model_file(self.path, self.md5, what, f"the dvc.lock of {base_sha[:12]}")
-
-
-def _champion(
-    root: Path, base_sha: str, base_lock: Mapping[str, Any] | None, rebuild: bool, tmp: Path
-) -> tuple[Champion | None, str]:
-    """The champion model file (not loaded yet) and a sentence saying where it came from."""
-    md5 = out_md5(base_lock, MODEL_PATH)
-    if base_lock is None or md5 is None:
-        return None, f"The base has no `{MODEL_PATH}` in its dvc.lock."
-    cached = cache_path(root, md5)
-    if cached.exists():
-        source = f"Champion `{MODEL_PATH}` (md5 `{md5[:8]}`) loaded from the DVC cache"
-        return Champion(cached, "the DVC cache", md5), source
-    dest = tmp / "champion.joblib"
-    if _from_remote(root, base_sha, dest):
-        source = f"Champion `{MODEL_PATH}` (md5 `{md5[:8]}`) fetched from the DVC remote"
-        return Champion(dest, "the DVC remote", md5), source
-    if not rebuild:
-        return None, "The champion model is not in the DVC cache or remote (rebuild disabled)."
-    ok, why = _rebuild(root, base_sha, dest)
-    if not ok:
-        return None, why
-    from gitops_ml.files import file_md5
-
-    same = file_md5(dest) == md5
-    note = "" if same else " (its bytes differ from the base's dvc.lock: another OS or CPU)"
-    source = f"Champion rebuilt from the base with `dvc repro` in a git worktree{note}"
-    return Champion(dest, "a rebuild", None), source
-
-
 def champion_metrics(
     root: Path, base_sha: str, params: Any, *, rebuild: bool = True
 ) -> tuple[dict[str, Any] | None, str]:
@@ -623,7 +530,7 @@ def champion_metrics(
     base_lock = dvclock.lock_at(base_sha, root)
     test_file = root / TEST_PATH
     with tempfile.TemporaryDirectory(prefix="gitops-ml-gate-") as tmp:
-        champion, source = _champion(root, base_sha, base_lock, rebuild, Path(tmp))
+        champion, source = champion_file(root, base_sha, base_lock, rebuild, Path(tmp))
         if champion is None:
             return None, source
         if not test_file.exists():
@@ -820,7 +727,7 @@ def _score_both(
 ) -> None:
     """Score the champion and the challenger on the PR's test split, into `data`."""
     with tempfile.TemporaryDirectory(prefix="gitops-ml-report-") as tmp:
-        found, source = _champion(root, base_sha, base_lock, rebuild, Path(tmp))
+        found, source = champion_file(root, base_sha, base_lock, rebuild, Path(tmp))
         data.champion_source = source
         test_file, model_file = root / TEST_PATH, root / MODEL_PATH
         if found is None:

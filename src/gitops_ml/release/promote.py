@@ -59,21 +59,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
-import yaml
-
 from gitops_ml import tracking
 from gitops_ml.cliargs import exit_codes
 from gitops_ml.errors import GitopsMLError
 from gitops_ml.files import atomic_path, file_md5, write_json
 from gitops_ml.lineage import dvclock, formats
-from gitops_ml.lineage.artifacts import IntegrityError, load_model_file, registry_model
+from gitops_ml.lineage.artifacts import (
+    Artifact,
+    IntegrityError,
+    load_model_file,
+    obtain_artifact,
+    registry_model,
+)
 from gitops_ml.lineage.dvclock import (
     LOCK_PATH,
     METRICS_PATH,
     MODEL_PATH,
     TEST_PATH,
-    TRAIN_STAGE,
-    read_lock,
+    Declared,
+    read_declared,
 )
 from gitops_ml.tracking import redact
 
@@ -126,147 +130,6 @@ class InjectedCrash(RuntimeError):
 
 
 # -- what dvc.lock declares ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Declared:
-    """The model dvc.lock declares, and the stage entry that produced it."""
-
-    stage: str
-    path: str
-    md5: str
-    lock_md5: str
-    entry: Mapping[str, Any] = field(repr=False)
-    lock: Mapping[str, Any] = field(repr=False)
-
-    @property
-    def deps(self) -> dict[str, str | None]:
-        return dvclock.stage_deps(self.entry)
-
-    @property
-    def params(self) -> dict[str, Any]:
-        return dvclock.stage_params(self.entry)
-
-    @property
-    def train_data_md5(self) -> str | None:
-        """The md5 of the stage's data input: a dependency under ``data/`` (else not code)."""
-        deps = self.deps
-        data = [p for p in deps if p.startswith("data/")]
-        data = data or [p for p in deps if not p.endswith(".py") and not p.startswith("src/")]
-        return deps[sorted(data)[0]] if data else None
-
-
-def declared_model(
-    lock: Mapping[str, Any],
-    lock_md5: str,
-    *,
-    stage: str = TRAIN_STAGE,
-    path: str = MODEL_PATH,
-    where: str = LOCK_PATH,
-) -> Declared:
-    """The md5 the lock records for `path` as an output of `stage`."""
-    entry = lock["stages"].get(stage)
-    if not isinstance(entry, Mapping):
-        raise PromoteError(f"{where}: no '{stage}' stage (run `dvc repro` and commit dvc.lock)")
-    for out in entry.get("outs") or []:
-        if isinstance(out, Mapping) and out.get("path") == path:
-            md5 = out.get("md5")
-            if not isinstance(md5, str) or not re.fullmatch(r"[0-9a-f]{32}", md5):
-                raise PromoteError(f"{where}: stage '{stage}' output {path} has no md5")
-            return Declared(stage, path, md5, lock_md5, entry, lock)
-    raise PromoteError(f"{where}: stage '{stage}' has no output {path}")
-
-
-def read_declared(lock_path: str | os.PathLike[str]) -> Declared:
-    lock = read_lock(lock_path)
-    return declared_model(lock, file_md5(lock_path), where=str(lock_path))
-
-
-def stage_differences(declared: Mapping[str, Any], rebuilt: Mapping[str, Any] | None) -> list[str]:
-    """What the rebuilt stage recorded differently from the declared one (outputs excepted)."""
-    if rebuilt is None:
-        return ["the rebuild recorded no entry for the stage"]
-    diffs = []
-    if declared.get("cmd") != rebuilt.get("cmd"):
-        diffs.append("the command differs")
-    old, new = dvclock.stage_deps(declared), dvclock.stage_deps(rebuilt)
-    for path in sorted(set(old) | set(new)):
-        if path not in old:
-            diffs.append(f"dependency {path} is not in dvc.lock")
-        elif path not in new:
-            diffs.append(f"dependency {path} is in dvc.lock but not in dvc.yaml")
-        elif old[path] != new[path]:
-            diffs.append(
-                f"dependency {path} differs (md5 {new[path]} in the workspace, "
-                f"{old[path]} in dvc.lock)"
-            )
-    old_p, new_p = dvclock.stage_params(declared), dvclock.stage_params(rebuilt)
-    for key in sorted(set(old_p) | set(new_p)):
-        if key not in old_p or key not in new_p:
-            where = "not in dvc.lock" if key not in old_p else "in dvc.lock but not in dvc.yaml"
-            diffs.append(f"param {key} is {where}")
-        elif old_p[key] != new_p[key]:
-            diffs.append(
-                f"param {key} differs ({dvclock.short(new_p[key])} in the workspace, "
-                f"{dvclock.short(old_p[key])} in dvc.lock)"
-            )
-    return diffs
-
-
-_MISSING = object()
-
-
-def _lookup(data: Any, dotted: str) -> Any:
-    for part in dotted.split("."):
-        if not isinstance(data, Mapping) or part not in data:
-            return _MISSING
-        data = data[part]
-    return data
-
-
-def workspace_differences(root: Path, declared: Declared) -> list[str]:
-    """What the workspace already shows differs from the stage's entry: params, source files.
-
-    A cheap check before a rebuild that could only be refused. Dependencies another stage
-    writes (data splits) are left to the rebuild, which regenerates and then compares them.
-    """
-    produced = {
-        out.get("path")
-        for entry in (declared.lock.get("stages") or {}).values()
-        for out in (entry or {}).get("outs") or []
-        if isinstance(out, Mapping)
-    }
-    diffs = []
-    for dep in declared.entry.get("deps") or []:
-        if not isinstance(dep, Mapping):
-            continue
-        path, md5 = dep.get("path"), dep.get("md5")
-        if path in produced or dep.get("hash") != "md5" or not md5 or md5.endswith(".dir"):
-            continue
-        file = root / path
-        if not file.is_file():
-            diffs.append(f"dependency {path} is missing from the workspace")
-        elif (actual := file_md5(file)) != md5:
-            diffs.append(
-                f"dependency {path} differs (md5 {actual} in the workspace, {md5} in dvc.lock)"
-            )
-    for name, values in (declared.entry.get("params") or {}).items():
-        try:
-            current = yaml.safe_load((root / name).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError):
-            diffs.append(f"params file {name} cannot be read")
-            continue
-        for key, value in (values or {}).items():
-            label = key if name == "params.yaml" else f"{name}:{key}"
-            now = _lookup(current, key)
-            if now is _MISSING:
-                diffs.append(f"param {label} is gone")
-            elif now != value:
-                diffs.append(
-                    f"param {label} differs ({dvclock.short(now)} in the workspace, "
-                    f"{dvclock.short(value)} in dvc.lock)"
-                )
-    return diffs
 
 
 # -- lineage -------------------------------------------------------------------------------------
@@ -322,91 +185,6 @@ def _tag_value(value: Any) -> str:
 
 
 # -- the artifact --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Artifact:
-    """A local file with the declared model and where it came from."""
-
-    path: Path
-    source: str
-    md5: str
-
-
-def _from_cache(root: Path, md5: str, dest: Path) -> bool:
-    cached = dvclock.cache_path(root, md5)
-    if not cached.is_file() or file_md5(cached) != md5:
-        return False
-    shutil.copyfile(cached, dest)
-    return True
-
-
-def _rebuild(root: Path, declared: Declared) -> Path:
-    """`dvc repro <stage>` in the workspace; refuse if the stage's inputs differ from the lock."""
-    repo_lock = root / LOCK_PATH
-    saved = repo_lock.read_bytes() if repo_lock.exists() else None
-    log.info("rebuilding %s with `dvc repro %s`", declared.path, declared.stage)
-    try:
-        proc = dvclock.run_dvc(root, "repro", declared.stage)
-        rebuilt = read_lock(repo_lock)["stages"].get(declared.stage) if repo_lock.exists() else None
-    finally:
-        if saved is None:
-            repo_lock.unlink(missing_ok=True)
-        elif not repo_lock.exists() or repo_lock.read_bytes() != saved:
-            with atomic_path(repo_lock) as tmp:
-                tmp.write_bytes(saved)
-    if proc.returncode != 0:
-        raise PromoteError(
-            f"rebuilding with `dvc repro {declared.stage}` failed: {dvclock.error_line(proc)}"
-        )
-    diffs = stage_differences(declared.entry, rebuilt)
-    if diffs:
-        raise PromoteError(
-            f"refusing to promote a rebuild that does not match dvc.lock: stage "
-            f"'{declared.stage}': {'; '.join(diffs)} (dvc.lock left as committed)"
-        )
-    model = root / declared.path
-    if not model.is_file():
-        raise PromoteError(f"`dvc repro {declared.stage}` wrote no {declared.path}")
-    return model
-
-
-def obtain_artifact(root: Path, declared: Declared, tmp: Path, *, rebuild: bool) -> Artifact:
-    """The declared model file: workspace, DVC cache, DVC remote, else a checked rebuild."""
-    md5 = declared.md5
-    workspace = root / declared.path
-    if workspace.is_file() and file_md5(workspace) == md5:
-        return Artifact(workspace, "workspace", md5)
-    dest = tmp / Path(declared.path).name
-    if _from_cache(root, md5, dest):
-        return Artifact(dest, "cache", md5)
-    if dvclock.has_remote(root):
-        proc = dvclock.run_dvc(root, "fetch", declared.path)
-        if proc.returncode == 0 and _from_cache(root, md5, dest):
-            return Artifact(dest, "remote", md5)
-        if proc.returncode != 0:
-            log.info("dvc fetch %s: %s", declared.path, dvclock.error_line(proc))
-    if not rebuild:
-        raise PromoteError(
-            f"{declared.path} (md5 {md5}) is not in the workspace, the DVC cache or the DVC "
-            "remote, and rebuilding is disabled (--no-rebuild)"
-        )
-    diffs = workspace_differences(root, declared)
-    if diffs:
-        raise PromoteError(
-            f"refusing to rebuild: the workspace does not match dvc.lock's stage "
-            f"'{declared.stage}': {'; '.join(diffs)}"
-        )
-    model = _rebuild(root, declared)
-    built = file_md5(model)
-    if built != md5:
-        raise PromoteError(
-            f"the rebuilt {declared.path} has md5 {built}, but dvc.lock declares {md5} (same "
-            "inputs, other bytes: another OS or CPU): production must be exactly what dvc.lock "
-            "declares, so push that model to the DVC remote from where dvc.lock was made, or "
-            "commit the dvc.lock this machine makes"
-        )
-    return Artifact(model, "rebuild", built)
 
 
 # -- the registry --------------------------------------------------------------------------------
