@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from gitops_ml.files import write_parquet
+from gitops_ml.lineage.dvclock import TEST_PATH, TRAIN_PATH
 from gitops_ml.sources import make_synthetic
 from gitops_ml.stages import ingest, split, validate
 from tests.conftest import template_settings
@@ -28,8 +29,8 @@ SCHEMA = REPO / "data" / "schema" / "adult.yaml"
 CSV = Path("data/source/data.csv")
 RAW = Path("data/raw/dataset.parquet")
 REPORT = Path("reports/validation.json")
-TRAIN = Path("data/processed/train.parquet")
-TEST = Path("data/processed/test.parquet")
+TRAIN = Path(TRAIN_PATH)
+TEST = Path(TEST_PATH)
 
 STAGES: dict[str, tuple[Callable[[list[str] | None], int], list[str]]] = {
     "ingest": (ingest.main, ["--source-dir", "data/source", "--output", str(RAW)]),

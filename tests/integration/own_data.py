@@ -19,13 +19,14 @@ from pathlib import Path
 import yaml
 
 from gitops_ml.config import TASK_METRICS
+from gitops_ml.lineage.dvclock import METRICS_PATH
 from tests.datasets import Dataset, write_csv
 from tests.integration.conftest import ROOT, copy_template, run_in
 
 #: The template's committed results of the Adult demo, as a repository made from it has them.
 TEMPLATE_RESULTS = (
     "dvc.lock",
-    "reports/metrics.json",
+    METRICS_PATH,
     "reports/slices.json",
     "reports/classes.json",
     "reports/validation.json",
@@ -60,7 +61,7 @@ def switch_to_own_data(
         repo, "gitops-ml", "init", "--data", str(csv), "--target", dataset.target, *extra_init
     )
     run_in(repo, "dvc", "repro")
-    metrics = json.loads((repo / "reports/metrics.json").read_text())
+    metrics = json.loads((repo / METRICS_PATH).read_text())
     assert set(TASK_METRICS[dataset.task]) <= set(metrics), metrics
     run_in(repo, "git", "add", "-A")
     status = run_in(repo, "git", "status", "--porcelain").stdout

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from gitops_ml.lineage.dvclock import METRICS_PATH
 from tests.fake_github import OWNER, REPO, TOKEN, FakeGitHub, serve_fake_github
 from tests.integration.act import ActRun, git, require_act, run_act
 from tests.integration.conftest import sample_repo
@@ -128,6 +129,6 @@ def test_a_shifted_batch_opens_one_retraining_pull_request(
     assert branches(origin) == ["main", BRANCH]
     assert git(origin, "rev-parse", f"{BRANCH}~1") == git(origin, "rev-parse", "main")
     changed = git(origin, "diff", "--name-only", "main", BRANCH).split()
-    assert {"dvc.lock", "data/source/batches.dvc", "reports/metrics.json"} <= set(changed)
+    assert {"dvc.lock", "data/source/batches.dvc", METRICS_PATH} <= set(changed)
     tracked = yaml.safe_load(git(origin, "show", f"{BRANCH}:data/source/batches.dvc"))
     assert tracked["outs"][0]["nfiles"] == 1

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from gitops_ml.config import TASK_METRICS
+from gitops_ml.lineage.dvclock import METRICS_PATH
 from tests import datasets
 from tests.integration.conftest import copy_template, run_in
 
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.slow
 #: git keeps, and the .gitignore files of the DVC-cached outputs.
 PIPELINE_FILES = {
     "dvc.lock",
-    "reports/metrics.json",
+    METRICS_PATH,
     "reports/slices.json",
     "reports/classes.json",
     "reports/validation.json",
@@ -45,7 +46,7 @@ def changed(repo: Path) -> set[str]:
 
 def repro_and_metrics(repo: Path, task: str) -> dict[str, float]:
     run_in(repo, "dvc", "repro")
-    metrics = json.loads((repo / "reports/metrics.json").read_text())
+    metrics = json.loads((repo / METRICS_PATH).read_text())
     assert set(TASK_METRICS[task]) <= set(metrics), metrics
     assert "Data and pipelines are up to date" in run_in(repo, "dvc", "repro").stdout
     assert not list(repo.rglob("*.tmp")), "init or a stage left a temporary file"

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from gitops_ml.lineage.dvclock import METRICS_PATH
 from tests import datasets
 from tests.integration.own_data import first_day, git_tracked
 
@@ -26,5 +27,5 @@ def test_first_day_on_327k_flights(tmp_path: Path) -> None:
     assert "data/source/flights.csv" not in tracked
     assert "over --max-git-mb 10: `dvc add`ed" in own.init_output
     assert "/flights.csv" in (own.repo / "data/source/.gitignore").read_text().splitlines()
-    metrics = json.loads((own.repo / "reports/metrics.json").read_text())
+    metrics = json.loads((own.repo / METRICS_PATH).read_text())
     assert metrics["n_test"] >= 40_000 and metrics["r2"] > 0.5

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from gitops_ml.lineage.dvclock import METRICS_PATH
 from tests import datasets
 from tests.integration.own_data import (
     check_new_baseline,
@@ -30,6 +31,6 @@ def test_the_first_pr_of_numeric_binary_data_is_a_new_baseline(tmp_path: Path) -
     dataset = datasets.breast_cancer()
     own = switch_to_own_data(template_main(tmp_path / "repo"), dataset)
     assert "positive  '1', the minority class" in own.init_output
-    metrics = json.loads((own.repo / "reports/metrics.json").read_text())
+    metrics = json.loads((own.repo / METRICS_PATH).read_text())
     assert metrics["roc_auc"] > 0.95
     check_new_baseline(own.repo, dataset)

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from gitops_ml.lineage.dvclock import METRICS_PATH, MODEL_PATH, TEST_PATH
 from gitops_ml.release import loadtest
 from tests import datasets
 from tests.integration.conftest import run_in, template_env
@@ -39,9 +40,9 @@ def penguins(tmp_path_factory: pytest.TempPathFactory) -> OwnData:
 
 def test_multiclass_metrics_are_the_saved_models_argmax(penguins: OwnData) -> None:
     repo = penguins.repo
-    metrics = json.loads((repo / "reports/metrics.json").read_text())
-    model = joblib.load(repo / "models/model.joblib")
-    test = pd.read_parquet(repo / "data/processed/test.parquet")
+    metrics = json.loads((repo / METRICS_PATH).read_text())
+    model = joblib.load(repo / MODEL_PATH)
+    test = pd.read_parquet(repo / TEST_PATH)
     X, y = test.drop(columns="species"), test["species"]
     argmax = model.classes_[np.argmax(model.predict_proba(X), axis=1)]
     assert metrics["accuracy"] == round(float(np.mean(argmax == y.to_numpy())), 6)
@@ -63,7 +64,7 @@ def _free_port() -> int:
 def test_predict_serve_and_evaluate_give_the_same_labels(penguins: OwnData) -> None:
     repo = penguins.repo
     evaluated = pd.read_parquet(repo / "data/predictions/test.parquet")
-    rows = pd.read_parquet(repo / "data/processed/test.parquet").drop(columns="species")
+    rows = pd.read_parquet(repo / TEST_PATH).drop(columns="species")
     rows.to_parquet(repo.parent / "rows.parquet", index=False)
     run_in(repo, "gitops-ml", "promote")
     run_in(

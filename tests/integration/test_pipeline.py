@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from gitops_ml.lineage.dvclock import METRICS_PATH, MODEL_PATH, TEST_PATH, TRAIN_PATH
 from tests.integration.conftest import (
     SAMPLE,
     adult_sample,
@@ -19,7 +20,7 @@ from tests.integration.conftest import (
 
 pytestmark = pytest.mark.slow
 
-OUTPUTS = ("models/model.joblib", "reports/metrics.json", "data/processed/train.parquet")
+OUTPUTS = (MODEL_PATH, METRICS_PATH, TRAIN_PATH)
 
 
 @pytest.fixture(scope="module")
@@ -37,9 +38,9 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_repro_writes_every_output(repo: Path) -> None:
-    metrics = json.loads((repo / "reports/metrics.json").read_text())
+    metrics = json.loads((repo / METRICS_PATH).read_text())
     assert set(metrics) >= {"roc_auc", "accuracy", "f1", "log_loss", "brier", "n_test"}
-    test_rows = len(pd.read_parquet(repo / "data/processed/test.parquet"))
+    test_rows = len(pd.read_parquet(repo / TEST_PATH))
     assert metrics["n_test"] == test_rows and 700 <= test_rows <= 900  # 20% of 4,000, by hash
     assert 0.8 < metrics["roc_auc"] <= 1.0
     slices = json.loads((repo / "reports/slices.json").read_text())
@@ -113,6 +114,6 @@ def test_regression_on_own_csv(tmp_path: Path) -> None:
         evaluate={"slices": ["sex"], "importance_rows": 100, "importance_repeats": 2},
     )  # fmt: skip
     run_in(root, "dvc", "repro")
-    metrics = json.loads((root / "reports/metrics.json").read_text())
+    metrics = json.loads((root / METRICS_PATH).read_text())
     assert set(metrics) == {"rmse", "mae", "r2", "n_test"}
     assert metrics["r2"] > 0.1

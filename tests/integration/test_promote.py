@@ -27,6 +27,7 @@ from gitops_ml import cli, tracking
 from gitops_ml.config import read_settings
 from gitops_ml.files import file_md5
 from gitops_ml.lineage.artifacts import ArtifactError
+from gitops_ml.lineage.dvclock import METRICS_PATH, MODEL_PATH, TEST_PATH, TRAIN_PATH
 from gitops_ml.release import promote as pm
 from tests.integration.conftest import copy_template, run_in, set_params
 from tests.integration.mlflow_server import MlflowServer, free_port
@@ -35,8 +36,8 @@ pytestmark = pytest.mark.slow
 
 NAME = "adult-income"
 EXPERIMENT = "gitops-ml"
-MODEL = "models/model.joblib"
-TEST = "data/processed/test.parquet"
+MODEL = MODEL_PATH
+TEST = TEST_PATH
 HYPER = {"max_iter": 20}
 
 
@@ -164,12 +165,12 @@ def test_first_promote_registers_version_1_with_lineage(
 
     (v1,) = versions()
     train = lock(repo)["stages"]["train"]
-    metrics = json.loads((repo / "reports/metrics.json").read_text())
+    metrics = json.loads((repo / METRICS_PATH).read_text())
     assert v1.tags["gitops_ml.model_md5"] == md5
     assert v1.tags["gitops_ml.dvc_lock_md5"] == file_md5(repo / "dvc.lock")
     assert v1.tags["gitops_ml.git_sha"] == git(repo, "rev-parse", "HEAD")
     assert v1.tags["gitops_ml.train_data_md5"] == next(
-        d["md5"] for d in train["deps"] if d["path"] == "data/processed/train.parquet"
+        d["md5"] for d in train["deps"] if d["path"] == TRAIN_PATH
     )
     assert v1.tags["gitops_ml.pr_number"] == "3"
     assert "gitops_ml.model_md5_built" not in v1.tags

@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 
 from gitops_ml.files import file_md5
+from gitops_ml.lineage.dvclock import MODEL_PATH, TEST_PATH
 from tests.integration.conftest import lock_hashes, run_in, sample_repo
 from tests.integration.s3_remote import S3Remote
 
 pytestmark = pytest.mark.slow
 
-MODEL = "models/model.joblib"
+MODEL = MODEL_PATH
 
 
 @pytest.fixture(scope="module")
@@ -51,10 +52,7 @@ def test_fresh_clone_pulls_exactly_what_the_lock_declares(
     run_in(clone, "dvc", "pull", extra_env=s3.env)
     declared = lock_hashes(clone)
     assert file_md5(clone / MODEL) == declared[f"train:{MODEL}"]
-    assert (
-        file_md5(clone / "data/processed/test.parquet")
-        == declared["split:data/processed/test.parquet"]
-    )
+    assert file_md5(clone / TEST_PATH) == declared["split:data/processed/test.parquet"]
     # Everything the lock declares is in place: nothing to reproduce.
     status = run_in(clone, "dvc", "status")
     assert "up to date" in status.stdout.lower(), status.stdout

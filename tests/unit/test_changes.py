@@ -15,6 +15,7 @@ import yaml
 
 from gitops_ml.cli import main
 from gitops_ml.lineage.cache import check_cache
+from gitops_ml.lineage.dvclock import METRICS_PATH
 from gitops_ml.pr.changes import pipeline_changes
 from tests.conftest import ROOT
 from tests.integration.act import git
@@ -42,7 +43,7 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         shutil.copy2(ROOT / rel, repo / rel)
     write(repo, "src/gitops_ml/stages/train.py", "# train\n")
     write(repo, "data/source/adult/adult.data", "1,2\n")
-    write(repo, "reports/metrics.json", '{"roc_auc": 0.93}\n')
+    write(repo, METRICS_PATH, '{"roc_auc": 0.93}\n')
     write(repo, "tests/test_x.py", "def test(): pass\n")
     commit(repo, "main")
     git(repo, "checkout", "-q", "-b", "pr")
@@ -88,7 +89,7 @@ def test_nothing_changed(repo: Path) -> None:
         ("src/gitops_ml/stages/train.py", "dependency of train"),
         ("data/source/adult/adult.data", "dependency of ingest"),  # a file in a dependency folder
         ("data/source/new.csv", "dependency of ingest"),
-        ("reports/metrics.json", "output of evaluate"),  # a hand-edited output is never trusted
+        (METRICS_PATH, "output of evaluate"),  # a hand-edited output is never trusted
         ("dvc.yaml", "the pipeline's definition"),
         ("requirements.lock", "the pinned environment"),
         ("data/extra.csv.dvc", "a DVC-tracked data file"),

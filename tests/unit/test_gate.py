@@ -12,6 +12,7 @@ import pytest
 
 from gitops_ml.cli import main
 from gitops_ml.config import GateConfig, WorstSliceRule
+from gitops_ml.lineage.dvclock import MODEL_PATH
 from gitops_ml.pr import gate as g
 from tests.conftest import ROOT
 
@@ -104,7 +105,7 @@ LOCK = {
                 {"path": "src/train.py", "md5": "c1"},
             ],
             "params": {"params.yaml": {"train.hyperparams": {}}},
-            "outs": [{"path": "models/model.joblib", "md5": "m1"}],
+            "outs": [{"path": MODEL_PATH, "md5": "m1"}],
         },
     }
 }

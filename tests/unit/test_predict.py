@@ -26,6 +26,7 @@ from gitops_ml.config import load_params
 from gitops_ml.errors import DataError, GitopsMLError
 from gitops_ml.files import file_md5
 from gitops_ml.lineage import artifacts
+from gitops_ml.lineage.dvclock import MODEL_PATH
 from gitops_ml.release import loadtest, promote, serve
 from gitops_ml.stages import train
 from tests.conftest import template_settings
@@ -69,7 +70,7 @@ def build_champion(ws: Path, train_df: pd.DataFrame) -> Champion:
 
     with threadpool_limits(limits=1, user_api="openmp"):
         result = train.train(train_df, params)
-    model_file = ws / "models/model.joblib"
+    model_file = ws / MODEL_PATH
     model_file.parent.mkdir()
     train.save_model(result.pipeline, model_file)
     md5 = file_md5(model_file)
@@ -78,7 +79,7 @@ def build_champion(ws: Path, train_df: pd.DataFrame) -> Champion:
         "stages": {
             "train": {
                 "cmd": "python -m gitops_ml.stages.train",
-                "outs": [{"path": "models/model.joblib", "hash": "md5", "md5": md5}],
+                "outs": [{"path": MODEL_PATH, "hash": "md5", "md5": md5}],
             }
         },
     }

@@ -12,6 +12,7 @@ from gitops_ml import cli
 from gitops_ml.errors import GitopsMLError
 from gitops_ml.files import file_md5
 from gitops_ml.lineage import dvclock
+from gitops_ml.lineage.dvclock import METRICS_PATH, MODEL_PATH, TRAIN_PATH
 from gitops_ml.release import promote as pm
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,11 +24,11 @@ def train_entry(**changes) -> dict:
     entry = {
         "cmd": "python -m gitops_ml.stages.train --train data/processed/train.parquet",
         "deps": [
-            {"path": "data/processed/train.parquet", "hash": "md5", "md5": DATA_MD5},
+            {"path": TRAIN_PATH, "hash": "md5", "md5": DATA_MD5},
             {"path": "src/gitops_ml/models.py", "hash": "md5", "md5": "c" * 32},
         ],
         "params": {"params.yaml": {"train.model": "hist_gradient_boosting", "train.seed": 42}},
-        "outs": [{"path": "models/model.joblib", "hash": "md5", "md5": MD5}],
+        "outs": [{"path": MODEL_PATH, "hash": "md5", "md5": MD5}],
     }
     entry.update(changes)
     return entry
@@ -38,7 +39,7 @@ def a_lock(**changes) -> dict:
         "schema": "2.0",
         "stages": {
             "train": train_entry(**changes),
-            "evaluate": {"outs": [{"path": "reports/metrics.json", "md5": "d" * 32}]},
+            "evaluate": {"outs": [{"path": METRICS_PATH, "md5": "d" * 32}]},
         },
     }
 
@@ -54,7 +55,7 @@ def write_lock(path: Path, lock: dict) -> Path:
 def test_declared_model_reads_md5_deps_and_params(tmp_path: Path) -> None:
     path = write_lock(tmp_path / "dvc.lock", a_lock())
     declared = dvclock.read_declared(path)
-    assert (declared.stage, declared.path, declared.md5) == ("train", "models/model.joblib", MD5)
+    assert (declared.stage, declared.path, declared.md5) == ("train", MODEL_PATH, MD5)
     assert declared.lock_md5 == file_md5(path)
     assert declared.train_data_md5 == DATA_MD5
     assert declared.params == {"train.model": "hist_gradient_boosting", "train.seed": 42}
@@ -68,7 +69,7 @@ def test_declared_model_reads_md5_deps_and_params(tmp_path: Path) -> None:
         ("- a list", "not a dvc.lock"),
         (yaml.safe_dump({"stages": {"split": {}}}), "no 'train' stage"),
         (yaml.safe_dump(a_lock(outs=[{"path": "other.pkl", "md5": MD5}])), "no output models/"),
-        (yaml.safe_dump(a_lock(outs=[{"path": "models/model.joblib"}])), "has no md5"),
+        (yaml.safe_dump(a_lock(outs=[{"path": MODEL_PATH}])), "has no md5"),
     ],
 )
 def test_bad_locks_are_one_line_errors(tmp_path: Path, text: str | None, message: str) -> None:
@@ -85,12 +86,12 @@ def test_stage_differences_name_what_differs() -> None:
     assert dvclock.stage_differences(declared, train_entry()) == []
     rebuilt = train_entry(
         deps=[
-            {"path": "data/processed/train.parquet", "md5": "e" * 32},
+            {"path": TRAIN_PATH, "md5": "e" * 32},
             {"path": "src/gitops_ml/models.py", "md5": "c" * 32},
             {"path": "src/gitops_ml/extra.py", "md5": "f" * 32},
         ],
         params={"params.yaml": {"train.model": "random_forest", "train.seed": 42}},
-        outs=[{"path": "models/model.joblib", "md5": "9" * 32}],  # bytes may differ: not listed
+        outs=[{"path": MODEL_PATH, "md5": "9" * 32}],  # bytes may differ: not listed
     )
     diffs = dvclock.stage_differences(declared, rebuilt)
     assert diffs == [
@@ -116,11 +117,11 @@ def test_workspace_differences_are_found_before_any_rebuild(tmp_path: Path) -> N
         yaml.safe_dump({"train": {"model": "hist_gradient_boosting", "seed": 42}})
     )
     deps = [
-        {"path": "data/processed/train.parquet", "hash": "md5", "md5": DATA_MD5},
+        {"path": TRAIN_PATH, "hash": "md5", "md5": DATA_MD5},
         {"path": "src/gitops_ml/models.py", "hash": "md5", "md5": file_md5(code)},
     ]
     lock = a_lock(deps=deps)
-    lock["stages"]["split"] = {"outs": [{"path": "data/processed/train.parquet", "md5": DATA_MD5}]}
+    lock["stages"]["split"] = {"outs": [{"path": TRAIN_PATH, "md5": DATA_MD5}]}
     declared = dvclock.declared_model(lock, "0" * 32)
     # The split is another stage's output: only the rebuild can tell whether it differs.
     assert dvclock.workspace_differences(tmp_path, declared) == []
@@ -163,7 +164,7 @@ def test_pr_number_from_merge_and_squash_messages(message: str, number: str | No
 
 def test_metrics_are_recorded_only_when_dvc_lock_vouches_for_them(tmp_path: Path) -> None:
     (tmp_path / "reports").mkdir()
-    metrics = tmp_path / "reports/metrics.json"
+    metrics = tmp_path / METRICS_PATH
     metrics.write_text(json.dumps({"roc_auc": 0.91, "n_test": 300, "note": "x"}))
     lock = a_lock()
     lock["stages"]["evaluate"]["outs"][0]["md5"] = file_md5(metrics)
@@ -313,12 +314,10 @@ def test_credentials_in_the_tracking_uri_never_reach_the_summary() -> None:
 
 
 def test_lock_outputs_and_the_cache_path(tmp_path: Path) -> None:
-    lock = {
-        "stages": {"train": {"outs": [{"path": "models/model.joblib", "md5": "ab" + "c" * 30}]}}
-    }
-    md5 = dvclock.out_md5(lock, "models/model.joblib")
+    lock = {"stages": {"train": {"outs": [{"path": MODEL_PATH, "md5": "ab" + "c" * 30}]}}}
+    md5 = dvclock.out_md5(lock, MODEL_PATH)
     assert md5 == "ab" + "c" * 30
-    assert dvclock.out_md5(None, "models/model.joblib") is None
-    assert dvclock.out_md5(lock, "reports/metrics.json") is None
+    assert dvclock.out_md5(None, MODEL_PATH) is None
+    assert dvclock.out_md5(lock, METRICS_PATH) is None
     # Not a DVC repository: the default cache layout.
     assert dvclock.cache_path(tmp_path, md5) == tmp_path / ".dvc/cache/files/md5/ab" / ("c" * 30)

@@ -13,6 +13,7 @@ import yaml
 
 from gitops_ml import summary
 from gitops_ml.cli import main
+from gitops_ml.lineage.dvclock import METRICS_PATH
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -22,7 +23,7 @@ def outputs(root: Path) -> Path:
     (root / "reports/plots").mkdir(parents=True)
     (root / "reports/figures").mkdir(parents=True)
     metrics = {"accuracy": 0.876651, "f1": 0.72, "n_test": 9769, "roc_auc": 0.9303, "x": "y"}
-    (root / "reports/metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
+    (root / METRICS_PATH).write_text(json.dumps(metrics), encoding="utf-8")
     slices = {"race": {"White": {"n": 10}}, "sex": {"Male": {"n": 5}}}
     (root / "reports/slices.json").write_text(json.dumps(slices), encoding="utf-8")
     (root / "reports/plots/roc.json").write_text("[]", encoding="utf-8")
@@ -61,7 +62,7 @@ def test_summary_with_a_remote_a_server_and_nothing_built(tmp_path: Path) -> Non
     assert "MLflow   https://***@mlflow.example" in text and "secret" not in text
     assert "make ui" not in text
     for path in (
-        "reports/metrics.json",
+        METRICS_PATH,
         "reports/slices.json",
         "reports/plots/",
         "reports/figures/",
@@ -135,7 +136,7 @@ def test_what_a_run_leaves_behind_is_versioned_or_gitignored() -> None:
         "mlflow.db",
         "monitoring/predictions/x.parquet",
     ]
-    versioned = ["reports/metrics.json", "reports/slices.json", "reports/validation.json"]
+    versioned = [METRICS_PATH, "reports/slices.json", "reports/validation.json"]
     proc = subprocess.run(
         ["git", "check-ignore", "--no-index", *ignored, *versioned],
         cwd=ROOT,

@@ -25,6 +25,7 @@ from threadpoolctl import threadpool_limits
 from gitops_ml import metrics, tracking
 from gitops_ml.config import load_params
 from gitops_ml.files import file_md5
+from gitops_ml.lineage.dvclock import METRICS_PATH, MODEL_PATH, TEST_PATH, TRAIN_PATH
 from gitops_ml.stages import evaluate, train
 from tests.conftest import REGRESSION_GATE, template_settings
 
@@ -61,9 +62,9 @@ def write_params(path: Path, **sections: dict) -> Path:
 def train_args(ws: Path) -> list[str]:
     return [
         "--train",
-        str(ws / "data/processed/train.parquet"),
+        str(ws / TRAIN_PATH),
         "--model",
-        str(ws / "models/model.joblib"),
+        str(ws / MODEL_PATH),
         "--params",
         str(ws / "params.yaml"),
     ]
@@ -72,11 +73,11 @@ def train_args(ws: Path) -> list[str]:
 def evaluate_args(ws: Path) -> list[str]:
     return [
         "--model",
-        str(ws / "models/model.joblib"),
+        str(ws / MODEL_PATH),
         "--test",
-        str(ws / "data/processed/test.parquet"),
+        str(ws / TEST_PATH),
         "--metrics",
-        str(ws / "reports/metrics.json"),
+        str(ws / METRICS_PATH),
         "--slices",
         str(ws / "reports/slices.json"),
         "--classes",
@@ -94,13 +95,13 @@ def evaluate_args(ws: Path) -> list[str]:
 
 def write_splits(ws: Path, train_df: pd.DataFrame, test_df: pd.DataFrame) -> None:
     (ws / "data/processed").mkdir(parents=True, exist_ok=True)
-    train_df.to_parquet(ws / "data/processed/train.parquet", index=False)
-    test_df.to_parquet(ws / "data/processed/test.parquet", index=False)
+    train_df.to_parquet(ws / TRAIN_PATH, index=False)
+    test_df.to_parquet(ws / TEST_PATH, index=False)
 
 
 def output_digests(ws: Path) -> dict[str, str]:
     """md5 of every file the two stages write (the MLflow store aside)."""
-    files = [ws / "models/model.joblib", ws / "data/predictions/test.parquet"]
+    files = [ws / MODEL_PATH, ws / "data/predictions/test.parquet"]
     files += sorted((ws / "reports").rglob("*"))
     return {
         str(p.relative_to(ws)): hashlib.md5(p.read_bytes()).hexdigest()
@@ -151,7 +152,7 @@ def classification_ws(
 
 
 def _run(ws: Path):
-    run = tracking.find_run_by_model_hash(file_md5(ws / "models/model.joblib"), EXPERIMENT)
+    run = tracking.find_run_by_model_hash(file_md5(ws / MODEL_PATH), EXPERIMENT)
     assert run is not None
     return run
 
@@ -165,8 +166,8 @@ def test_train_logs_a_run_with_lineage_tags_and_params(classification_ws: Path) 
     ).stdout.strip()
     assert tags[tracking.TAG_GIT_SHA] == head
     assert tags[tracking.TAG_GIT_DIRTY] == "false"
-    assert tags[tracking.TAG_MODEL_MD5] == file_md5(ws / "models/model.joblib")
-    assert tags[tracking.TAG_TRAIN_DATA_MD5] == file_md5(ws / "data/processed/train.parquet")
+    assert tags[tracking.TAG_MODEL_MD5] == file_md5(ws / MODEL_PATH)
+    assert tags[tracking.TAG_TRAIN_DATA_MD5] == file_md5(ws / TRAIN_PATH)
     assert tags[tracking.TAG_PR_NUMBER] == "17"
     assert tags[tracking.TAG_MODEL_TYPE] == "hist_gradient_boosting"
 
@@ -191,7 +192,7 @@ def test_logged_model_has_signature_example_and_pinned_requirements(
     ws = classification_ws
     uri = _run(ws).data.tags[tracking.TAG_MODEL_URI]
     info = mlflow.models.get_model_info(uri)
-    test_df = pd.read_parquet(ws / "data/processed/test.parquet")
+    test_df = pd.read_parquet(ws / TEST_PATH)
     features = [c for c in test_df.columns if c != "income"]
     assert info.signature is not None
     assert info.signature.inputs.input_names() == features
@@ -201,7 +202,7 @@ def test_logged_model_has_signature_example_and_pinned_requirements(
     assert f"pandas=={pd.__version__}" in requirements
     # MLflow holds the same fitted object as the DVC artifact
     X = test_df.drop(columns="income").head(50)
-    local = evaluate.load_model(ws / "models/model.joblib")
+    local = evaluate.load_model(ws / MODEL_PATH)
     assert list(mlflow.pyfunc.load_model(uri).predict(X)) == list(local.predict(X))
 
 
@@ -209,7 +210,7 @@ def test_evaluate_writes_metrics_slices_plots_figures_and_predictions(
     classification_ws: Path,
 ) -> None:
     ws = classification_ws
-    got = json.loads((ws / "reports/metrics.json").read_text())
+    got = json.loads((ws / METRICS_PATH).read_text())
     assert set(got) == set(metrics.BINARY_KEYS)
     assert got["n_test"] == 1000
     assert 0.8 < got["roc_auc"] <= 1
@@ -227,9 +228,9 @@ def test_evaluate_writes_metrics_slices_plots_figures_and_predictions(
     assert set(roc[0]) == {"fpr", "tpr"}
     assert len(json.loads((plots / "confusion.json").read_text())) == 1000
     importance = json.loads((plots / "importance.json").read_text())
-    assert {r["feature"] for r in importance} == set(
-        pd.read_parquet(ws / "data/processed/test.parquet").columns
-    ) - {"income"}
+    assert {r["feature"] for r in importance} == set(pd.read_parquet(ws / TEST_PATH).columns) - {
+        "income"
+    }
 
     figures = ws / "reports/figures"
     assert {p.name for p in figures.iterdir()} == CLASSIFICATION_FIGURES
@@ -280,16 +281,16 @@ def test_plot_data_is_read_by_dvc(classification_ws: Path) -> None:
 def test_evaluate_logs_into_the_run_that_trained_the_model(classification_ws: Path) -> None:
     ws = classification_ws
     run = _run(ws)
-    got = json.loads((ws / "reports/metrics.json").read_text())
+    got = json.loads((ws / METRICS_PATH).read_text())
     assert run.data.metrics["test_roc_auc"] == pytest.approx(got["roc_auc"])
     assert run.data.metrics["test_n_test"] == 1000
-    assert run.data.tags[tracking.TAG_TEST_DATA_MD5] == file_md5(ws / "data/processed/test.parquet")
+    assert run.data.tags[tracking.TAG_TEST_DATA_MD5] == file_md5(ws / TEST_PATH)
     assert run.data.tags[tracking.TAG_POSITIVE_LABEL] == ">50K"
     client = mlflow.MlflowClient()
     figures = {a.path for a in client.list_artifacts(run.info.run_id, "figures")}
     assert figures == {f"figures/{name}" for name in CLASSIFICATION_FIGURES}
     reports = {a.path for a in client.list_artifacts(run.info.run_id, "reports")}
-    assert reports == {"reports/metrics.json", "reports/slices.json", "reports/classes.json"}
+    assert reports == {METRICS_PATH, "reports/slices.json", "reports/classes.json"}
     runs = client.search_runs([client.get_experiment_by_name(EXPERIMENT).experiment_id])
     assert len([r for r in runs if r.data.tags.get(tracking.TAG_PR_NUMBER) == "17"]) == 1
 
@@ -333,7 +334,7 @@ def test_regression_train_and_evaluate(
     assert train.main(train_args(tmp_path)) == 0
     assert evaluate.main(evaluate_args(tmp_path)) == 0
 
-    got = json.loads((tmp_path / "reports/metrics.json").read_text())
+    got = json.loads((tmp_path / METRICS_PATH).read_text())
     assert set(got) == set(metrics.REGRESSION_KEYS)
     assert got["n_test"] == len(frame) - 350
     assert got["r2"] > 0.3
@@ -412,7 +413,7 @@ def test_evaluate_with_a_missing_slice_column_writes_nothing_then_warns_without_
     params = load_params(write_params(tmp_path / "params.yaml"))
     model = train.train(train_df, params).pipeline  # trained without MLflow: no run to find
     (tmp_path / "models").mkdir()
-    train.save_model(model, tmp_path / "models/model.joblib")
+    train.save_model(model, tmp_path / MODEL_PATH)
 
     write_params(tmp_path / "params.yaml", evaluate={"slices": ["sex", "zodiac"]})
     assert evaluate.main(evaluate_args(tmp_path)) == 2
@@ -427,7 +428,7 @@ def test_evaluate_with_a_missing_slice_column_writes_nothing_then_warns_without_
     with caplog.at_level(logging.WARNING, logger="gitops_ml.stages.evaluate"):
         assert evaluate.main(evaluate_args(tmp_path)) == 0
     assert "no MLflow run" in caplog.text
-    assert (tmp_path / "reports/metrics.json").exists()
+    assert (tmp_path / METRICS_PATH).exists()
 
 
 def test_evaluate_with_a_model_for_the_other_task(
@@ -449,9 +450,7 @@ def test_evaluate_with_a_model_for_the_other_task(
         )
     )
     (tmp_path / "models").mkdir()
-    train.save_model(
-        train.train(frame.iloc[:100], params).pipeline, tmp_path / "models/model.joblib"
-    )
+    train.save_model(train.train(frame.iloc[:100], params).pipeline, tmp_path / MODEL_PATH)
     write_params(tmp_path / "params.yaml", data={"target": "target"}, evaluate={"slices": []})
     assert evaluate.main(evaluate_args(tmp_path)) == 2
     assert "the model is a regressor but data.task is binary" in capsys.readouterr().err
