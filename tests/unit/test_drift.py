@@ -1,8 +1,9 @@
-"""`gitops-ml drift` and `gitops-ml demo-batch`: the statistics, the verdict at the shipped
-params, the demo shifts, and the CLI's exit codes, reports and one-line errors.
+"""`gitops-ml drift`: the statistics, the verdict at the shipped params on the demo shifts, and
+the CLI's exit codes, reports and one-line errors (`gitops-ml demo-batch` itself: test_demo.py).
 
-The reference is the training part of the `adult_split` fixture; batches are drawn from its
-held-out part, scored by a small model fitted with the train stage's own Pipeline.
+The reference is the training part of the `adult_split` fixture, the reference scores are a
+small model's (fitted with the train stage's own Pipeline) on its held-out part, and the demo
+batches are generated from the reference, none a copy of a reference or held-out row.
 """
 
 from __future__ import annotations
@@ -18,10 +19,8 @@ import pytest
 import yaml
 from threadpoolctl import threadpool_limits
 
-from gitops_ml import batches
 from gitops_ml.cli import main as cli_main
 from gitops_ml.config import DriftConfig, load_params, parse_params, read_settings
-from gitops_ml.errors import DataError
 from gitops_ml.monitor import demo, drift
 from gitops_ml.stages import train
 from tests.conftest import template_settings
@@ -89,8 +88,20 @@ def reference(adult_split) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def pool(adult_split) -> pd.DataFrame:
-    """Rows held out from `reference`: what the demo batches are drawn from."""
+    """Rows held out from `reference` (the test split): the reference scores are the model's
+    scores of these rows, and no demo batch row is a copy of one of them."""
     return adult_split[1]
+
+
+@pytest.fixture(scope="module")
+def make_batch(reference, pool):
+    """`demo.make_batch` as `gitops-ml demo-batch` calls it: generated from the training rows,
+    none a copy of a held-out row."""
+
+    def make(rows: int, seed: int, shift: str) -> pd.DataFrame:
+        return demo.make_batch(reference, rows, seed, shift, {"test split": pool})
+
+    return make
 
 
 @pytest.fixture(scope="module")
@@ -180,9 +191,9 @@ def test_ks_needs_a_large_statistic_not_only_a_small_p_value(cfg) -> None:
 
 @pytest.mark.parametrize(("seed", "rows"), [(0, 2000), (1, 2000), (2, 5000), (3, 500), (4, 3000)])
 def test_a_same_distribution_batch_does_not_drift(
-    seed, rows, pool, reference, cfg, model, ref_scores, params
+    seed, rows, make_batch, reference, cfg, model, ref_scores, params
 ) -> None:
-    batch = demo.make_batch(pool, rows, seed, "none")
+    batch = make_batch(rows, seed, "none")
     report = judge(batch, reference, cfg, model, ref_scores, params)
     assert not report.drift, report.summary()
     assert report.drifted_features == []
@@ -201,9 +212,9 @@ def test_a_same_distribution_batch_does_not_drift(
     ],
 )
 def test_each_feature_shift_drifts_and_names_the_shifted_feature(
-    shift, seed, expected, pool, reference, cfg, model, ref_scores, params
+    shift, seed, expected, make_batch, reference, cfg, model, ref_scores, params
 ) -> None:
-    batch = demo.make_batch(pool, 2000, seed, shift)
+    batch = make_batch(2000, seed, shift)
     report = judge(batch, reference, cfg, model, ref_scores, params)
     assert report.drift
     assert expected in report.drifted_features
@@ -216,10 +227,25 @@ def test_each_feature_shift_drifts_and_names_the_shifted_feature(
     assert not untouched & set(report.drifted_features)
 
 
-def test_the_income_mix_shift_shows_in_the_predictions(
-    pool, reference, cfg, model, ref_scores, params
+def test_a_none_batch_is_scored_like_the_test_split_and_as_predictable(
+    make_batch, pool, cfg, model, ref_scores, params
 ) -> None:
-    batch = demo.make_batch(pool, 2000, 0, "income_mix")
+    """Generated rows keep what ties the features to the label: the model's scores of a none
+    batch are distributed as its scores of the held-out rows, and separate the labels as well."""
+    from sklearn.metrics import roc_auc_score
+
+    batch = make_batch(5000, 6, "none")
+    scores = drift.model_scores(model, batch, params)
+    assert drift.prediction_drift(ref_scores, scores, cfg, "model").psi < 0.03
+    held_out_auc = roc_auc_score(pool["income"] == ">50K", ref_scores)
+    batch_auc = roc_auc_score(batch["income"] == ">50K", scores)
+    assert batch_auc == pytest.approx(held_out_auc, abs=0.025)  # donors of any label: 0.77
+
+
+def test_the_income_mix_shift_shows_in_the_predictions(
+    make_batch, reference, cfg, model, ref_scores, params
+) -> None:
+    batch = make_batch(2000, 0, "income_mix")
     report = judge(batch, reference, cfg, model, ref_scores, params)
     assert report.drift
     assert report.prediction.drifted
@@ -242,8 +268,8 @@ def test_prediction_drift_is_found_when_only_the_scores_shift(
     assert moved.drift and moved.drifted_features == []
 
 
-def test_max_drifted_features_tolerates_that_many(pool, reference, cfg, ref_scores) -> None:
-    batch = demo.make_batch(pool, 2000, 0, "missing")  # two features drift, scores do not
+def test_max_drifted_features_tolerates_that_many(make_batch, reference, cfg, ref_scores) -> None:
+    batch = make_batch(2000, 0, "missing")  # two features drift, scores do not
     scores = ref_scores[:2000]
     strict = drift.detect_drift(reference, batch, cfg, ref_scores=ref_scores, cur_scores=scores)
     lenient_cfg = dataclasses.replace(cfg, max_drifted_features=2)
@@ -252,45 +278,6 @@ def test_max_drifted_features_tolerates_that_many(pool, reference, cfg, ref_scor
     )
     assert strict.drift and not lenient.drift
     assert lenient.drifted_features == strict.drifted_features
-
-
-# --------------------------------------------------------------------------------------------
-# the demo stream
-
-
-def test_demo_batches_are_deterministic_held_out_rows_with_the_shift_applied(pool) -> None:
-    a = demo.make_batch(pool, 1000, 3, "none")
-    pd.testing.assert_frame_equal(a, demo.make_batch(pool, 1000, 3, "none"))
-    assert not a.equals(demo.make_batch(pool, 1000, 4, "none"))
-    assert list(a.columns) == list(pool.columns)
-    assert (a.dtypes == pool.dtypes).all()
-    # Real records, except fnlwgt: no row duplicates a pool row, so a batch can be appended.
-    assert a.merge(pool, how="inner").empty
-    rest = [c for c in pool.columns if c != "fnlwgt"]
-    pairs = a.reset_index(names="row").merge(pool, on=rest, suffixes=("", "_pool"))
-    close = pairs[(pairs["fnlwgt"] / pairs["fnlwgt_pool"]).between(0.98, 1.02)]
-    assert close["row"].nunique() == len(a)  # each row is a pool record, fnlwgt within 2%
-
-    male_pool = (pool["sex"] == "Male").mean()
-    flipped = demo.make_batch(pool, 1000, 3, "sex")
-    assert (flipped["sex"] == "Female").mean() == pytest.approx(male_pool, abs=0.001)
-    older = demo.make_batch(pool, 1000, 3, "age")
-    assert older["age"].mean() > pool["age"].mean() + 5
-    rich = demo.make_batch(pool, 1000, 3, "income_mix")
-    assert (rich["income"] == ">50K").mean() == pytest.approx(demo.INCOME_MIX_SHARE)
-    holes = demo.make_batch(pool, 1000, 3, "missing")
-    assert holes["occupation"].isna().mean() > pool["occupation"].isna().mean() + 0.15
-
-
-def test_demo_batch_refuses_what_it_cannot_draw(pool) -> None:
-    with pytest.raises(DataError, match="ask for at most"):
-        demo.make_batch(pool, len(pool) + 1, 0, "none")
-    with pytest.raises(DataError, match=r"only \d+ rows with income >50K"):
-        demo.make_batch(pool, 6000, 0, "income_mix")
-    with pytest.raises(DataError, match="unknown shift 'weather'"):
-        demo.make_batch(pool, 10, 0, "weather")
-    with pytest.raises(DataError, match="needs the column"):
-        demo.make_batch(pool.drop(columns=["age"]), 10, 0, "age")
 
 
 # --------------------------------------------------------------------------------------------
@@ -336,9 +323,9 @@ def run_cli(ws: Path, current: Path, out: Path, *extra: str) -> int:
     )
 
 
-def test_cli_exit_codes_and_stable_report(workspace, pool, tmp_path, capsys) -> None:
+def test_cli_exit_codes_and_stable_report(workspace, pool, make_batch, tmp_path, capsys) -> None:
     calm = tmp_path / "calm.parquet"
-    demo.make_batch(pool, 2000, 11, "none").to_parquet(calm, index=False)
+    make_batch(2000, 11, "none").to_parquet(calm, index=False)
     assert run_cli(workspace, calm, tmp_path) == 0
     out = capsys.readouterr().out
     assert out.startswith("no drift: 0 of 14 features drifted")
@@ -357,7 +344,7 @@ def test_cli_exit_codes_and_stable_report(workspace, pool, tmp_path, capsys) -> 
     assert report["thresholds"] == template_settings()["drift"]
 
     aged = tmp_path / "aged.csv"
-    demo.make_batch(pool, 2000, 11, "age").to_csv(aged, index=False)
+    make_batch(2000, 11, "age").to_csv(aged, index=False)
     assert run_cli(workspace, aged, tmp_path) == 1
     out = capsys.readouterr().out
     assert out.startswith("DRIFT:") and "age" in out.splitlines()[0]
@@ -374,10 +361,12 @@ def test_cli_exit_codes_and_stable_report(workspace, pool, tmp_path, capsys) -> 
     assert sum("**yes**" in r for r in feature_rows) == len(report["drifted_features"])
 
 
-def test_cli_reads_a_prediction_log_directory(workspace, pool, model, params, tmp_path) -> None:
+def test_cli_reads_a_prediction_log_directory(
+    workspace, make_batch, model, params, tmp_path
+) -> None:
     log_dir = tmp_path / "log"
     log_dir.mkdir()
-    batch = demo.make_batch(pool, 3000, 5, "missing").drop(columns=["income"])
+    batch = make_batch(3000, 5, "missing").drop(columns=["income"])
     batch["prediction"] = "<=50K"
     batch["score"] = drift.model_scores(model, batch, params)
     batch["scored_at"] = pd.Timestamp("2024-01-01", tz="UTC")
@@ -490,19 +479,3 @@ def test_cli_refuses_a_bad_drift_section(workspace, pool, tmp_path, capsys) -> N
     assert run_cli(ws, current, tmp_path / "out") == 2
     assert "drift.psi_threshold" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
-
-
-def test_demo_batch_cli_writes_parquet_or_csv(pool, tmp_path, capsys) -> None:
-    source = tmp_path / "test.parquet"
-    pool.to_parquet(source, index=False)
-    args = ["demo-batch", "--source", str(source), "--rows", "700", "--seed", "9"]
-    assert cli_main([*args, "--output", str(tmp_path / "a.parquet"), "--shift", "sex"]) == 0
-    assert "wrote 700 rows (shift sex, seed 9)" in capsys.readouterr().out
-    written = pd.read_parquet(tmp_path / "a.parquet")
-    pd.testing.assert_frame_equal(written, demo.make_batch(pool, 700, 9, "sex"))
-    assert cli_main([*args, "--output", str(tmp_path / "a.csv"), "--shift", "sex"]) == 0
-    as_csv = batches.read_batch(tmp_path / "a.csv")
-    assert list(as_csv.columns) == list(pool.columns) and len(as_csv) == 700
-    assert cli_main([*args, "--output", str(tmp_path / "a.xlsx")]) == 2
-    assert "unknown output format" in capsys.readouterr().err
-    assert not (tmp_path / "a.xlsx").exists()

@@ -1,10 +1,46 @@
-"""`gitops-ml demo-batch`: an offline stream of Adult batches with a controlled shift, to try the
-drift check and the retraining pull request on."""
+"""`gitops-ml demo-batch`: an offline stream of new Adult rows with a controlled shift, to try the
+drift check and the retraining pull request on.
+
+A demo batch is judged against the training data, and a drifted one is appended to the data by
+`gitops-ml retrain` and split with the rest by row content. So its rows must be rows the
+pipeline has never seen, in either split:
+
+- Real rows that the pipeline does not use do not exist: the ingest stage reads the whole of the
+  shipped Adult files (adult.data and adult.test, 48,842 rows), and every row lands in the train
+  or the test split.
+- Test rows with the census weight ``fnlwgt`` nudged are near-copies: the split hashes each one
+  to train or test at random, so a retraining pull request would train on near-copies of its
+  own test rows and score itself too well.
+
+So every row is generated, from the rows of a source: the training split by default, so nothing
+of the test split goes into a batch. A row starts from an anchor row of the source, which gives
+the person (`PERSON`: age, marital status, relationship, sex) and the label. Each block of
+`DONOR_BLOCKS` (schooling and job; hours; capital gain and loss; race, native country and
+census weight) is copied from another row of the source, a donor drawn among the rows with the
+anchor's label, sex and age band (`MATCH`, a hot-deck draw). Columns that belong together stay
+together, and what goes with label, sex and age follows them as in the census: the model scores
+a ``none`` batch as it scores the test split (score PSI about 0.01, against the drift limit of
+0.1) and separates its labels nearly as well (ROC AUC within 0.02 of the test split's; with
+donors of any label it would fall by 0.15).
+
+About one generated row in seven comes out equal to a known row (of the source, of the excluded
+data: the test split by default, or an earlier row of the batch) on every column but
+`NOT_COMPARED` (fnlwgt and the label); common people are common, and one real test row in six
+equals a training row so. Such a row swaps the donor of one block with another row of the batch
+from the same donor group, until both rows are new. A donor is drawn independently of the rest
+of the row given its group, so a swapped row is as likely a draw as before, and the batch keeps
+every value it was drawn with: no column's distribution moves. (Drawing new donors instead
+thins out the common values, 40 hours a week above all, enough for the drift check to notice;
+it is only the last resort, for the rare row no swap makes new.) So no batch row is a copy, or
+a copy up to its census weight, of a training or test row, and the split deals the batch to
+train and test like any new data.
+"""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -17,7 +53,7 @@ from gitops_ml.errors import DataError
 SHIFTS = ("none", "age", "sex", "income_mix", "missing")
 
 
-#: age: rows are drawn with weight exp(AGE_TILT * (age - mean age)): about 9 years older.
+#: age: anchors are drawn with weight exp(AGE_TILT * (age - mean age)): about 9 years older.
 AGE_TILT = 0.05
 
 
@@ -25,24 +61,50 @@ AGE_TILT = 0.05
 INCOME_MIX_SHARE = 0.5
 
 
+LABEL = "income"
 POSITIVE_LABEL = ">50K"
 
 
-#: missing: workclass and occupation are blanked in this share of the rows that have them.
+#: missing: the columns blanked, in this share of the rows that have them.
+BLANKED = ("workclass", "occupation")
 MISSING_SHARE = 0.2
 
 
-#: fnlwgt (the census sampling weight) is scaled by a random factor within 1 ± this.
-FNLWGT_JITTER = 0.02
+#: The columns a row takes from its anchor, with the label: the person.
+PERSON = ("age", "marital_status", "relationship", "sex")
 
 
-DEFAULT_POOL = "data/processed/test.parquet"
+#: The other columns, by block: each block of a row is copied from one donor row.
+DONOR_BLOCKS = (
+    ("education", "education_num", "workclass", "occupation"),
+    ("hours_per_week",),
+    ("capital_gain", "capital_loss"),
+    ("race", "native_country", "fnlwgt"),
+)
 
 
-def _need(pool: pd.DataFrame, columns: Sequence[str], shift: str) -> None:
-    missing = [c for c in columns if c not in pool.columns]
-    if missing:
-        raise DataError(f"shift '{shift}' needs the column(s) {', '.join(missing)} in the pool")
+#: Age bands donors are matched on: under 25, 25-29, ..., 60-64, 65 and older.
+AGE_BANDS = (25, 30, 35, 40, 45, 50, 55, 60, 65)
+
+
+#: What a donor shares with the anchor: the first of these whose group of source rows holds
+#: at least `MIN_DONORS` rows (the last one whatever its size).
+MATCH = ((LABEL, "sex", "age_band"), (LABEL, "sex"), (LABEL,))
+MIN_DONORS = 25
+
+
+#: Columns left out when a generated row is compared with known rows: the census sampling weight
+#: (not a trait of the person) and the label. Equal on all the others is a copy.
+NOT_COMPARED = ("fnlwgt", LABEL)
+
+
+#: Tries to make a row that came out a copy of a known row new: as many swaps, then as many
+#: draws of new donors.
+TRIES = 100
+
+
+DEFAULT_SOURCE = "data/processed/train.parquet"
+DEFAULT_EXCLUDE = ("data/processed/test.parquet",)
 
 
 def _draw_groups(
@@ -53,51 +115,27 @@ def _draw_groups(
     for label, rows, size in groups:
         if size > len(rows):
             raise DataError(
-                f"the pool has only {len(rows)} rows with {label}, {size} needed; "
+                f"the source has only {len(rows)} rows with {label}, {size} needed; "
                 "ask for fewer rows"
             )
         out.append(rng.choice(rows, size=size, replace=False))
     return np.concatenate(out)
 
 
-def make_batch(pool: pd.DataFrame, rows: int, seed: int, shift: str = "none") -> pd.DataFrame:
-    """`rows` rows drawn without replacement from `pool` (Adult columns), with a controlled shift.
-
-    - ``none``: a uniform sample: the same distribution as the pool.
-    - ``age``: an older population: rows drawn with weight ``exp(AGE_TILT * (age - mean))``,
-      so age moves and what goes with age (marital status, income) follows as in the census.
-    - ``sex``: the shares of the sexes swapped (Adult: 67% male becomes 67% female).
-    - ``income_mix``: `INCOME_MIX_SHARE` of the rows earn >50K: a label shift that no single
-      feature shows strongly but the model's scores do.
-    - ``missing``: workclass and occupation blanked in `MISSING_SHARE` of the rows that have
-      them (an upstream form that stopped asking).
-
-    Every row's ``fnlwgt`` (the census sampling weight, not a trait of the person) is scaled
-    by a random factor within ``1 ± FNLWGT_JITTER``, so a batch appended to the data for a
-    retrain adds new rows rather than exact duplicates of held-out ones (which the schema's
-    ``max_duplicate_rate`` refuses). The same pool, rows, seed and shift give the same frame.
-    """
-    if shift not in SHIFTS:
-        raise DataError(f"unknown shift '{shift}'; choose one of {', '.join(SHIFTS)}")
-    if rows < 1:
-        raise DataError(f"rows must be at least 1, got {rows}")
+def _anchors(pool: pd.DataFrame, rows: int, rng: np.random.Generator, shift: str) -> np.ndarray:
+    """The row numbers of the anchors of the batch (its people and labels), shifted as asked."""
     n = len(pool)
-    if rows > n:
-        raise DataError(f"the pool has {n} rows; ask for at most {n}")
-    rng = np.random.default_rng(seed)
     if shift in ("none", "missing"):
         idx = rng.choice(n, size=rows, replace=False)
     elif shift == "age":
-        _need(pool, ["age"], shift)
         age = pd.to_numeric(pool["age"]).to_numpy(dtype=float)
         weights = np.exp(AGE_TILT * (age - np.nanmean(age)))
         weights = np.where(np.isfinite(weights), weights, 0.0)
         idx = rng.choice(n, size=rows, replace=False, p=weights / weights.sum())
     elif shift == "sex":
-        _need(pool, ["sex"], shift)
         shares = pool["sex"].value_counts(normalize=True)
         if len(shares) < 2:
-            raise DataError("shift 'sex' needs at least two values of 'sex' in the pool")
+            raise DataError("shift 'sex' needs at least two values of 'sex' in the source")
         swapped = dict(zip(shares.index, shares.to_numpy()[::-1], strict=True))
         sizes = {k: round(rows * v) for k, v in swapped.items()}
         first = next(iter(sizes))
@@ -107,42 +145,253 @@ def make_batch(pool: pd.DataFrame, rows: int, seed: int, shift: str = "none") ->
             rng, [(f"sex {k}", np.flatnonzero(sex == k), size) for k, size in sizes.items()]
         )
     else:  # income_mix
-        _need(pool, ["income"], shift)
-        positive = (pool["income"] == POSITIVE_LABEL).to_numpy()
+        positive = (pool[LABEL] == POSITIVE_LABEL).to_numpy()
         n_pos = round(rows * INCOME_MIX_SHARE)
         idx = _draw_groups(
             rng,
             [
-                (f"income {POSITIVE_LABEL}", np.flatnonzero(positive), n_pos),
-                (f"income other than {POSITIVE_LABEL}", np.flatnonzero(~positive), rows - n_pos),
+                (f"{LABEL} {POSITIVE_LABEL}", np.flatnonzero(positive), n_pos),
+                (f"{LABEL} other than {POSITIVE_LABEL}", np.flatnonzero(~positive), rows - n_pos),
             ],
         )
-    batch = pool.iloc[rng.permutation(idx)].reset_index(drop=True)
-    if shift == "missing":
-        _need(batch, ["workclass", "occupation"], shift)
-        has = np.flatnonzero((batch["workclass"].notna() & batch["occupation"].notna()).to_numpy())
-        blank = rng.choice(has, size=round(len(has) * MISSING_SHARE), replace=False)
-        mask = np.zeros(len(batch), dtype=bool)
-        mask[blank] = True
-        for col in ("workclass", "occupation"):
-            batch[col] = batch[col].mask(mask)
-    if "fnlwgt" in batch.columns:
-        weight = pd.to_numeric(batch["fnlwgt"]).to_numpy(dtype=float)
-        factor = rng.uniform(1 - FNLWGT_JITTER, 1 + FNLWGT_JITTER, size=len(batch))
-        jittered = np.maximum(np.rint(weight * factor), 1)
-        jittered = np.where(jittered == weight, weight + 1, jittered)
-        batch["fnlwgt"] = jittered.astype(batch["fnlwgt"].dtype)
+    return rng.permutation(idx)
+
+
+class _Donors:
+    """Draws donors for anchors: source rows of the anchor's `MATCH` group, uniformly."""
+
+    def __init__(self, pool: pd.DataFrame) -> None:
+        n = len(pool)
+        age = pd.to_numeric(pool["age"]).to_numpy(dtype=float)
+        keys = pd.DataFrame(
+            {
+                LABEL: pool[LABEL].to_numpy(),
+                "sex": pool["sex"].to_numpy(),
+                "age_band": np.searchsorted(AGE_BANDS, age, side="right"),
+            }
+        )
+        # Per source row: where its group's rows start in `self.order` and how many there are.
+        self.start = np.zeros(n, dtype=np.int64)
+        self.size = np.zeros(n, dtype=np.int64)
+        orders = []
+        chosen = np.zeros(n, dtype=bool)
+        for level, columns in enumerate(MATCH):
+            group = keys.groupby(list(columns), dropna=False, sort=True).ngroup().to_numpy()
+            counts = np.bincount(group)
+            first = np.concatenate([[0], np.cumsum(counts)[:-1]])
+            take = ~chosen & ((counts[group] >= MIN_DONORS) | (level == len(MATCH) - 1))
+            self.start[take] = level * n + first[group[take]]
+            self.size[take] = counts[group[take]]
+            chosen |= take
+            orders.append(np.argsort(group, kind="stable"))
+        self.order = np.concatenate(orders)
+
+    def draw(self, rng: np.random.Generator, anchors: np.ndarray) -> np.ndarray:
+        """One donor (a source row number) per block of `DONOR_BLOCKS` for each anchor."""
+        size = self.size[anchors, None]
+        offset = rng.integers(0, size, size=(len(anchors), len(DONOR_BLOCKS)))
+        return self.order[self.start[anchors, None] + offset]
+
+
+def _compose(
+    pool: pd.DataFrame, anchors: np.ndarray, donors: np.ndarray, blank: np.ndarray
+) -> pd.DataFrame:
+    """The rows: each column from the anchor or its block's donor, in the source's columns and
+    dtypes; workclass and occupation blanked where `blank` says."""
+    source_of = dict.fromkeys(pool.columns, anchors)
+    for j, block in enumerate(DONOR_BLOCKS):
+        source_of.update(dict.fromkeys(block, donors[:, j]))
+    batch = pd.DataFrame(
+        {c: pool[c].take(source_of[c]).reset_index(drop=True) for c in pool.columns}
+    )
+    if blank.any():
+        for col in BLANKED:
+            batch[col] = batch[col].mask(blank)
     return batch
+
+
+def compared_columns(pool: pd.DataFrame) -> list[str]:
+    """The columns on which a batch row differs from every known row: all but `NOT_COMPARED`."""
+    return [str(c) for c in pool.columns if c not in NOT_COMPARED]
+
+
+class _Keys:
+    """What a generated row is compared on, as a tuple of codes: the codes of its anchor's
+    person and of each of its donors' blocks (equal values have equal codes in every frame), with
+    `BLANKED` missing where the row is blanked; and the keys of the known rows."""
+
+    def __init__(self, pool: pd.DataFrame, exclude: Mapping[str, pd.DataFrame]) -> None:
+        compared = compared_columns(pool)
+        for name, frame in exclude.items():
+            missing = [c for c in compared if c not in frame.columns]
+            if missing:
+                raise DataError(
+                    f"{name}: lacks the column(s) {', '.join(missing)}, so its rows cannot be "
+                    "compared with the batch's"
+                )
+        in_blocks = {c for block in DONOR_BLOCKS for c in block}
+        parts = [[c for c in compared if c not in in_blocks]]
+        parts += [[c for c in block if c in compared] for block in DONOR_BLOCKS]
+        n = len(pool)
+        self.plain: list[np.ndarray] = []  # per part: the code of each source row
+        self.blanked: list[np.ndarray] = []  # idem, with BLANKED missing
+        excluded: list[np.ndarray] = []  # per part: the code of each excluded row
+        for columns in parts:
+            frames = [pool.loc[:, columns]]
+            blanks = [c for c in columns if c in BLANKED]
+            if blanks:
+                frames.append(frames[0].assign(**dict.fromkeys(blanks, np.nan)))
+            frames += [frame.loc[:, columns] for frame in exclude.values()]
+            joined = pd.concat(frames, ignore_index=True)
+            if columns:
+                codes = joined.groupby(columns, dropna=False, sort=False).ngroup().to_numpy()
+            else:
+                codes = np.zeros(len(joined), dtype=np.int64)
+            self.plain.append(codes[:n])
+            self.blanked.append(codes[n : 2 * n] if blanks else codes[:n])
+            excluded.append(codes[2 * n :] if blanks else codes[n:])
+        self.known = set(zip(*(c.tolist() for c in self.plain), strict=True))
+        self.known |= set(zip(*(c.tolist() for c in excluded), strict=True))
+
+    def of(
+        self, anchors: np.ndarray, donors: np.ndarray, blank: np.ndarray
+    ) -> list[tuple[int, ...]]:
+        """The keys of the rows made of these anchors and donors."""
+        parts = [self.plain[0][anchors]]
+        for j in range(len(DONOR_BLOCKS)):
+            rows = donors[:, j]
+            parts.append(np.where(blank, self.blanked[j + 1][rows], self.plain[j + 1][rows]))
+        return list(zip(*(p.tolist() for p in parts), strict=True))
+
+
+class _Draft:
+    """The batch as anchors and donors, with the key of each row and how often each key occurs."""
+
+    def __init__(
+        self, keys: _Keys, anchors: np.ndarray, donors: np.ndarray, blank: np.ndarray
+    ) -> None:
+        self._keys = keys
+        self.anchors, self.donors, self.blank = anchors, donors, blank
+        self.row_keys = keys.of(anchors, donors, blank)
+        self._count = Counter(self.row_keys)
+
+    def is_copy(self, row: int) -> bool:
+        """Whether the row equals a known row or another row of the batch."""
+        key = self.row_keys[row]
+        return key in self._keys.known or self._count[key] > 1
+
+    def change(self, rows: list[int], donors: np.ndarray) -> bool:
+        """Give `rows` these donors if each of them then differs from every known row and every
+        other row of the batch; else leave them as they were. True when changed."""
+        old = [self.row_keys[r] for r in rows]
+        self._count.subtract(old)
+        new = self._keys.of(self.anchors[rows], donors, self.blank[rows])
+        ok = len(set(new)) == len(new) and not any(
+            k in self._keys.known or self._count[k] > 0 for k in new
+        )
+        self._count.update(new if ok else old)
+        if ok:
+            self.donors[rows] = donors
+            for r, k in zip(rows, new, strict=True):
+                self.row_keys[r] = k
+        return ok
+
+
+def _make_new(
+    draft: _Draft, row: int, mates: np.ndarray, donors: _Donors, rng: np.random.Generator
+) -> None:
+    """Make a copy row new: first by swapping one block's donor with a row of the batch that
+    draws from the same donor group (a swapped block is as likely a draw as before, and every
+    block keeps the values it was drawn with, so no column's distribution moves), else with new
+    donors."""
+    for _ in range(TRIES):
+        mate = int(mates[rng.integers(len(mates))])
+        if mate == row:
+            continue
+        block = rng.integers(len(DONOR_BLOCKS))
+        swapped = draft.donors[[row, mate]].copy()
+        swapped[:, block] = swapped[::-1, block]
+        if draft.change([row, mate], swapped):
+            return
+    for _ in range(TRIES):
+        if draft.change([row], donors.draw(rng, draft.anchors[[row]])):
+            return
+    raise DataError(
+        f"found no donors that make row {row + 1} of the batch unlike every known row in "
+        f"{2 * TRIES} tries; ask for fewer rows or give a larger source"
+    )
+
+
+def make_batch(
+    pool: pd.DataFrame,
+    rows: int,
+    seed: int,
+    shift: str = "none",
+    exclude: Mapping[str, pd.DataFrame] | None = None,
+) -> pd.DataFrame:
+    """`rows` new rows generated from `pool` (the Adult columns), with a controlled shift.
+
+    Each row is an anchor row's person and label with the other blocks of columns from donors
+    of the same label, sex and age band (see the module docstring). The shift acts on the
+    anchors, and the donors follow them:
+
+    - ``none``: uniformly drawn anchors: the distribution of the pool.
+    - ``age``: an older population: anchors drawn with weight ``exp(AGE_TILT * (age - mean))``,
+      so age moves and what goes with age (marital status, schooling, income) follows.
+    - ``sex``: the shares of the sexes swapped (Adult: 67% male becomes 67% female).
+    - ``income_mix``: `INCOME_MIX_SHARE` of the rows earn >50K: a label shift that no single
+      feature shows strongly but the model's scores do.
+    - ``missing``: workclass and occupation blanked in `MISSING_SHARE` of the rows that have
+      them (an upstream form that stopped asking).
+
+    No row equals a row of `pool`, of a frame of `exclude` (name: frame) or another row of the
+    batch on `compared_columns`. The same pool, exclude, rows, seed and shift give the same frame.
+    """
+    if shift not in SHIFTS:
+        raise DataError(f"unknown shift '{shift}'; choose one of {', '.join(SHIFTS)}")
+    if rows < 1:
+        raise DataError(f"rows must be at least 1, got {rows}")
+    needed = [LABEL, *PERSON, *(c for block in DONOR_BLOCKS for c in block)]
+    missing = [c for c in needed if c not in pool.columns]
+    if missing:
+        raise DataError(
+            f"the source lacks the column(s) {', '.join(missing)}: demo batches are made of "
+            "Adult rows (for other data, write the batches yourself)"
+        )
+    n = len(pool)
+    if rows > n:
+        raise DataError(f"the source has {n} rows; ask for at most {n}")
+    pool = pool.reset_index(drop=True)
+    keys = _Keys(pool, exclude or {})
+
+    rng = np.random.default_rng(seed)
+    anchors = _anchors(pool, rows, rng, shift)
+    donors = _Donors(pool)
+    chosen = donors.draw(rng, anchors)
+    blank = np.zeros(rows, dtype=bool)
+    if shift == "missing":
+        first = _compose(pool, anchors, chosen, blank)
+        has = np.flatnonzero(first.loc[:, list(BLANKED)].notna().all(axis=1).to_numpy())
+        blank[rng.choice(has, size=round(len(has) * MISSING_SHARE), replace=False)] = True
+    draft = _Draft(keys, anchors, chosen, blank)
+    group_of = donors.start[anchors]
+    rows_of_group = pd.Series(np.arange(rows)).groupby(group_of).indices
+    for row in range(rows):
+        if draft.is_copy(row):
+            _make_new(draft, row, rows_of_group[group_of[row]], donors, rng)
+    return _compose(pool, anchors, draft.donors, blank)
 
 
 def _demo_batch(args: argparse.Namespace) -> int:
     check_output_path(args.output)
     pool = read_batch(args.source)
-    batch = make_batch(pool, args.rows, args.seed, args.shift)
+    exclude = {str(path): read_batch(path) for path in args.exclude}
+    batch = make_batch(pool, args.rows, args.seed, args.shift, exclude)
     write_batch(args.output, batch)
+    known = " or ".join([str(args.source), *exclude])
     print(
-        f"wrote {len(batch)} rows (shift {args.shift}, seed {args.seed}) "
-        f"from {args.source} to {args.output}"
+        f"wrote {len(batch)} rows (shift {args.shift}, seed {args.seed}) to {args.output}: "
+        f"generated from {args.source}, none a copy of a row of {known}"
     )
     return 0
 
@@ -151,9 +400,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `demo-batch` to the `gitops-ml` subcommands."""
     p = sub.add_parser(
         "demo-batch",
-        help="write a held-out Adult batch with a controlled shift",
-        description="Offline demo data for drift: draw rows from the test split (held out from "
-        "training) and shift them: " + ", ".join(SHIFTS) + ". The same seed gives the same batch.",
+        help="write a batch of new Adult rows with a controlled shift",
+        description="Offline demo data for drift: new rows generated from the training split "
+        "(each a person of one row with schooling, job, hours, capital and origin of other rows "
+        "with the same label, sex and age band), none a copy of a training or test row, and "
+        "shifted: " + ", ".join(SHIFTS) + ". The same seed gives the same batch.",
         epilog=exit_codes("the batch was written"),
     )
     p.add_argument("--output", required=True, help="batch to write (.parquet or .csv)")
@@ -164,7 +415,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--shift", choices=SHIFTS, default="none", help="(default: %(default)s)")
     p.add_argument(
         "--source",
-        default=DEFAULT_POOL,
-        help="rows to draw from, parquet or CSV with the ingested columns (default: %(default)s)",
+        default=DEFAULT_SOURCE,
+        help="rows to generate from, parquet or CSV with the ingested Adult columns; no batch "
+        "row is a copy of one of them (default: %(default)s)",
+    )
+    p.add_argument(
+        "--exclude",
+        nargs="*",
+        default=list(DEFAULT_EXCLUDE),
+        metavar="PATH",
+        help="more rows no batch row may be a copy of (compared on every column but "
+        f"{' and '.join(NOT_COMPARED)}); --exclude alone: none (default: %(default)s)",
     )
     p.set_defaults(func=_demo_batch)
