@@ -557,7 +557,7 @@ def seen_in_training(
     import pandas as pd
 
     from gitops_ml.lineage.artifacts import check_md5
-    from gitops_ml.stages.split import row_hashes
+    from gitops_ml.lineage.rows import row_hashes
 
     md5 = out_md5(base_lock, TRAIN_PATH)
     if md5 is None:

@@ -20,37 +20,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
 from gitops_ml.config import SplitConfig, is_classification, load_params
 from gitops_ml.errors import DataError, cli_entry
 from gitops_ml.files import file_md5, read_parquet, write_parquet
+from gitops_ml.lineage.rows import row_hashes
 
 log = logging.getLogger(__name__)
-
-
-#: The NA token of text values when rows are hashed (no real value contains a NUL).
-_NA = "\x00NA"
-
-
-def row_hashes(df: pd.DataFrame, seed: int = 0) -> np.ndarray:
-    """A 64-bit hash of each row's values (column names included), independent of the row's
-    position, of the other rows and of dtypes: numbers and booleans hash as float64, anything
-    else as text."""
-    columns = {}
-    for name in sorted(df.columns, key=str):
-        col = df[name]
-        if is_bool_dtype(col) or is_numeric_dtype(col):
-            columns[str(name)] = col.astype("float64")
-        else:
-            text = col.astype("string")
-            columns[str(name)] = text.fillna(_NA)
-    frame = pd.DataFrame(columns, index=df.index)
-    key = f"{seed % 10**16:016d}"
-    hashes = pd.util.hash_pandas_object(frame, index=False, hash_key=key).to_numpy()
-    # The column names take part: the same values under another schema are another row.
-    names = pd.util.hash_array(np.array(["|".join(columns)], dtype=object), hash_key=key)[0]
-    return hashes ^ names
 
 
 def is_test_row(df: pd.DataFrame, cfg: SplitConfig) -> np.ndarray:
