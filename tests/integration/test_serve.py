@@ -66,12 +66,14 @@ def server(
         mp.setenv(tracking.TRACKING_URI_ENV, uri)
         champion = build_champion(ws, adult_split[0].head(TRAIN_ROWS))
     port = free_port()
+    tmp = ws / "tmp"  # where serve saves the checked model: gone once the server stops
+    tmp.mkdir()
     log = (ws / "server.log").open("wb")
     start = time.perf_counter()
     proc = subprocess.Popen(
         [sys.executable, "-m", "gitops_ml.cli", "serve", "--port", str(port)],
         cwd=ws,
-        env=serve.serve_env(uri),
+        env={**serve.serve_env(uri), "TMPDIR": str(tmp)},
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -94,6 +96,7 @@ def server(
     finally:
         loadtest.stop_server(proc)
         log.close()
+    assert proc.returncode is not None and not any(tmp.iterdir()), list(tmp.iterdir())
 
 
 def _tail(path: Path) -> str:

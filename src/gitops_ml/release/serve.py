@@ -11,8 +11,11 @@ probability.
 With ``--log-dir``, every scored batch is appended to a prediction log (one parquet file per
 batch, never overwritten) that the drift check reads back with `read_prediction_log`.
 
-`gitops-ml serve` replaces itself with ``mlflow models serve --env-manager local``: the MLflow
-scoring server (``/ping``, ``/invocations``) on loopback unless ``--allow-remote`` is given.
+`gitops-ml serve` runs ``mlflow models serve --env-manager local`` (the MLflow scoring server:
+``/ping``, ``/invocations``) on loopback unless ``--allow-remote`` is given. A registry model is
+checked first (`gitops_ml.lineage.artifacts.registry_model`: its bytes against dvc.lock) and
+saved anew from the checked bytes into a temporary directory, which is what the server loads;
+SIGINT and SIGTERM are passed on to the server, and the directory is removed when it stops.
 """
 
 from __future__ import annotations
