@@ -454,3 +454,33 @@ def test_evaluate_with_a_model_for_the_other_task(
     write_params(tmp_path / "params.yaml", data={"target": "target"}, evaluate={"slices": []})
     assert evaluate.main(evaluate_args(tmp_path)) == 2
     assert "the model is a regressor but data.task is binary" in capsys.readouterr().err
+
+
+def test_evaluate_refuses_a_model_that_is_not_the_one_dvc_lock_records(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The train stage's output is checked against dvc.lock before it is unpickled."""
+    from sklearn.datasets import load_diabetes
+
+    monkeypatch.chdir(tmp_path)
+    frame = load_diabetes(as_frame=True).frame
+    write_splits(tmp_path, frame.iloc[:100], frame.iloc[100:150])
+    params = load_params(
+        write_params(
+            tmp_path / "params.yaml",
+            data={"source": "csv", "path": "x.csv", "target": "target", "task": "regression"},
+            train={"model": "ridge"},
+            evaluate={"slices": []},
+            gate=REGRESSION_GATE,
+        )
+    )
+    (tmp_path / "models").mkdir()
+    train.save_model(train.train(frame.iloc[:100], params).pipeline, tmp_path / MODEL_PATH)
+    recorded = "0" * 32
+    lock = {"schema": "2.0", "stages": {"train": {"outs": [{"path": MODEL_PATH, "md5": recorded}]}}}
+    (tmp_path / "dvc.lock").write_text(yaml.safe_dump(lock), encoding="utf-8")
+    assert evaluate.main(evaluate_args(tmp_path)) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert recorded in err and file_md5(tmp_path / MODEL_PATH) in err
+    assert not (tmp_path / METRICS_PATH).exists()

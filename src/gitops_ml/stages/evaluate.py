@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
 import pandas as pd
 
@@ -175,11 +174,15 @@ def write_plot_data(plots: Mapping[str, m.Records], out_dir: Path) -> None:
 
 
 def load_model(path: str | os.PathLike[str]) -> Any:
-    """The fitted Pipeline the train stage saved (a trusted file: joblib runs pickle)."""
-    try:
-        return joblib.load(path)
-    except FileNotFoundError:
-        raise DataError(f"{path}: model file not found (run the train stage first)") from None
+    """The fitted Pipeline the train stage saved, once its md5 is the one dvc.lock records for it
+    (`dvc repro` records the train stage before this one runs); a file no lock declares is
+    loaded as given."""
+    from gitops_ml.lineage.artifacts import declared_md5, load_model_file
+
+    model = Path(path)
+    if not model.is_file():
+        raise DataError(f"{path}: model file not found (run the train stage first)")
+    return load_model_file(model, declared_md5(model), str(path), "dvc.lock")
 
 
 def log_to_run(
