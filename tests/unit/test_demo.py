@@ -19,8 +19,9 @@ from gitops_ml import batches
 from gitops_ml.cli import main as cli_main
 from gitops_ml.config import load_params
 from gitops_ml.errors import DataError
-from gitops_ml.monitor import demo
+from gitops_ml.monitor import demo, drift
 from gitops_ml.stages.split import is_test_row, row_hashes, split
+from tests import datasets
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -243,3 +244,121 @@ def test_demo_batch_cli_refuses_bad_input_in_one_line(
     assert len(err) == 1 and err[0].startswith("error: ") and needle in err[0], captured.err
     assert captured.out == ""
     assert not Path("batch.parquet").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# users' own data: the generic layout, on real public data sets (tests/datasets.py)
+
+OWN_ROWS = {"penguins": 200, "cars": 200, "breast_cancer": 300}
+
+
+@pytest.fixture(scope="module", params=list(OWN_ROWS))
+def own(request) -> tuple[datasets.Dataset, pd.DataFrame, pd.DataFrame]:
+    """A data set that is not Adult, split 75/25 into train and test as a user's pipeline would."""
+    from sklearn.model_selection import train_test_split
+
+    ds = datasets.LOADERS[request.param]()
+    tr, te = train_test_split(ds.frame, test_size=0.25, random_state=0)
+    return ds, tr.reset_index(drop=True), te.reset_index(drop=True)
+
+
+def own_batch(own, seed: int, shift: str = "none") -> pd.DataFrame:
+    ds, tr, te = own
+    return demo.make_batch(tr, OWN_ROWS[ds.name], seed, shift, {"test": te}, ds.target, ds.task)
+
+
+def test_own_data_none_batch_has_new_rows_with_training_labels(own) -> None:
+    ds, tr, te = own
+    batch = own_batch(own, 0)
+    assert len(batch) == OWN_ROWS[ds.name]
+    assert list(batch.columns) == list(tr.columns) and (batch.dtypes == tr.dtypes).all()
+    features = row_hashes(batch[ds.features])
+    assert not np.isin(features, row_hashes(tr[ds.features])).any()
+    assert not np.isin(features, row_hashes(te[ds.features])).any()
+    assert not pd.Series(features).duplicated().any()
+    assert set(batch[ds.target]) <= set(tr[ds.target])
+    for column in ds.features:  # every value is one a training row has in that column
+        assert batch[column].dropna().isin(tr[column].dropna()).all(), column
+
+
+def test_own_data_batches_are_deterministic(own) -> None:
+    a = own_batch(own, 3)
+    pd.testing.assert_frame_equal(a, own_batch(own, 3))
+    assert not a.equals(own_batch(own, 4))
+
+
+def test_own_data_missing_blanks_the_first_two_features(own) -> None:
+    ds, tr, _ = own
+    batch = own_batch(own, 1, "missing")
+    first, second, third = ds.features[:3]
+    for column in (first, second):
+        assert batch[column].isna().mean() > tr[column].isna().mean() + 0.15, column
+    assert batch[third].isna().mean() < tr[third].isna().mean() + 0.05
+
+
+def test_own_data_regression_donors_share_the_targets_band() -> None:
+    """Auto MPG: a car's features come from cars of its decile of miles per gallon, so a batch
+    keeps what ties weight to mileage."""
+    ds = datasets.cars()
+    batch = demo.make_batch(ds.frame, 300, 0, "none", target=ds.target, task="regression")
+    real = ds.frame[["Weight_in_lbs", ds.target]].corr().iloc[0, 1]
+    made = batch[["Weight_in_lbs", ds.target]].corr().iloc[0, 1]
+    assert made == pytest.approx(real, abs=0.1) and made < -0.7
+
+
+@pytest.mark.parametrize("shift", ["age", "sex", "income_mix"])
+def test_own_data_refuses_the_adult_shifts_in_one_line(shift) -> None:
+    ds = datasets.penguins()
+    with pytest.raises(
+        DataError, match=rf"^shift '{shift}' needs the Adult column\(s\) income, age,"
+    ) as e:
+        demo.make_batch(ds.frame, 50, 0, shift, target=ds.target, task=ds.task)
+    assert "\n" not in str(e.value) and "none or missing" in str(e.value)
+
+
+def test_own_data_without_its_label_matches_donors_on_nothing() -> None:
+    ds = datasets.penguins()
+    frame = ds.frame.drop(columns=[ds.target])
+    batch = demo.make_batch(frame, 100, 0, "none", target=ds.target, task=ds.task)
+    assert list(batch.columns) == list(frame.columns)
+    assert not np.isin(row_hashes(batch), row_hashes(frame)).any()
+
+
+def test_own_data_none_batch_does_not_drift(own) -> None:
+    """Against the training split at the shipped drift thresholds (min_rows lowered: these sets
+    are small). Auto MPG's `Name` (304 car names, nearly one per row) is left out: 200 real
+    training rows drift on it too."""
+    import dataclasses
+
+    ds, tr, _ = own
+    cfg = dataclasses.replace(load_params(ROOT / "params.yaml").drift, min_rows=50)
+    reference = tr.drop(columns=["Name"], errors="ignore")
+    batch = own_batch(own, 2)[reference.columns]
+    scores = np.zeros(len(batch))
+    report = drift.detect_drift(
+        reference, batch, cfg, ref_scores=scores, cur_scores=scores, target=ds.target
+    )
+    assert report.drifted_features == [], report.summary()
+
+
+def test_demo_batch_cli_on_own_data_reads_the_target_from_params(
+    own, tmp_path, monkeypatch, capsys
+) -> None:
+    ds, tr, te = own
+    tr.to_parquet(tmp_path / "train.parquet", index=False)
+    te.to_parquet(tmp_path / "test.parquet", index=False)
+    seen = []
+
+    def params(path):
+        seen.append(str(path))
+        return type("P", (), {"data": type("D", (), {"target": ds.target, "task": ds.task})})
+
+    monkeypatch.setattr(demo, "load_params", params)
+    args = ["demo-batch", "--source", str(tmp_path / "train.parquet"), "--exclude"]
+    args += [str(tmp_path / "test.parquet"), "--rows", "100", "--seed", "5"]
+    args += ["--params", "mine.yaml", "--output", str(tmp_path / "b.parquet")]
+    assert cli_main(args) == 0, capsys.readouterr().err
+    assert seen == ["mine.yaml"]
+    written = pd.read_parquet(tmp_path / "b.parquet")
+    expected = demo.make_batch(tr, 100, 5, "none", {"t": te}, ds.target, ds.task)
+    pd.testing.assert_frame_equal(written, expected)

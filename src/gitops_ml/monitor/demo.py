@@ -34,6 +34,14 @@ thins out the common values, 40 hours a week above all, enough for the drift che
 it is only the last resort, for the rare row no swap makes new.) So no batch row is a copy, or
 a copy up to its census weight, of a training or test row, and the split deals the batch to
 train and test like any new data.
+
+On other data (a source without the Adult columns: a team's own data after `gitops-ml init`) the
+same machinery runs in a generic layout (`generic_layout`): the label is the target of
+params.yaml, each feature column is a block of its own, and donors share the anchor's label (its
+class; for a regression target, its decile `TARGET_BANDS` band of the source; nothing when the
+source has no label column). Copies are avoided as above, on every column but the label, and
+the test split is excluded as above. The shifts ``none`` and ``missing`` (the first two feature
+columns blanked) work on any data; the Adult ones (age, sex, income_mix) refuse it.
 """
 
 from __future__ import annotations
@@ -41,12 +49,15 @@ from __future__ import annotations
 import argparse
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from gitops_ml.batches import check_output_path, read_batch, write_batch
 from gitops_ml.cliargs import exit_codes, whole_number
+from gitops_ml.config import load_params
 from gitops_ml.errors import DataError
 
 #: The shifts `demo-batch` can apply (see `make_batch`).
@@ -105,6 +116,83 @@ TRIES = 100
 
 DEFAULT_SOURCE = "data/processed/train.parquet"
 DEFAULT_EXCLUDE = ("data/processed/test.parquet",)
+DEFAULT_PARAMS = "params.yaml"
+
+
+#: The shifts that work on any data; the others need the Adult columns.
+GENERIC_SHIFTS = ("none", "missing")
+
+
+#: Generic layout, regression target: donors share the anchor's band of this many quantiles.
+TARGET_BANDS = 10
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How rows are put together: the label, the columns taken from the anchor with it (the
+    person), the blocks taken each from one donor, what a donor shares with its anchor (`match`:
+    columns of `match_keys`, from the narrowest group down), the columns left out of the
+    comparison with known rows and the columns the ``missing`` shift blanks."""
+
+    label: str | None
+    person: tuple[str, ...]
+    blocks: tuple[tuple[str, ...], ...]
+    match: tuple[tuple[str, ...], ...]
+    not_compared: tuple[str, ...]
+    blanked: tuple[str, ...]
+    regression: bool = False
+
+    def match_keys(self, pool: pd.DataFrame) -> pd.DataFrame:
+        """Per source row, the values donors are matched on."""
+        if self.label is None:
+            return pd.DataFrame({"all": np.zeros(len(pool), dtype=np.int64)})
+        if self is ADULT:
+            age = pd.to_numeric(pool["age"]).to_numpy(dtype=float)
+            return pd.DataFrame(
+                {
+                    LABEL: pool[LABEL].to_numpy(),
+                    "sex": pool["sex"].to_numpy(),
+                    "age_band": np.searchsorted(AGE_BANDS, age, side="right"),
+                }
+            )
+        label = pool[self.label]
+        if self.regression:
+            label = pd.qcut(
+                pd.to_numeric(label, errors="coerce").rank(method="first"),
+                TARGET_BANDS,
+                labels=False,
+                duplicates="drop",
+            )
+        return pd.DataFrame({"label": label.to_numpy()})
+
+
+ADULT = Layout(
+    label=LABEL,
+    person=PERSON,
+    blocks=DONOR_BLOCKS,
+    match=MATCH,
+    not_compared=NOT_COMPARED,
+    blanked=BLANKED,
+)
+
+
+def generic_layout(pool: pd.DataFrame, target: str | None, regression: bool = False) -> Layout:
+    """The layout for data that is not Adult: the label `target` (none if the source lacks it),
+    each other column a donor block of its own, donors of the anchor's label (class, or
+    quantile band for a regression), the first two feature columns blanked by ``missing``."""
+    label = target if target is not None and target in pool.columns else None
+    features = tuple(str(c) for c in pool.columns if c != label)
+    if not features:
+        raise DataError("the source has no feature column to generate rows from")
+    return Layout(
+        label=label,
+        person=(),
+        blocks=tuple((c,) for c in features),
+        match=(("all",),) if label is None else (("label",),),
+        not_compared=() if label is None else (label,),
+        blanked=features[:2],
+        regression=regression,
+    )
 
 
 def _draw_groups(
@@ -160,26 +248,21 @@ def _anchors(pool: pd.DataFrame, rows: int, rng: np.random.Generator, shift: str
 class _Donors:
     """Draws donors for anchors: source rows of the anchor's `MATCH` group, uniformly."""
 
-    def __init__(self, pool: pd.DataFrame) -> None:
+    def __init__(self, pool: pd.DataFrame, layout: Layout = ADULT) -> None:
         n = len(pool)
-        age = pd.to_numeric(pool["age"]).to_numpy(dtype=float)
-        keys = pd.DataFrame(
-            {
-                LABEL: pool[LABEL].to_numpy(),
-                "sex": pool["sex"].to_numpy(),
-                "age_band": np.searchsorted(AGE_BANDS, age, side="right"),
-            }
-        )
+        self.blocks = len(layout.blocks)
+        keys = layout.match_keys(pool)
         # Per source row: where its group's rows start in `self.order` and how many there are.
         self.start = np.zeros(n, dtype=np.int64)
         self.size = np.zeros(n, dtype=np.int64)
         orders = []
         chosen = np.zeros(n, dtype=bool)
-        for level, columns in enumerate(MATCH):
+        match = layout.match
+        for level, columns in enumerate(match):
             group = keys.groupby(list(columns), dropna=False, sort=True).ngroup().to_numpy()
             counts = np.bincount(group)
             first = np.concatenate([[0], np.cumsum(counts)[:-1]])
-            take = ~chosen & ((counts[group] >= MIN_DONORS) | (level == len(MATCH) - 1))
+            take = ~chosen & ((counts[group] >= MIN_DONORS) | (level == len(match) - 1))
             self.start[take] = level * n + first[group[take]]
             self.size[take] = counts[group[take]]
             chosen |= take
@@ -187,32 +270,38 @@ class _Donors:
         self.order = np.concatenate(orders)
 
     def draw(self, rng: np.random.Generator, anchors: np.ndarray) -> np.ndarray:
-        """One donor (a source row number) per block of `DONOR_BLOCKS` for each anchor."""
+        """One donor (a source row number) per block of the layout for each anchor."""
         size = self.size[anchors, None]
-        offset = rng.integers(0, size, size=(len(anchors), len(DONOR_BLOCKS)))
+        offset = rng.integers(0, size, size=(len(anchors), self.blocks))
         return self.order[self.start[anchors, None] + offset]
 
 
 def _compose(
-    pool: pd.DataFrame, anchors: np.ndarray, donors: np.ndarray, blank: np.ndarray
+    pool: pd.DataFrame,
+    anchors: np.ndarray,
+    donors: np.ndarray,
+    blank: np.ndarray,
+    layout: Layout = ADULT,
 ) -> pd.DataFrame:
     """The rows: each column from the anchor or its block's donor, in the source's columns and
-    dtypes; workclass and occupation blanked where `blank` says."""
+    dtypes; the layout's blanked columns (Adult: workclass and occupation) blanked where `blank`
+    says."""
     source_of = dict.fromkeys(pool.columns, anchors)
-    for j, block in enumerate(DONOR_BLOCKS):
+    for j, block in enumerate(layout.blocks):
         source_of.update(dict.fromkeys(block, donors[:, j]))
     batch = pd.DataFrame(
         {c: pool[c].take(source_of[c]).reset_index(drop=True) for c in pool.columns}
     )
     if blank.any():
-        for col in BLANKED:
+        for col in layout.blanked:
             batch[col] = batch[col].mask(blank)
     return batch
 
 
-def compared_columns(pool: pd.DataFrame) -> list[str]:
-    """The columns on which a batch row differs from every known row: all but `NOT_COMPARED`."""
-    return [str(c) for c in pool.columns if c not in NOT_COMPARED]
+def compared_columns(pool: pd.DataFrame, layout: Layout = ADULT) -> list[str]:
+    """The columns on which a batch row differs from every known row: all but the layout's
+    `not_compared` (Adult: `NOT_COMPARED`)."""
+    return [str(c) for c in pool.columns if c not in layout.not_compared]
 
 
 class _Keys:
@@ -220,8 +309,10 @@ class _Keys:
     person and of each of its donors' blocks (equal values have equal codes in every frame), with
     `BLANKED` missing where the row is blanked; and the keys of the known rows."""
 
-    def __init__(self, pool: pd.DataFrame, exclude: Mapping[str, pd.DataFrame]) -> None:
-        compared = compared_columns(pool)
+    def __init__(
+        self, pool: pd.DataFrame, exclude: Mapping[str, pd.DataFrame], layout: Layout = ADULT
+    ) -> None:
+        compared = compared_columns(pool, layout)
         for name, frame in exclude.items():
             missing = [c for c in compared if c not in frame.columns]
             if missing:
@@ -229,16 +320,16 @@ class _Keys:
                     f"{name}: lacks the column(s) {', '.join(missing)}, so its rows cannot be "
                     "compared with the batch's"
                 )
-        in_blocks = {c for block in DONOR_BLOCKS for c in block}
+        in_blocks = {c for block in layout.blocks for c in block}
         parts = [[c for c in compared if c not in in_blocks]]
-        parts += [[c for c in block if c in compared] for block in DONOR_BLOCKS]
+        parts += [[c for c in block if c in compared] for block in layout.blocks]
         n = len(pool)
         self.plain: list[np.ndarray] = []  # per part: the code of each source row
         self.blanked: list[np.ndarray] = []  # idem, with BLANKED missing
         excluded: list[np.ndarray] = []  # per part: the code of each excluded row
         for columns in parts:
             frames = [pool.loc[:, columns]]
-            blanks = [c for c in columns if c in BLANKED]
+            blanks = [c for c in columns if c in layout.blanked]
             if blanks:
                 frames.append(frames[0].assign(**dict.fromkeys(blanks, np.nan)))
             frames += [frame.loc[:, columns] for frame in exclude.values()]
@@ -258,7 +349,7 @@ class _Keys:
     ) -> list[tuple[int, ...]]:
         """The keys of the rows made of these anchors and donors."""
         parts = [self.plain[0][anchors]]
-        for j in range(len(DONOR_BLOCKS)):
+        for j in range(len(self.plain) - 1):
             rows = donors[:, j]
             parts.append(np.where(blank, self.blanked[j + 1][rows], self.plain[j + 1][rows]))
         return list(zip(*(p.tolist() for p in parts), strict=True))
@@ -308,7 +399,7 @@ def _make_new(
         mate = int(mates[rng.integers(len(mates))])
         if mate == row:
             continue
-        block = rng.integers(len(DONOR_BLOCKS))
+        block = rng.integers(donors.blocks)
         swapped = draft.donors[[row, mate]].copy()
         swapped[:, block] = swapped[::-1, block]
         if draft.change([row, mate], swapped):
@@ -328,8 +419,14 @@ def make_batch(
     seed: int,
     shift: str = "none",
     exclude: Mapping[str, pd.DataFrame] | None = None,
+    target: str | None = None,
+    task: str | None = None,
 ) -> pd.DataFrame:
     """`rows` new rows generated from `pool` (the Adult columns), with a controlled shift.
+
+    A pool without the Adult columns is generated in the generic layout (`generic_layout`) when
+    `target` names its label (the target of params.yaml; `task` "regression" matches donors on
+    the target's quantile band), with shift ``none`` or ``missing`` only.
 
     Each row is an anchor row's person and label with the other blocks of columns from donors
     of the same label, sex and age band (see the module docstring). The shift acts on the
@@ -345,33 +442,43 @@ def make_batch(
       them (an upstream form that stopped asking).
 
     No row equals a row of `pool`, of a frame of `exclude` (name: frame) or another row of the
-    batch on `compared_columns`. The same pool, exclude, rows, seed and shift give the same frame.
+    batch on `compared_columns`. The same pool, exclude, rows, seed, shift and target give the
+    same frame.
     """
     if shift not in SHIFTS:
         raise DataError(f"unknown shift '{shift}'; choose one of {', '.join(SHIFTS)}")
     if rows < 1:
         raise DataError(f"rows must be at least 1, got {rows}")
-    needed = [LABEL, *PERSON, *(c for block in DONOR_BLOCKS for c in block)]
-    missing = [c for c in needed if c not in pool.columns]
-    if missing:
+    missing = adult_columns_missing(pool)
+    if not missing:
+        layout = ADULT
+    elif target is None:
         raise DataError(
             f"the source lacks the column(s) {', '.join(missing)}: demo batches are made of "
-            "Adult rows (for other data, write the batches yourself)"
+            "Adult rows, or of other data given its target (params.yaml's data.target)"
         )
+    elif shift not in GENERIC_SHIFTS:
+        raise DataError(
+            f"shift '{shift}' needs the Adult column(s) {', '.join(missing)}, which the source "
+            f"lacks; on other data use shift {' or '.join(GENERIC_SHIFTS)}"
+        )
+    else:
+        regression = task == "regression" if task is not None else _looks_numeric(pool, target)
+        layout = generic_layout(pool, target, regression)
     n = len(pool)
     if rows > n:
         raise DataError(f"the source has {n} rows; ask for at most {n}")
     pool = pool.reset_index(drop=True)
-    keys = _Keys(pool, exclude or {})
+    keys = _Keys(pool, exclude or {}, layout)
 
     rng = np.random.default_rng(seed)
     anchors = _anchors(pool, rows, rng, shift)
-    donors = _Donors(pool)
+    donors = _Donors(pool, layout)
     chosen = donors.draw(rng, anchors)
     blank = np.zeros(rows, dtype=bool)
     if shift == "missing":
-        first = _compose(pool, anchors, chosen, blank)
-        has = np.flatnonzero(first.loc[:, list(BLANKED)].notna().all(axis=1).to_numpy())
+        first = _compose(pool, anchors, chosen, blank, layout)
+        has = np.flatnonzero(first.loc[:, list(layout.blanked)].notna().all(axis=1).to_numpy())
         blank[rng.choice(has, size=round(len(has) * MISSING_SHARE), replace=False)] = True
     draft = _Draft(keys, anchors, chosen, blank)
     group_of = donors.start[anchors]
@@ -379,14 +486,34 @@ def make_batch(
     for row in range(rows):
         if draft.is_copy(row):
             _make_new(draft, row, rows_of_group[group_of[row]], donors, rng)
-    return _compose(pool, anchors, draft.donors, blank)
+    return _compose(pool, anchors, draft.donors, blank, layout)
+
+
+def adult_columns_missing(pool: pd.DataFrame) -> list[str]:
+    """The Adult columns (label, person and donor blocks) that `pool` lacks."""
+    needed = [LABEL, *PERSON, *(c for block in DONOR_BLOCKS for c in block)]
+    return [c for c in needed if c not in pool.columns]
+
+
+def _looks_numeric(pool: pd.DataFrame, target: str) -> bool:
+    """No task given: a numeric target with more than 20 distinct values is a regression's."""
+    if target not in pool.columns:
+        return False
+    values = pool[target]
+    numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+    return bool(numeric and values.nunique() > 20)
 
 
 def _demo_batch(args: argparse.Namespace) -> int:
     check_output_path(args.output)
     pool = read_batch(args.source)
     exclude = {str(path): read_batch(path) for path in args.exclude}
-    batch = make_batch(pool, args.rows, args.seed, args.shift, exclude)
+    target = task = None
+    params = args.params if args.params is not None else DEFAULT_PARAMS
+    if adult_columns_missing(pool) and (args.params is not None or Path(params).is_file()):
+        data = load_params(params).data  # only other data needs the target
+        target, task = data.target, data.task
+    batch = make_batch(pool, args.rows, args.seed, args.shift, exclude, target, task)
     write_batch(args.output, batch)
     known = " or ".join([str(args.source), *exclude])
     print(
@@ -400,11 +527,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `demo-batch` to the `gitops-ml` subcommands."""
     p = sub.add_parser(
         "demo-batch",
-        help="write a batch of new Adult rows with a controlled shift",
+        help="write a batch of new rows with a controlled shift",
         description="Offline demo data for drift: new rows generated from the training split "
-        "(each a person of one row with schooling, job, hours, capital and origin of other rows "
-        "with the same label, sex and age band), none a copy of a training or test row, and "
-        "shifted: " + ", ".join(SHIFTS) + ". The same seed gives the same batch.",
+        "(on Adult, each a person of one row with schooling, job, hours, capital and origin of "
+        "other rows with the same label, sex and age band; on other data, each feature from a "
+        "row with the same label, the target of params.yaml), none a copy of a training or "
+        "test row, and shifted: "
+        + ", ".join(SHIFTS)
+        + " (other data: "
+        + ", ".join(GENERIC_SHIFTS)
+        + "). The same seed gives the same batch.",
         epilog=exit_codes("the batch was written"),
     )
     p.add_argument("--output", required=True, help="batch to write (.parquet or .csv)")
@@ -416,8 +548,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--source",
         default=DEFAULT_SOURCE,
-        help="rows to generate from, parquet or CSV with the ingested Adult columns; no batch "
+        help="rows to generate from, parquet or CSV with the ingested columns; no batch "
         "row is a copy of one of them (default: %(default)s)",
+    )
+    p.add_argument(
+        "--params",
+        default=None,
+        help="params.yaml naming the target of a source that is not Adult (default: "
+        f"{DEFAULT_PARAMS}, if there is one)",
     )
     p.add_argument(
         "--exclude",
@@ -425,6 +563,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=list(DEFAULT_EXCLUDE),
         metavar="PATH",
         help="more rows no batch row may be a copy of (compared on every column but "
-        f"{' and '.join(NOT_COMPARED)}); --exclude alone: none (default: %(default)s)",
+        f"{' and '.join(NOT_COMPARED)}, or but the target on other data); --exclude alone: "
+        "none (default: %(default)s)",
     )
     p.set_defaults(func=_demo_batch)
