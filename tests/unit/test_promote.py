@@ -216,7 +216,6 @@ def a_result(uri: str = "sqlite:///mlflow.db", **changes) -> pm.PromoteResult:
         "created": True,
         "artifact_source": "rebuild",
         "model_md5": MD5,
-        "model_md5_built": "f" * 32,
         "dvc_lock_md5": "e" * 32,
         "git_sha": "1" * 40,
         "pr_number": "12",
@@ -236,7 +235,6 @@ def test_summary_of_a_local_dry_run() -> None:
     assert text.startswith("## Promotion: `adult income` version 3 is `@champion`")
     assert "| alias moves | `@previous`: (none) → 2; `@champion`: 2 → 3 |" in text
     assert f"| model md5 (dvc.lock) | `{MD5}` |" in text
-    assert f"| model md5 (rebuilt) | `{'f' * 32}` |" in text
     assert f"| train data md5 | `{DATA_MD5}` |" in text
     assert "| pull request | #12 |" in text
     assert "_dry run: local sqlite registry (`sqlite:///mlflow.db`)" in text

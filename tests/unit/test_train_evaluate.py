@@ -431,26 +431,31 @@ def test_evaluate_with_a_missing_slice_column_writes_nothing_then_warns_without_
     assert (tmp_path / METRICS_PATH).exists()
 
 
-def test_evaluate_with_a_model_for_the_other_task(
-    tmp_path: Path,
-    adult_split: tuple[pd.DataFrame, pd.DataFrame],
-    capsys: pytest.CaptureFixture[str],
-) -> None:
+def trained_ridge(ws: Path) -> None:
+    """A ridge regression on diabetes trained into `ws` (splits, params.yaml, the model)."""
     from sklearn.datasets import load_diabetes
 
     frame = load_diabetes(as_frame=True).frame
-    write_splits(tmp_path, frame.iloc[:100], frame.iloc[100:150])
+    write_splits(ws, frame.iloc[:100], frame.iloc[100:150])
     params = load_params(
         write_params(
-            tmp_path / "params.yaml",
+            ws / "params.yaml",
             data={"source": "csv", "path": "x.csv", "target": "target", "task": "regression"},
             train={"model": "ridge"},
             evaluate={"slices": []},
             gate=REGRESSION_GATE,
         )
     )
-    (tmp_path / "models").mkdir()
-    train.save_model(train.train(frame.iloc[:100], params).pipeline, tmp_path / MODEL_PATH)
+    (ws / "models").mkdir()
+    train.save_model(train.train(frame.iloc[:100], params).pipeline, ws / MODEL_PATH)
+
+
+def test_evaluate_with_a_model_for_the_other_task(
+    tmp_path: Path,
+    adult_split: tuple[pd.DataFrame, pd.DataFrame],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    trained_ridge(tmp_path)
     write_params(tmp_path / "params.yaml", data={"target": "target"}, evaluate={"slices": []})
     assert evaluate.main(evaluate_args(tmp_path)) == 2
     assert "the model is a regressor but data.task is binary" in capsys.readouterr().err
@@ -460,22 +465,8 @@ def test_evaluate_refuses_a_model_that_is_not_the_one_dvc_lock_records(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The train stage's output is checked against dvc.lock before it is unpickled."""
-    from sklearn.datasets import load_diabetes
-
     monkeypatch.chdir(tmp_path)
-    frame = load_diabetes(as_frame=True).frame
-    write_splits(tmp_path, frame.iloc[:100], frame.iloc[100:150])
-    params = load_params(
-        write_params(
-            tmp_path / "params.yaml",
-            data={"source": "csv", "path": "x.csv", "target": "target", "task": "regression"},
-            train={"model": "ridge"},
-            evaluate={"slices": []},
-            gate=REGRESSION_GATE,
-        )
-    )
-    (tmp_path / "models").mkdir()
-    train.save_model(train.train(frame.iloc[:100], params).pipeline, tmp_path / MODEL_PATH)
+    trained_ridge(tmp_path)
     recorded = "0" * 32
     lock = {"schema": "2.0", "stages": {"train": {"outs": [{"path": MODEL_PATH, "md5": recorded}]}}}
     (tmp_path / "dvc.lock").write_text(yaml.safe_dump(lock), encoding="utf-8")

@@ -98,7 +98,6 @@ CRASH_ENV = "GITOPS_ML_PROMOTE_CRASH_AFTER"
 CRASH_POINTS = ("run", "register", "previous")
 
 TAG_LOCK_MD5 = f"{tracking.TAG_PREFIX}dvc_lock_md5"
-TAG_MODEL_MD5_BUILT = f"{tracking.TAG_PREFIX}model_md5_built"
 TAG_MODEL_PATH = f"{tracking.TAG_PREFIX}model_path"
 TAG_ARTIFACT_SOURCE = f"{tracking.TAG_PREFIX}artifact_source"
 TAG_TRAIN_RUN_ID = f"{tracking.TAG_PREFIX}train_run_id"
@@ -378,8 +377,6 @@ def _lineage(
         TAG_MODEL_PATH: declared.path,
         TAG_ARTIFACT_SOURCE: artifact.source,
     }
-    if artifact.md5 != declared.md5:
-        tags[TAG_MODEL_MD5_BUILT] = artifact.md5
     if sha:
         tags[tracking.TAG_GIT_SHA] = sha
     if dirty is not None:
@@ -403,7 +400,6 @@ class PromoteResult:
     created: bool
     artifact_source: str
     model_md5: str
-    model_md5_built: str | None
     dvc_lock_md5: str
     git_sha: str | None
     pr_number: str | None
@@ -497,7 +493,6 @@ def promote(
             f"models:/{name}/{version}", declared.md5, f"version {version} of '{name}'"
         )
         run_id, run_reused = found.run_id, None
-        built = found.tags.get(TAG_MODEL_MD5_BUILT)
         lineage = {k: v for k, v in found.tags.items() if k.startswith(tracking.TAG_PREFIX)}
         log.info("version %s of '%s' already carries model md5 %s", version, name, declared.md5)
     else:
@@ -540,7 +535,6 @@ def promote(
                     )
             run_reused = False
         source = lineage.get(TAG_ARTIFACT_SOURCE, "registry")
-        built = None
         _checkpoint("run", crash_after)
 
         version_tags = {
@@ -582,7 +576,6 @@ def promote(
         created=created,
         artifact_source=source,
         model_md5=declared.md5,
-        model_md5_built=built,
         dvc_lock_md5=declared.lock_md5,
         git_sha=sha,
         pr_number=pr,
@@ -629,8 +622,6 @@ def summary_markdown(result: PromoteResult) -> str:
         ("dvc.lock md5", f"`{result.dvc_lock_md5}`"),
         ("model md5 (dvc.lock)", f"`{result.model_md5}`"),
     ]
-    if result.model_md5_built:
-        rows.append(("model md5 (rebuilt)", f"`{result.model_md5_built}`"))
     data_md5 = result.lineage.get(tracking.TAG_TRAIN_DATA_MD5)
     rows.append(("train data md5", f"`{data_md5}`" if data_md5 else "—"))
     rows.append(("pull request", f"#{result.pr_number}" if result.pr_number else "—"))
