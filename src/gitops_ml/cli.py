@@ -26,7 +26,7 @@ def _check_params(args: argparse.Namespace) -> int:
     from gitops_ml.batches import schema_path
     from gitops_ml.schema import check_params_against, load_schema
 
-    params = load_params(args.params)
+    params = load_params(args.params, check_estimator=True)
     try:
         schema_file = schema_path(None, args.params)
     except ConfigError:  # no dvc.yaml naming a schema beside the params: nothing to check it with

@@ -33,6 +33,35 @@ def is_classification(task: str) -> bool:
     return task in CLASSIFICATION_TASKS
 
 
+def estimator_kind(task: str) -> str:
+    """ "classification" for the binary and multiclass tasks, else the task itself."""
+    return "classification" if is_classification(task) else task
+
+
+#: train.model -> the estimator kinds it has (`gitops_ml.models.MODELS` holds the classes; a test
+#: keeps the two equal). Known here so that reading params never imports scikit-learn.
+MODEL_KINDS: dict[str, tuple[str, ...]] = {
+    "logistic_regression": ("classification",),
+    "ridge": ("regression",),
+    "hist_gradient_boosting": ("classification", "regression"),
+    "random_forest": ("classification", "regression"),
+}
+
+
+def check_model_name(model: str, task: str) -> None:
+    """A ConfigError names a `train.model` that does not exist or does not solve `task`."""
+    if model not in MODEL_KINDS:
+        raise ConfigError(
+            f"params: 'train.model' must be one of {', '.join(MODEL_KINDS)}; got '{model}'"
+        )
+    kind = estimator_kind(task)
+    if kind not in MODEL_KINDS[model]:
+        other = [name for name, kinds in MODEL_KINDS.items() if kind in kinds]
+        raise ConfigError(
+            f"params: 'train.model' {model} does not support {task}; use one of {', '.join(other)}"
+        )
+
+
 @dataclass(frozen=True)
 class DataConfig:
     """Where the data comes from and what is predicted."""
@@ -288,9 +317,7 @@ def _split(raw: Mapping[str, Any]) -> SplitConfig:
     )
 
 
-def _train(raw: Mapping[str, Any], task: str) -> TrainConfig:
-    from gitops_ml.models import validate_model  # sklearn import only when params are loaded
-
+def _train(raw: Mapping[str, Any], task: str, check_estimator: bool) -> TrainConfig:
     s = _build(TrainConfig, raw, "train")
     hyper = s["hyperparams"]
     if hyper is None:
@@ -302,7 +329,11 @@ def _train(raw: Mapping[str, Any], task: str) -> TrainConfig:
         hyperparams=MappingProxyType(dict(hyper)),
         seed=_int(s["seed"], "train.seed", minimum=0),
     )
-    validate_model(cfg.model, task, dict(cfg.hyperparams))
+    check_model_name(cfg.model, task)
+    if check_estimator:
+        from gitops_ml.models import validate_model  # scikit-learn: seconds to import
+
+        validate_model(cfg.model, task, dict(cfg.hyperparams))
     return cfg
 
 
@@ -429,8 +460,13 @@ def _drift(raw: Mapping[str, Any]) -> DriftConfig:
     )
 
 
-def parse_params(raw: Any) -> Params:
-    """Validate an already-parsed params mapping."""
+def parse_params(raw: Any, *, check_estimator: bool = False) -> Params:
+    """Validate an already-parsed params mapping.
+
+    `train.model` is always checked against the task; the hyperparameters are checked by
+    building the estimator only with `check_estimator` (it imports scikit-learn, seconds of
+    start-up that only `check-params`, `init` and the train stage, which builds it anyway, pay).
+    """
     if not isinstance(raw, Mapping):
         raise ConfigError("params: the file must contain a mapping of sections")
     known = {f.name for f in dataclasses.fields(Params)} - {"raw"}
@@ -443,7 +479,7 @@ def parse_params(raw: Any) -> Params:
     return Params(
         data=data,
         split=_split(raw),
-        train=_train(raw, data.task),
+        train=_train(raw, data.task, check_estimator),
         evaluate=_evaluate(raw, data),
         mlflow=_mlflow(raw),
         gate=_gate(raw, data.task),
@@ -510,7 +546,9 @@ def read_settings(path: str | os.PathLike[str] = "params.yaml") -> Any:
     return merge_settings(read_yaml(path, "params"), gitops, source=str(extra))
 
 
-def load_params(path: str | os.PathLike[str] = "params.yaml") -> Params:
+def load_params(
+    path: str | os.PathLike[str] = "params.yaml", *, check_estimator: bool = False
+) -> Params:
     """Read and validate params.yaml and the gitops.yaml beside it; every problem is a
-    ConfigError naming the key."""
-    return parse_params(read_settings(path))
+    ConfigError naming the key (the hyperparameters too with `check_estimator`)."""
+    return parse_params(read_settings(path), check_estimator=check_estimator)

@@ -10,11 +10,12 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from gitops_ml.errors import DataError
+
+if TYPE_CHECKING:  # pandas costs a second to import: only the functions that use it do
+    import pandas as pd
 
 
 def _default_mode(directory: bool = False) -> int:
@@ -82,6 +83,8 @@ def file_md5(path: str | os.PathLike[str]) -> str:
 
 def read_parquet(path: str | os.PathLike[str]) -> pd.DataFrame:
     """Read a stage's parquet input; a missing or unreadable file is a DataError naming it."""
+    import pandas as pd
+
     if not Path(path).is_file():
         raise DataError(f"{path}: file not found (run the stage that writes it first)")
     try:

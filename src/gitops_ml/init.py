@@ -37,9 +37,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import yaml
 
+from gitops_ml import lazy
 from gitops_ml.cliargs import exit_codes
 from gitops_ml.config import (
     GITOPS_FILE,
@@ -60,6 +60,8 @@ from gitops_ml.sources import (
     read_csv,
     read_parquet_source,
 )
+
+pd = lazy.module("pandas")
 
 SOURCE_DIR = Path("data/source")
 SCHEMA_DIR = Path("data/schema")
@@ -1118,7 +1120,9 @@ def make_plan(
     # -- the files, each checked the way the pipeline will read it
     params_text = edit_params((root / PARAMS).read_text(encoding="utf-8"), updates)
     gitops_raw = None if gitops_text is None else yaml.safe_load(gitops_text)
-    params = parse_params(merge_settings(yaml.safe_load(params_text), gitops_raw))
+    params = parse_params(
+        merge_settings(yaml.safe_load(params_text), gitops_raw), check_estimator=True
+    )
     schema_path = SCHEMA_DIR / f"{name}.yaml"
     ingested = _ingested(data, params.data, slice_names)
     schema_text, n_schema_columns = _draft_schema(ingested, target, task, storage.dest, schema_path)

@@ -26,7 +26,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 from sklearn.utils._param_validation import InvalidParameterError
 
-from gitops_ml.config import is_classification
+from gitops_ml.config import check_model_name, estimator_kind
 from gitops_ml.errors import ConfigError
 
 #: model name -> {"classification" | "regression": estimator class}; binary and multiclass
@@ -50,23 +50,8 @@ _SINGLE_JOB = ("random_forest",)
 
 def estimator_class(model: str, task: str) -> type[BaseEstimator]:
     """Look up the estimator class; a ConfigError names the bad `train.model`."""
-    if model not in MODELS:
-        raise ConfigError(
-            f"params: 'train.model' must be one of {', '.join(MODELS)}; got '{model}'"
-        )
-    by_task = MODELS[model]
-    kind = estimator_kind(task)
-    if kind not in by_task:
-        other = [name for name, tasks in MODELS.items() if kind in tasks]
-        raise ConfigError(
-            f"params: 'train.model' {model} does not support {task}; use one of {', '.join(other)}"
-        )
-    return by_task[kind]
-
-
-def estimator_kind(task: str) -> str:
-    """ "classification" for the binary and multiclass tasks, else the task itself."""
-    return "classification" if is_classification(task) else task
+    check_model_name(model, task)
+    return MODELS[model][estimator_kind(task)]
 
 
 def make_estimator(model: str, task: str, hyperparams: dict[str, Any], seed: int) -> BaseEstimator:

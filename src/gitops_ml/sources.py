@@ -23,12 +23,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
-import numpy as np
-import pandas as pd
-import pyarrow as pa
-
+from gitops_ml import lazy
 from gitops_ml.config import DataConfig
 from gitops_ml.errors import DataError
+
+np = lazy.module("numpy")
+pd = lazy.module("pandas")
+pa = lazy.module("pyarrow")
 
 ADULT_COLUMNS = (
     "age",

@@ -21,7 +21,7 @@ import yaml
 from gitops_ml.files import write_parquet
 from gitops_ml.lineage.dvclock import TEST_PATH, TRAIN_PATH
 from gitops_ml.sources import make_synthetic
-from gitops_ml.stages import ingest, split, validate
+from gitops_ml.stages import ingest, split, train, validate
 from tests.conftest import template_settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -261,7 +261,6 @@ def test_real_process_prints_one_line_without_traceback(ws: Workspace) -> None:
     [
         ("data", {"colour": "red"}, "data.colour"),
         ("train", {"model": "xgboost"}, "train.model"),
-        ("train", {"model": "random_forest", "hyperparams": {"n_estimators": -1}}, "n_estimators"),
         ("split", {"test_size": 1.2}, "split.test_size"),
         ("split", {"test_size": 0}, "split.test_size"),
     ],
@@ -278,3 +277,18 @@ def test_bad_params_stop_every_stage_and_keep_outputs(
     assert code != 0
     _one_error_line(err, needle)
     assert ws.snapshot() == before
+
+
+def test_a_bad_hyperparameter_stops_the_train_stage_before_it_reads_anything(
+    ws: Workspace, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Hyperparameters are checked where the estimator is built (reading params elsewhere does
+    not import scikit-learn): the train stage refuses them with one line, the model untouched."""
+    params = yaml.safe_load(Path("params.yaml").read_text(encoding="utf-8"))
+    params["train"].update(model="random_forest", hyperparams={"n_estimators": -1})
+    Path("params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+    model = Path("models/model.joblib")
+    code = train.main(["--train", str(TRAIN), "--model", str(model)])
+    assert code == 2
+    _one_error_line(capsys.readouterr().err, "n_estimators")
+    assert not model.exists()

@@ -102,7 +102,7 @@ def test_bad_values_name_the_key(changes: dict, needle: str) -> None:
     if needle == "logistic":
         raw["train"]["model"] = "logistic_regression"
     with pytest.raises(ConfigError, match=needle.replace(".", r"\.")):
-        parse_params(raw)
+        parse_params(raw, check_estimator=True)
 
 
 def test_unknown_and_missing_sections() -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +14,7 @@ import pandas as pd
 import pytest
 from threadpoolctl import threadpool_limits
 
-from gitops_ml.config import parse_params
+from gitops_ml.config import MODEL_KINDS, parse_params
 from gitops_ml.errors import ConfigError
 from gitops_ml.models import (
     MODELS,
@@ -48,12 +50,16 @@ def test_unknown_model_type_is_a_config_error() -> None:
 
 def test_unknown_hyperparameter_is_a_config_error_naming_it() -> None:
     with pytest.raises(ConfigError, match=r"train\.hyperparams\.n_trees"):
-        parse_params(_params(model="random_forest", hyperparams={"n_trees": 10}))
+        parse_params(
+            _params(model="random_forest", hyperparams={"n_trees": 10}), check_estimator=True
+        )
 
 
 def test_negative_tree_count_is_a_config_error_naming_the_hyperparameter() -> None:
     with pytest.raises(ConfigError, match="n_estimators") as exc:
-        parse_params(_params(model="random_forest", hyperparams={"n_estimators": -1}))
+        parse_params(
+            _params(model="random_forest", hyperparams={"n_estimators": -1}), check_estimator=True
+        )
     assert "train.hyperparams" in str(exc.value)
 
 
@@ -203,3 +209,27 @@ def test_a_training_failure_names_the_column_not_its_index() -> None:
     )
     with pytest.raises(DataError, match=r"^training failed on column 'amount': Categorical"):
         train.train(df, params)
+
+
+def test_the_params_model_table_is_the_catalogue() -> None:
+    """config.MODEL_KINDS checks train.model without importing scikit-learn: it must list exactly
+    the models and kinds that models.MODELS builds."""
+    assert {name: tuple(kinds) for name, kinds in MODELS.items()} == MODEL_KINDS
+
+
+def test_bad_hyperparameters_pass_a_light_read_and_fail_where_the_estimator_is_built() -> None:
+    raw = _params(model="random_forest", hyperparams={"n_estimators": -1})
+    assert parse_params(raw).train.hyperparams == {"n_estimators": -1}
+    with pytest.raises(ConfigError, match="n_estimators"):
+        parse_params(raw, check_estimator=True)
+
+
+def test_reading_params_imports_neither_scikit_learn_nor_pandas() -> None:
+    """Every stage and command reads params first: that must not cost seconds of imports."""
+    code = (
+        "import sys; from gitops_ml.config import load_params; "
+        f"load_params({str(ROOT / 'params.yaml')!r}); "
+        "print(sorted(m for m in ('sklearn', 'pandas', 'mlflow') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -52,13 +52,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
+from gitops_ml import lazy
 from gitops_ml.batches import check_output_path, read_batch, write_batch
 from gitops_ml.cliargs import exit_codes, whole_number
 from gitops_ml.config import load_params
 from gitops_ml.errors import DataError
+
+np = lazy.module("numpy")
+pd = lazy.module("pandas")
 
 #: The shifts `demo-batch` can apply (see `make_batch`).
 SHIFTS = ("none", "age", "sex", "income_mix", "missing")

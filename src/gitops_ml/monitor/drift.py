@@ -56,9 +56,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
-
+from gitops_ml import lazy
 from gitops_ml.batches import (
     MODEL_COLUMNS,
     PREDICTION_COLUMN,
@@ -76,6 +74,9 @@ from gitops_ml.files import atomic_path, write_json
 from gitops_ml.lineage.artifacts import load_model
 from gitops_ml.lineage.dvclock import MODEL_PATH, PREDICTIONS_PATH, TRAIN_PATH
 from gitops_ml.release.serve import add_params_and_schema
+
+np = lazy.module("numpy")
+pd = lazy.module("pandas")
 
 #: Share counted for an empty bin or an unseen category, so the PSI stays finite.
 EPSILON = 1e-4

@@ -222,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
 @cli_entry
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    params = load_params(args.params)
+    params = load_params(args.params, check_estimator=True)
     df = read_parquet(args.train)
     result = train(df, params)
     # The model moves into place only after MLflow has the run: a failure keeps the last good one.
