@@ -17,6 +17,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier, is_regressor
+from sklearn.compose import ColumnTransformer
+from sklearn.pipeline import Pipeline
+from sklearn.utils.metaestimators import available_if
 from threadpoolctl import threadpool_limits
 
 from gitops_ml.errors import DataError
@@ -346,6 +350,111 @@ def calibration_points(is_pos: np.ndarray, score: np.ndarray, n_bins: int = 10) 
     return records
 
 
+class PreTransformed(BaseEstimator):
+    """A fitted Pipeline seen through its preprocessed features, for permutation importance.
+
+    Permuting a raw column and preprocessing again gives, row by row, the same numbers as
+    permuting that column's preprocessed output, when each raw column becomes its own output
+    column row by row (encoders, scalers, imputers, passthrough). So the features are
+    preprocessed once, and scikit-learn's `permutation_importance` is handed a matrix of row
+    numbers instead (each column 0..n-1): it shuffles those exactly as it would shuffle the raw
+    columns (same seed, same order), and this object gathers the preprocessed rows they name
+    before calling the final estimator. The importances are bit for bit those of the raw
+    route (tests compare both on every model of the catalogue), at a fraction of the cost.
+    """
+
+    def __init__(self, final: Any, transformed: np.ndarray, columns: list[list[int]]) -> None:
+        self.final = final
+        self.transformed = transformed
+        self.columns = columns  # raw column j -> its preprocessed columns
+
+    @classmethod
+    def of(cls, model: Any, features: pd.DataFrame) -> PreTransformed | None:
+        """The view of `model` on `features`, or None where the shortcut does not hold."""
+        if not isinstance(model, Pipeline) or len(model.steps) != 2:
+            return None
+        pre, final = model.steps[0][1], model.steps[1][1]
+        if not isinstance(pre, ColumnTransformer):
+            return None
+        columns = _raw_to_output_columns(pre, list(features.columns))
+        if columns is None:
+            return None
+        transformed = pre.transform(features)
+        if not isinstance(transformed, np.ndarray):  # sparse output: take the raw route
+            return None
+        if is_classifier(final):
+            view: PreTransformed = _ClassifierView(final, transformed, columns)
+            view.classes_ = final.classes_
+            return view
+        if is_regressor(final):
+            return _RegressorView(final, transformed, columns)
+        return None
+
+    def row_indices(self) -> np.ndarray:
+        """What permutation importance shuffles: every column holds the row numbers 0..n-1."""
+        rows = np.arange(self.transformed.shape[0])
+        return np.repeat(rows[:, None], len(self.columns), axis=1)
+
+    def gathered(self, rows: np.ndarray) -> np.ndarray:
+        """The preprocessed matrix with each raw column's values taken from the rows `rows`
+        names for it (a column still 0..n-1 is left as it is)."""
+        identity = np.arange(self.transformed.shape[0])
+        out = self.transformed
+        for j, cols in enumerate(self.columns):
+            if not np.array_equal(rows[:, j], identity):
+                if out is self.transformed:
+                    out = out.copy()
+                out[:, cols] = self.transformed[np.ix_(rows[:, j], cols)]
+        return out
+
+    def fit(self, *_: Any) -> PreTransformed:  # scikit-learn's scorers check for an estimator
+        raise NotImplementedError("a view of a fitted model; it is never fitted")
+
+    @available_if(lambda self: hasattr(self.final, "predict"))
+    def predict(self, rows: np.ndarray) -> Any:
+        return self.final.predict(self.gathered(rows))
+
+    @available_if(lambda self: hasattr(self.final, "predict_proba"))
+    def predict_proba(self, rows: np.ndarray) -> Any:
+        return self.final.predict_proba(self.gathered(rows))
+
+    @available_if(lambda self: hasattr(self.final, "decision_function"))
+    def decision_function(self, rows: np.ndarray) -> Any:
+        return self.final.decision_function(self.gathered(rows))
+
+
+class _ClassifierView(ClassifierMixin, PreTransformed):
+    pass
+
+
+class _RegressorView(RegressorMixin, PreTransformed):
+    pass
+
+
+def _raw_to_output_columns(pre: Any, names: list[str]) -> list[list[int]] | None:
+    """For each raw column, the ColumnTransformer's output columns made from it alone, or None
+    unless every fitted part maps its inputs one to one, in order (all the catalogue's do
+    except one-hot encoding)."""
+    where = {name: i for i, name in enumerate(names)}
+    columns: list[list[int]] = [[] for _ in names]
+    for name, _transformer, cols in pre.transformers_:
+        if name == "remainder" and _transformer == "drop":
+            continue
+        out = pre.output_indices_.get(name)
+        if out is None:
+            return None
+        selected = list(cols) if not isinstance(cols, str) else [cols]
+        if out.stop - out.start == 0 and not selected:
+            continue
+        if out.stop - out.start != len(selected) or any(
+            isinstance(c, bool) or c not in where for c in selected
+        ):
+            return None
+        for offset, col in enumerate(selected):
+            columns[where[col]].append(out.start + offset)
+    return columns
+
+
 def permutation_importance_rows(
     model: Any,
     features: pd.DataFrame,
@@ -383,9 +492,10 @@ def permutation_importance_rows(
     # Many small predictions: one thread avoids OpenMP's hand-off cost, which dominates on a
     # busy runner; the predictions, and so the importances, are the same with any thread count.
     with threadpool_limits(limits=1):
+        fast = PreTransformed.of(model, features)
         result = permutation_importance(
-            model,
-            features,
+            model if fast is None else fast,
+            features if fast is None else fast.row_indices(),
             target,
             scoring=scoring,
             n_repeats=repeats,

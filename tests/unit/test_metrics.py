@@ -366,3 +366,62 @@ def test_numeric_slice_metrics_keep_the_bin_order() -> None:
     actual = np.tile([1.0, 2.0], 20)
     got = m.slice_metrics(frame, ["age"], task="regression", actual=actual, predicted=actual)
     assert list(got["age"]) == ["[0, 9.75)", "[9.75, 19.5)", "[19.5, 29.25)", "[29.25, 39]"]
+
+
+# --- permutation importance: the preprocessed shortcut equals the raw route --------------------
+
+
+def _catalogue_cases() -> list[tuple[str, str, str]]:
+    from gitops_ml.models import MODELS
+
+    data = {"classification": ("penguins", "breast_cancer"), "regression": ("cars",)}
+    return [
+        (model, kind, name)
+        for model, kinds in MODELS.items()
+        for kind in kinds
+        for name in data[kind]
+    ]
+
+
+@pytest.mark.parametrize(("model", "kind", "dataset"), _catalogue_cases())
+def test_permutation_importance_shortcut_is_bit_for_bit_the_raw_route(
+    model: str, kind: str, dataset: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Real data with missing values and text columns (penguins, Auto MPG) and numeric-only
+    (breast cancer), every model of the catalogue: where the shortcut applies, its importances
+    equal scikit-learn's on the raw columns exactly; one-hot encoding takes the raw route."""
+    from gitops_ml.models import build_pipeline, feature_columns
+    from tests import datasets
+
+    data = getattr(datasets, dataset)()
+    df = data.frame.dropna(subset=[data.target]).reset_index(drop=True)
+    if data.task == "binary":
+        df[data.target] = df[data.target].map({0: "benign", 1: "malignant"})
+    numeric, categorical = feature_columns(df, data.target)
+    levels = max((df[c].nunique() for c in categorical), default=0)
+    pipe = build_pipeline(model, data.task, {}, 0, numeric, categorical, cardinality=levels)
+    train, test = df.iloc[::2], df.iloc[1::2]  # importance on rows the model did not see
+    pipe.fit(train.drop(columns=data.target), train[data.target])
+    X, y = test.drop(columns=data.target), test[data.target]
+    kwargs = {"task": data.task, "max_rows": 200, "repeats": 3, "seed": 7}
+    view = m.PreTransformed.of(pipe, X)
+    one_hot = model in ("logistic_regression", "ridge") and bool(categorical)
+    assert (view is None) == one_hot
+    fast = m.permutation_importance_rows(pipe, X, y, **kwargs)
+    monkeypatch.setattr(m.PreTransformed, "of", classmethod(lambda cls, *_: None))
+    raw = m.permutation_importance_rows(pipe, X, y, **kwargs)
+    assert fast == raw
+    assert len(raw) == X.shape[1] and any(r["importance"] for r in raw)
+
+
+def test_the_shortcut_refuses_a_column_mapped_to_several_outputs() -> None:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.preprocessing import OneHotEncoder
+
+    X = pd.DataFrame({"a": ["x", "y", "z", "x"], "b": [1.0, 2.0, 3.0, 4.0]})
+    pre = ColumnTransformer(
+        [("num", "passthrough", ["b"]), ("cat", OneHotEncoder(sparse_output=False), ["a"])]
+    ).fit(X)
+    assert m._raw_to_output_columns(pre, ["a", "b"]) is None
+    one_to_one = ColumnTransformer([("num", "passthrough", ["b", "a"])]).fit(X)
+    assert m._raw_to_output_columns(one_to_one, ["a", "b"]) == [[1], [0]]
