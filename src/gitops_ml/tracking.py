@@ -25,7 +25,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 from gitops_ml.errors import GitopsMLError
 from gitops_ml.files import file_md5
-from gitops_ml.lineage import formats
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -249,13 +248,14 @@ def log_training_run(
     params: Mapping[str, str],
     metrics: Mapping[str, float],
     tags: Mapping[str, str],
-    model: Any,
-    sample: pd.DataFrame,
 ) -> str:
-    """Log one training run with its model (signature, input example, pinned requirements).
+    """Log one training run: its params, training metrics and lineage tags; return its id.
 
-    Returns the run id. `sample` is a few raw feature rows: the signature is inferred from them
-    and the first rows become the input example.
+    The run names its model by the md5 tag (the file DVC holds); it logs no MLflow model. The
+    MLflow model (skops, signature, input example, pinned requirements) is made once, by
+    `gitops-ml promote`, from bytes checked against the reviewed dvc.lock: building it here
+    too would cost every `dvc repro` seconds (skops alone takes two to import) for a copy
+    nothing loads.
     """
     import mlflow
 
@@ -265,18 +265,6 @@ def log_training_run(
         with mlflow.start_run(run_name=run_name, tags=dict(tags)) as run:
             mlflow.log_params(dict(params))
             mlflow.log_metrics(dict(metrics))
-            info = mlflow.sklearn.log_model(
-                model,
-                name=MODEL_NAME_IN_RUN,
-                signature=model_signature(model, sample),
-                input_example=sample.head(5),
-                pip_requirements=pip_requirements(),
-                serialization_format="skops",
-                skops_trusted_types=formats.trusted_types(
-                    formats.dumps(model), "the trained model"
-                ),
-            )
-            mlflow.set_tag(TAG_MODEL_URI, info.model_uri)
     return run.info.run_id
 
 

@@ -1,8 +1,9 @@
 """Train stage: fit the Pipeline on the train split, save it, and record the run in MLflow.
 
 The saved file is the DVC artifact; it is byte-identical for the same data, params and library
-versions, whatever the machine's core count. The MLflow run gets the same fitted object, tagged
-with the md5 of that file so evaluate and promote can find it again.
+versions, whatever the machine's core count. The MLflow run records params, training metrics and
+the md5 of that file, so evaluate and promote find it again; the MLflow model itself is made at
+promotion, from the checked file.
 """
 
 from __future__ import annotations
@@ -29,9 +30,6 @@ from gitops_ml.models import build_pipeline, feature_columns, normalize_fitted
 from gitops_ml.scoring import check_classes
 
 log = logging.getLogger(__name__)
-
-#: Rows used to infer the MLflow signature (the first five become the input example).
-SIGNATURE_ROWS = 100
 
 
 @dataclass(frozen=True)
@@ -188,14 +186,12 @@ def estimator_params(pipeline: Pipeline) -> dict[str, str]:
 
 def log_run(
     result: TrainResult,
-    df: pd.DataFrame,
     params: Params,
     *,
     model_file: Path,
     train_file: Path,
 ) -> str:
     """Record the training run in MLflow; return its id."""
-    X, _ = split_features(df, params.data.target, params.data.task)
     tags = tracking.lineage_tags(model_path=model_file, data_paths={"train": train_file})
     md5 = tags[tracking.TAG_MODEL_MD5]
     return tracking.log_training_run(
@@ -204,8 +200,6 @@ def log_run(
         params={**run_params(params), **estimator_params(result.pipeline)},
         metrics=result.metrics,
         tags={**tags, tracking.TAG_MODEL_TYPE: params.train.model},
-        model=result.pipeline,
-        sample=X.head(SIGNATURE_ROWS),
     )
 
 
@@ -230,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         save_model(result.pipeline, tmp)
         md5 = file_md5(tmp)
         with tracking.timed("mlflow logging (train)"):
-            run_id = log_run(result, df, params, model_file=tmp, train_file=args.train)
+            run_id = log_run(result, params, model_file=tmp, train_file=args.train)
     log.info("wrote %s (md5 %s); mlflow run %s", args.model, md5, run_id)
     return 0
 
