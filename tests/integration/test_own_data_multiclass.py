@@ -5,7 +5,7 @@ data sets are in test_own_data_more.py and test_own_data_large.py.
 
 It also shows that evaluation and serving agree: the accuracy in
 reports/metrics.json is the saved model's argmax accuracy, and `gitops-ml predict`, a real
-`mlflow models serve` and the evaluate stage give the same labels for the same rows.
+`gitops-ml serve` (MLflow's scoring protocol) and the evaluate stage give the same labels for the same rows.
 """
 
 from __future__ import annotations

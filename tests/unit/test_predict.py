@@ -6,6 +6,8 @@ test scores a batch through the CLI and compares with the joblib file of the sam
 
 from __future__ import annotations
 
+import io
+import json
 import re
 import shutil
 from collections.abc import Iterator
@@ -27,7 +29,7 @@ from gitops_ml.errors import DataError, GitopsMLError
 from gitops_ml.files import file_md5
 from gitops_ml.lineage import artifacts
 from gitops_ml.lineage.dvclock import MODEL_PATH
-from gitops_ml.release import loadtest, promote, serve
+from gitops_ml.release import loadtest, promote, serve, server
 from gitops_ml.stages import train
 from tests.conftest import template_settings
 
@@ -54,9 +56,12 @@ class Champion:
         return artifacts.champion_uri(MODEL_NAME)
 
 
-def build_champion(ws: Path, train_df: pd.DataFrame) -> Champion:
+def build_champion(
+    ws: Path, train_df: pd.DataFrame, test_df: pd.DataFrame | None = None
+) -> Champion:
     """Copy params.yaml, dvc.yaml and the schema into `ws`, fit a small model on `train_df`,
-    log it with `tracking.log_training_run` and register it as `MODEL_NAME@champion`.
+    log it with `tracking.log_training_run` and register it as `MODEL_NAME@champion`; with
+    `test_df` as the test split, the registered model has a signature (as after `dvc repro`).
 
     The caller points MLFLOW_TRACKING_URI at a store of its own and runs this inside `ws`.
     """
@@ -84,6 +89,9 @@ def build_champion(ws: Path, train_df: pd.DataFrame) -> Champion:
         },
     }
     (ws / "dvc.lock").write_text(yaml.safe_dump(lock), encoding="utf-8")
+    if test_df is not None:
+        (ws / "data/processed").mkdir(parents=True, exist_ok=True)
+        test_df.to_parquet(ws / "data/processed/test.parquet", index=False)
     promoted = promote.promote(ws, params_path=ws / "params.yaml", lock_path=ws / "dvc.lock")
     version = promoted
     return Champion(ws=ws, model_file=model_file, md5=md5, version=str(version.version))
@@ -97,7 +105,7 @@ def champion(
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(ws)
         mp.setenv(tracking.TRACKING_URI_ENV, f"sqlite:///{ws / 'mlflow.db'}")
-        yield build_champion(ws, adult_split[0].head(TRAIN_ROWS))
+        yield build_champion(ws, adult_split[0].head(TRAIN_ROWS), adult_split[1].head(100))
 
 
 @pytest.fixture(scope="module")
@@ -444,19 +452,181 @@ def test_only_not_found_errors_become_the_promote_hint() -> None:
     assert not artifacts._is_not_found(MlflowException("database is locked"))
 
 
-def test_serve_command_puts_this_venv_first() -> None:
-    cmd = serve.serve_command("models:/m@champion", "127.0.0.1", 5123)
-    assert cmd[1:] == [
-        "-m", "mlflow", "models", "serve", "-m", "models:/m@champion", "--env-manager", "local",
-        "--host", "127.0.0.1", "--port", "5123", "--workers", "1",
-    ]  # fmt: skip
-    env = serve.serve_env("sqlite:///x.db", {"PATH": "/usr/bin"})
-    assert env["PATH"].split(":")[0] == str(Path(cmd[0]).parent)
-    assert env[tracking.TRACKING_URI_ENV] == "sqlite:///x.db"
+def test_serve_refuses_a_pickled_mlflow_model_directory(
+    champion: Champion, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A local MLflow model saved as a pickle is never loaded, and nothing starts."""
+    (tmp_path / "MLmodel").write_text("flavors: {}\n", encoding="utf-8")
+    (tmp_path / "model.pkl").write_bytes(b"not loaded")
+    assert cli_main(["serve", "--model", str(tmp_path), "--port", "9"]) == 2
+    assert "never a pickle" in one_error_line(capsys)
+
+
+def test_loopback_hosts_and_pinned_uris() -> None:
     assert artifacts.pinned_uri("models:/m@champion", "3") == "models:/m/3"
     assert artifacts.pinned_uri("runs:/abc/model", None) == "runs:/abc/model"
     assert serve.is_loopback("127.0.0.2") and serve.is_loopback("::1")
+    assert serve.is_loopback("localhost") and serve.is_loopback("[::1]")
     assert not serve.is_loopback("0.0.0.0") and not serve.is_loopback("example.com")
+
+
+def test_workers_and_their_threads_follow_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(server, "_cpus", lambda: 8)
+    assert server.default_workers() == server.MAX_DEFAULT_WORKERS
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")
+    limits = server.thread_limits(4)
+    assert limits["OMP_NUM_THREADS"] == "2" and "OPENBLAS_NUM_THREADS" not in limits
+    monkeypatch.setattr(server, "_cpus", lambda: 1)
+    assert server.default_workers() == 1 and server.thread_limits(2)["OMP_NUM_THREADS"] == "1"
+
+
+def test_serve_copies_only_the_checked_model_and_its_input_columns(
+    champion: Champion, batch: pd.DataFrame, tmp_path: Path
+) -> None:
+    """What the server loads: a fresh skops archive of the checked model and an MLmodel file
+    with the signature's inputs only; the download is gone."""
+    directory, version = serve._verified_copy(champion.uri, champion.ws / "dvc.lock", tmp_path)
+    assert version == champion.version
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+    assert sorted(p.name for p in directory.iterdir()) == ["MLmodel", "model.skops"]
+    mlmodel = yaml.safe_load((directory / "MLmodel").read_text(encoding="utf-8"))
+    assert list(mlmodel) == ["signature"] and list(mlmodel["signature"]) == ["inputs"]
+    columns = server.read_signature(directory)
+    features = batch.drop(columns=[TARGET])
+    assert columns is not None and [c.name for c in columns] == list(features.columns)
+    assert {c.name: c.type for c in columns}["age"] == "long"
+    assert {c.name: c.type for c in columns}["workclass"] == "string"
+    loaded = server.load_model_dir(directory)
+    assert (loaded.predict(features) == joblib.load(champion.model_file).predict(features)).all()
+
+
+def _scorer(model: object, rows: pd.DataFrame, directory: Path) -> server.Scorer:
+    """A Scorer with the signature promote would log for `model` (read back from an MLmodel)."""
+    signature = tracking.model_signature(model, rows.head(5))
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "MLmodel").write_text(
+        yaml.safe_dump({"signature": signature.to_dict()}), encoding="utf-8"
+    )
+    return server.Scorer(model, server.read_signature(directory))
+
+
+def _answer(scorer: server.Scorer, payload: object, content_type: str = "application/json"):
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    answer = scorer.invocations(body, content_type)
+    return answer.status, json.loads(answer.body) if answer.status != 415 else answer.body
+
+
+def test_scorer_speaks_mlflow_payloads_and_errors(
+    champion: Champion, batch: pd.DataFrame, tmp_path: Path
+) -> None:
+    """Every payload MLflow's server takes gives the model's own labels; malformed ones get
+    MLflow's 400 body, other content types 415. (tests/integration/test_serve.py does the same
+    over HTTP.)"""
+    model = joblib.load(champion.model_file)
+    rows = batch.drop(columns=[TARGET]).head(25)
+    scorer = _scorer(model, rows, tmp_path)
+    want = model.predict(rows).tolist()
+    records = json.loads(rows.to_json(orient="records"))
+    split = json.loads(rows.to_json(orient="split", index=False))
+    columns = {c: [r[c] for r in records] for c in rows.columns}
+    payloads = {
+        "split": {"dataframe_split": split},
+        "split, reordered, extra column, params": {
+            "dataframe_split": {
+                "columns": [*split["columns"][::-1], "extra"],
+                "data": [[*row[::-1], 1] for row in split["data"]],
+            },
+            "params": {"ignored": True},
+        },
+        "records": {"dataframe_records": records},
+        "instances": {"instances": records},
+        "inputs (columns)": {"inputs": columns},
+        "inputs (records)": {"inputs": records},
+    }
+    for name, payload in payloads.items():
+        assert _answer(scorer, payload) == (200, {"predictions": want}), name
+    assert _answer(scorer, rows.to_csv(index=False).encode(), "text/csv") == (
+        200,
+        {"predictions": want},
+    )
+    buffer = io.BytesIO()
+    rows.to_parquet(buffer, index=False)
+    assert _answer(scorer, buffer.getvalue(), "application/vnd.apache.parquet")[1] == {
+        "predictions": want
+    }
+    one = {k: v[0] for k, v in columns.items()}
+    assert _answer(scorer, {"inputs": one}) == (200, {"predictions": want[:1]})
+    # MLflow's casts: whole floats and numeric text in an integer column, null text
+    cast = dict(one, age=float(one["age"]), fnlwgt=str(one["fnlwgt"]), workclass=None)
+    assert _answer(scorer, {"dataframe_records": [cast]})[0] == 200
+
+    no_age = {"dataframe_split": {**split, "columns": ["x", *split["columns"][1:]]}}
+    bad = {
+        "missing column": (no_age, "INVALID_PARAMETER_VALUE", "['age']"),
+        "null integer": ({"dataframe_records": [dict(one, age=None)]}, "BAD_REQUEST", "age"),
+        "text integer": ({"dataframe_records": [dict(one, age="old")]}, "BAD_REQUEST", "age"),
+        "two formats": ({"inputs": columns, "instances": records}, "BAD_REQUEST", "exactly one"),
+        "no format": ({"data": split["data"]}, "BAD_REQUEST", "exactly one"),
+        "a list": ([1, 2], "BAD_REQUEST", "Received a list"),
+        "short row": (
+            {"dataframe_split": {**split, "data": [split["data"][0][:-1]]}},
+            "BAD_REQUEST",
+            "14 columns passed, passed data had 13",
+        ),
+        "no rows": ({"dataframe_split": {**split, "data": []}}, "BAD_REQUEST", "evaluating"),
+        "not JSON": (b"age=39,workclass=Private", "BAD_REQUEST", "valid JSON"),
+        "ragged columns": ({"inputs": dict(columns, age=[1])}, "BAD_REQUEST", "length"),
+    }
+    for name, (payload, code, text) in bad.items():
+        status, body = _answer(scorer, payload)
+        assert status == 400 and body["error_code"] == code and text in body["message"], name
+        assert set(body) == {"error_code", "message"}, name
+    for content_type in ("text/plain", "application/json; charset=latin-1", None):
+        answer = scorer.invocations(json.dumps(payloads["split"]).encode(), content_type)
+        assert answer.status == 415 and answer.content_type == "text/plain", content_type
+
+
+@pytest.mark.parametrize(
+    ("model", "task", "target"),
+    [
+        ("logistic_regression", "classification", TARGET),
+        ("ridge", "regression", "hours_per_week"),
+    ],
+)
+def test_batched_requests_get_their_own_rows_predictions(
+    model: str, task: str, target: str, batch: pd.DataFrame, tmp_path: Path
+) -> None:
+    """Concurrent requests are scored in one predict call: each answer is its rows' own
+    predictions (one-hot encoding and a linear model here; the champion is HGB), and a request
+    that fails takes its error alone."""
+    from gitops_ml import models
+
+    frame = batch.drop(columns=[c for c in (TARGET, target) if c != target])
+    X, y = frame.drop(columns=[target]), frame[target]
+    numeric, categorical = models.feature_columns(frame, target)
+    pipeline = models.build_pipeline(model, task, {}, 42, numeric, categorical)
+    with threadpool_limits(limits=1):
+        pipeline.fit(X, y)
+    scorer = _scorer(pipeline, X, tmp_path)
+    want = pipeline.predict(X)
+    requests = [
+        scorer.parse(loadtest.dataframe_split_payload(X.iloc[i : i + n]), "application/json")
+        for i, n in ((0, 1), (1, 3), (4, 1), (5, 50), (55, 145))
+    ]
+    empty = scorer.parse(
+        loadtest.dataframe_split_payload(X.iloc[:0]), "application/json"
+    )  # MLflow answers no rows with a 400
+    assert all(isinstance(r, server.Rows) for r in [*requests, empty])
+    answers = scorer.score([*requests[:2], empty, *requests[2:]])
+    assert [a.status for a in answers] == [200, 200, 400, 200, 200, 200]
+    got = [p for a in answers if a.status == 200 for p in json.loads(a.body)["predictions"]]
+    alone = [p for r in requests for p in json.loads(scorer.score([r])[0].body)["predictions"]]
+    if task == "classification":
+        assert got == alone == want.tolist()
+    else:  # a linear model's float may differ in its last bit with the rows beside it
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=0)
+        np.testing.assert_allclose(alone, want, rtol=1e-12, atol=0)
 
 
 def test_measure_serving_only_targets_loopback(batch: pd.DataFrame) -> None:

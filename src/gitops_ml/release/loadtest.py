@@ -132,7 +132,7 @@ def measure_serving(
 
 def stop_server(proc: subprocess.Popen[bytes]) -> None:
     """Stop a server started in its own session (`start_new_session=True`): TERM to the whole
-    process group (`mlflow models serve` and the uvicorn workers it starts), then KILL."""
+    process group (`gitops-ml serve` and the workers it forks), then KILL."""
     for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):
         try:
             os.killpg(proc.pid, sig)

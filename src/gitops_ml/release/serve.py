@@ -11,25 +11,25 @@ probability.
 With ``--log-dir``, every scored batch is appended to a prediction log (one parquet file per
 batch, never overwritten) that the drift check reads back with `read_prediction_log`.
 
-`gitops-ml serve` runs ``mlflow models serve --env-manager local`` (the MLflow scoring server:
-``/ping``, ``/invocations``) on loopback unless ``--allow-remote`` is given. A registry model is
-checked first (`gitops_ml.lineage.artifacts.registry_model`: its bytes against dvc.lock) and
-saved anew from the checked bytes into a temporary directory, which is what the server loads;
-SIGINT and SIGTERM are passed on to the server, and the directory is removed when it stops.
+`gitops-ml serve` serves the model with the project's own scoring server
+(`gitops_ml.release.server`), which speaks MLflow's scoring protocol (``/ping``, ``/invocations``
+and the rest), so clients of ``mlflow models serve`` do not change, on loopback unless
+``--allow-remote`` is given. A registry model is checked first
+(`gitops_ml.lineage.artifacts.registry_model`: its bytes against dvc.lock), and only the checked
+model, written anew as a skops archive, and its signature's input columns go into a temporary
+directory, which is what the server loads (trusted types only; nothing the downloaded artifact
+names is imported). A local MLflow model directory is loaded the same way, from its
+``model.skops``. The ``--workers`` processes are forked from this one once the model is loaded;
+SIGINT and SIGTERM are passed on to them, and the directory is removed when they have stopped.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import ipaddress
 import logging
-import os
-import signal
-import subprocess
 import sys
 import tempfile
-from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -50,6 +50,7 @@ from gitops_ml.cliargs import port as port_number
 from gitops_ml.config import load_params
 from gitops_ml.errors import GitopsMLError
 from gitops_ml.lineage.artifacts import (
+    SKOPS_FILE,
     _registry_alias,
     _registry_version,
     _require_store,
@@ -62,6 +63,7 @@ from gitops_ml.lineage.artifacts import (
     resolve_alias,
 )
 from gitops_ml.lineage.dvclock import LOCK_PATH
+from gitops_ml.release import server
 
 if TYPE_CHECKING:
     pass
@@ -100,40 +102,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
-
-
-def serve_command(model_uri: str, host: str, port: int, workers: int = 1) -> list[str]:
-    """The ``mlflow models serve`` command line, run by this environment's interpreter."""
-    return [
-        sys.executable,
-        "-m",
-        "mlflow",
-        "models",
-        "serve",
-        "-m",
-        model_uri,
-        "--env-manager",
-        "local",
-        "--host",
-        host,
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-    ]
-
-
-def serve_env(tracking_uri: str, base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The server's environment: this venv's bin first on PATH (mlflow runs `uvicorn` from
-    PATH), the tracking URI, and MLflow telemetry off."""
-    env = dict(os.environ if base is None else base)
-    bin_dir = str(Path(sys.executable).parent)
-    env["PATH"] = os.pathsep.join(
-        [bin_dir, *[p for p in env.get("PATH", "").split(os.pathsep) if p]]
-    )
-    env[tracking.TRACKING_URI_ENV] = tracking_uri
-    env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    return env
 
 
 # --------------------------------------------------------------------------------------------
@@ -189,27 +157,33 @@ def _serve(args: argparse.Namespace) -> int:
     uri = args.model or champion_uri(params.mlflow.model_name)
     if not is_mlflow_uri(uri) and not (Path(uri) / "MLmodel").is_file():
         raise GitopsMLError(
-            f"--model {uri}: mlflow serves an MLflow model (a models:/ or runs:/ URI, or a "
+            f"--model {uri}: gitops-ml serve serves an MLflow model (a models:/ URI, or a "
             "directory with an MLmodel file), not a joblib file"
         )
     tracking_uri = _require_store(uri) if is_mlflow_uri(uri) else tracking.tracking_uri()
     with tempfile.TemporaryDirectory(prefix="gitops-ml-serve-") as tmp:
-        served, shown = uri, uri
+        served, shown = Path(uri), uri
         if is_mlflow_uri(uri):
             served, version = _verified_copy(uri, Path(LOCK_PATH), Path(tmp))
             shown = f"{uri} (version {version}, md5 checked against {LOCK_PATH})"
-        cmd = serve_command(served, args.host, args.port, args.workers)
-        print(f"serving {shown} on http://{args.host}:{args.port} (tracking {tracking_uri})")
+        workers = args.workers or server.default_workers()
+        print(
+            f"serving {shown} on http://{args.host}:{args.port} with {workers} "
+            f"worker{'s' if workers > 1 else ''} (tracking {tracking_uri})"
+        )
         sys.stdout.flush()
-        return _run_server(cmd, serve_env(tracking_uri))
+        return server.serve(served, args.host, args.port, workers)
 
 
-def _verified_copy(uri: str, lock_path: Path, tmp: Path) -> tuple[str, str]:
-    """(directory, version): the registry model `uri`, checked (`registry_model`) and saved
-    anew from the checked bytes, so that nothing of the downloaded artifact but the model
-    reaches the server (an MLmodel file can name code to import)."""
-    import mlflow
-    from mlflow.models import Model
+def _verified_copy(uri: str, lock_path: Path, tmp: Path) -> tuple[Path, str]:
+    """(directory, version): the registry model `uri`, checked (`registry_model`), written anew
+    from the checked bytes as a skops archive, with an MLmodel file that holds nothing but its
+    signature's input columns, so that nothing else of the downloaded artifact reaches the
+    server (an MLmodel file can name code to import). A model holding types outside the trusted
+    list is refused here, naming them."""
+    import shutil
+
+    import yaml
 
     from gitops_ml.lineage import formats
 
@@ -221,38 +195,23 @@ def _verified_copy(uri: str, lock_path: Path, tmp: Path) -> tuple[str, str]:
     expected = lock_model_md5(lock_path)
     version, _ = resolve_alias(uri)
     pinned = pinned_uri(uri, version)
-    checked = registry_model(pinned, expected, tmp / "download", pinned)
-    try:
-        signature = Model.load(str(checked.path / "MLmodel")).signature
-    except Exception:  # a signature only documents the input; serve without one
-        signature = None
+    download = tmp / "download"
+    checked = registry_model(pinned, expected, download, pinned)
+    # None: no signature the server can use, and it scores the frame a request makes
+    columns = server.read_signature(checked.path)
+    data = formats.dumps(checked.model)
+    formats.trusted_types(data, pinned)
     target = tmp / "model"
-    with tracking.tracking_errors(f"preparing {pinned} for serving"):
-        mlflow.sklearn.save_model(
-            checked.model,
-            str(target),
-            signature=signature,
-            pip_requirements=tracking.pip_requirements(),
-            serialization_format="skops",
-            skops_trusted_types=formats.trusted_types(formats.dumps(checked.model), pinned),
-        )
-    return str(target), version or pinned.rsplit("/", 1)[-1]
-
-
-def _run_server(cmd: list[str], env: Mapping[str, str]) -> int:
-    """Run the server until it exits; SIGINT and SIGTERM are passed on to it."""
-    try:
-        proc = subprocess.Popen(cmd, env=dict(env))
-    except OSError as exc:
-        raise GitopsMLError(f"cannot start mlflow models serve: {exc}") from None
-
-    def forward(signum: int, _frame: object) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signum)
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, forward)
-    return proc.wait()
+    target.mkdir()
+    (target / SKOPS_FILE).write_bytes(data)
+    mlmodel = {"signature": {"inputs": server.signature_inputs(columns)}} if columns else {}
+    (target / "MLmodel").write_text(
+        f"# {pinned} as `gitops-ml serve` checked it: the signature's inputs only\n"
+        + yaml.safe_dump(mlmodel, sort_keys=False),
+        encoding="utf-8",
+    )
+    shutil.rmtree(download, ignore_errors=True)
+    return target, version or pinned.rsplit("/", 1)[-1]
 
 
 def add_params_and_schema(p: argparse.ArgumentParser) -> None:
@@ -301,12 +260,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     p = sub.add_parser(
         "serve",
-        help="serve the champion model over HTTP (mlflow models serve)",
-        description="Run mlflow models serve --env-manager local on the champion model (or "
-        "--model), on loopback unless --allow-remote: GET /ping, POST /invocations.",
-        epilog="exit codes: once the server starts it replaces this process and its exit code "
-        "is the server's; 2 no model is registered as the champion (run `gitops-ml promote` "
-        "first), a non-loopback --host without --allow-remote, or bad usage.",
+        help="serve the champion model over HTTP (MLflow protocol)",
+        description="Serve the champion model (or --model) on loopback unless --allow-remote, "
+        "speaking MLflow's scoring protocol (GET /ping, POST /invocations): the model is "
+        "checked against dvc.lock first, then scored by --workers processes.",
+        epilog="exit codes: 0 stopped by SIGINT or SIGTERM; 3 the server could not start (the "
+        "port is taken, or a worker failed before it was ready); 2 no model is registered as "
+        "the champion (run `gitops-ml promote` first), a model that fails its check, a "
+        "non-loopback --host without --allow-remote, or bad usage.",
     )
     p.add_argument("--host", default=DEFAULT_HOST, help="address to bind (default: %(default)s)")
     p.add_argument(
@@ -316,12 +277,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="port to listen on (default: %(default)s)",
     )
     p.add_argument(
-        "--workers", default=1, type=whole_number(1), help="uvicorn workers (default: 1)"
+        "--workers",
+        default=None,
+        type=whole_number(1),
+        help="worker processes, each with the model loaded (default: one per CPU core, at "
+        f"most {server.MAX_DEFAULT_WORKERS}: {server.default_workers()} here)",
     )
     p.add_argument(
         "--model",
         default=None,
-        help="model URI or MLflow model directory (default: models:/<mlflow.model_name>@champion)",
+        help="registry model URI or MLflow model directory saved with skops "
+        "(default: models:/<mlflow.model_name>@champion)",
     )
     p.add_argument(
         "--allow-remote",
