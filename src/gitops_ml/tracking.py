@@ -5,24 +5,29 @@ with the md5 of the model file DVC tracks (``gitops_ml.model_md5``), so a stage,
 promotion step can go from ``dvc.lock`` to the run (and its logged model) without guessing.
 
 mlflow is imported inside the functions: importing it costs a second or two, and nothing here
-may configure MLflow at import time.
+may configure MLflow at import time. The train and evaluate stages write through `runstore`
+first, which needs no MLflow import for the default SQLite store and for a tracking server, and
+fall back to the MLflow client for any other store.
 """
 
 from __future__ import annotations
 
+import getpass
 import json
 import logging
 import os
 import subprocess
+import sys
 import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
+from gitops_ml import runstore
 from gitops_ml.errors import GitopsMLError
 from gitops_ml.files import file_md5
 
@@ -241,6 +246,43 @@ def model_signature(model: Any, sample: pd.DataFrame) -> ModelSignature:
     return ModelSignature(inputs=inputs, outputs=inferred.outputs)
 
 
+def run_context_tags(
+    git_sha: str | None, cwd: str | os.PathLike[str] | None = None
+) -> dict[str, str]:
+    """The tags MLflow's client gives a run it starts (user, source, git commit and branch), for
+    runs `runstore` writes without it."""
+    tags = {"mlflow.source.type": "LOCAL"}
+    with suppress(OSError, KeyError):
+        tags["mlflow.user"] = getpass.getuser()
+    main = os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    if main and os.path.isfile(main):
+        tags["mlflow.source.name"] = main
+    if git_sha:
+        tags["mlflow.source.git.commit"] = git_sha
+        branch = _git(["rev-parse", "--abbrev-ref", "HEAD"], cwd)
+        if branch and branch != "HEAD":
+            tags["mlflow.source.git.branch"] = branch
+    return tags
+
+
+def _fast_store(action: str) -> runstore.RunStore | None:
+    """The MLflow-free writer for the tracking URI, or None when the MLflow client must write."""
+    uri = tracking_uri()
+    try:
+        return runstore.open_store(uri)
+    except runstore.Unsupported as why:
+        log.debug("%s through the MLflow client: %s", action, why)
+        return None
+
+
+@contextmanager
+def _store_errors(action: str) -> Iterator[None]:
+    try:
+        yield
+    except runstore.StoreError as exc:
+        raise TrackingError(f"mlflow ({redact(tracking_uri())}): {action} failed: {exc}") from None
+
+
 def log_training_run(
     *,
     experiment: str,
@@ -257,6 +299,14 @@ def log_training_run(
     too would cost every `dvc repro` seconds (skops alone takes two to import) for a copy
     nothing loads.
     """
+    store = _fast_store("the training run")
+    if store is not None:
+        context = run_context_tags(tags.get(TAG_GIT_SHA))
+        try:
+            with _store_errors("logging the training run"):
+                return store.log_run(experiment, run_name, params, metrics, {**context, **tags})
+        except runstore.Unsupported as why:
+            log.debug("the training run through the MLflow client: %s", why)
     import mlflow
 
     configure()
@@ -300,6 +350,33 @@ def log_evaluation(
                 client.log_artifacts(run_id, str(path), folder)
             else:
                 client.log_artifact(run_id, str(path), folder)
+
+
+def log_test_results(
+    model_md5: str,
+    experiment: str,
+    *,
+    metrics: Mapping[str, float | int | None],
+    tags: Mapping[str, str],
+    artifacts: Sequence[tuple[str, str | os.PathLike[str]]] = (),
+) -> str | None:
+    """Add test metrics (``test_<key>``; nulls skipped), tags and artifacts to the newest
+    finished run in `experiment` tagged with this model md5; its id, or None without such a run."""
+    store = _fast_store("the evaluation")
+    if store is not None:
+        test_metrics = {f"test_{k}": float(v) for k, v in metrics.items() if v is not None}
+        try:
+            with _store_errors("logging the evaluation"):
+                return store.add_to_newest_run(
+                    experiment, (TAG_MODEL_MD5, model_md5), test_metrics, tags, artifacts
+                )
+        except runstore.Unsupported as why:
+            log.debug("the evaluation through the MLflow client: %s", why)
+    run = find_run_by_model_hash(model_md5, experiment)
+    if run is None:
+        return None
+    log_evaluation(run.info.run_id, metrics=metrics, tags=tags, artifacts=artifacts)
+    return run.info.run_id
 
 
 def redact(uri: str) -> str:

@@ -195,8 +195,13 @@ def log_to_run(
 ) -> str | None:
     """Add the test metrics and figures to the run that trained this model file, if any."""
     md5 = file_md5(model_file)
-    run = tracking.find_run_by_model_hash(md5, params.mlflow.experiment)
-    if run is None:
+    tags = {tracking.TAG_TEST_DATA_MD5: file_md5(test_file)}
+    if result.positive_label is not None:
+        tags[tracking.TAG_POSITIVE_LABEL] = result.positive_label
+    run_id = tracking.log_test_results(
+        md5, params.mlflow.experiment, metrics=result.metrics, tags=tags, artifacts=artifacts
+    )
+    if run_id is None:
         log.warning(
             "no MLflow run in experiment '%s' is tagged %s=%s (model not trained by the train "
             "stage with this tracking store?); test metrics are not logged to MLflow",
@@ -204,17 +209,7 @@ def log_to_run(
             tracking.TAG_MODEL_MD5,
             md5,
         )
-        return None
-    tags = {tracking.TAG_TEST_DATA_MD5: file_md5(test_file)}
-    if result.positive_label is not None:
-        tags[tracking.TAG_POSITIVE_LABEL] = result.positive_label
-    tracking.log_evaluation(
-        run.info.run_id,
-        metrics=result.metrics,
-        tags=tags,
-        artifacts=artifacts,
-    )
-    return run.info.run_id
+    return run_id
 
 
 def build_parser() -> argparse.ArgumentParser:
