@@ -28,6 +28,18 @@ def template_settings() -> dict:
     return copy.deepcopy(read_settings(ROOT / "params.yaml"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def own_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """What gitops-ml remembers about models goes to a folder of the session, not the user's
+    cache (subprocesses inherit the variable)."""
+    from gitops_ml.lineage.artifacts import CACHE_ENV
+
+    path = tmp_path_factory.mktemp("gitops-ml-cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(CACHE_ENV, str(path))
+        yield path
+
+
 # --------------------------------------------------------------------------------------------
 # Model tests: the shipped Adult training file, read directly (independent of the ingest stage)
 

@@ -10,6 +10,9 @@ few files. This module does exactly that, in milliseconds, for the two stores th
 - an MLflow tracking server, through its REST API (``/api/2.0/mlflow/...``), with artifacts
   through the server's proxy (``mlflow-artifacts:``).
 
+`champion_files` reads what an alias of a local SQLite registry points to, for `verify`'s fast
+path; it only reads.
+
 Anything else raises `Unsupported` before writing, and tracking.py does the same work with the
 MLflow client: a store not created yet, a schema this module does not know, an experiment that
 is missing or deleted in a SQLite store, artifact storage that is neither local nor proxied,
@@ -367,6 +370,54 @@ class SqliteRuns:
                 except OSError as exc:
                     raise StoreError(f"copying {local} to {dest}: {exc.strerror or exc}") from None
         return run_id
+
+
+def champion_files(uri: str, name: str, alias: str, files: Sequence[str]) -> dict[str, Any]:
+    """The version an alias of a local SQLite registry names, and the bytes of `files` in its
+    model's artifacts: ``{"version": str | None, <file>: bytes | None}`` (version None: no such
+    alias; a file None: not there). `Unsupported` for any other store or a version not READY."""
+    if urllib.parse.urlsplit(uri).scheme != "sqlite":
+        raise Unsupported("a registry that is not a local SQLite file")
+    path = sqlite_path(uri)
+    if not path.is_file():
+        raise Unsupported(f"{path} does not exist")
+    try:
+        db = sqlite3.connect(
+            f"file:{urllib.parse.quote(str(path))}?mode=ro", uri=True, timeout=SQLITE_BUSY_SECONDS
+        )
+    except sqlite3.Error as exc:
+        raise Unsupported(f"{path}: {exc}") from None
+    try:
+        aliases = {row[1] for row in db.execute('PRAGMA table_info("registered_model_aliases")')}
+        versions = {row[1] for row in db.execute('PRAGMA table_info("model_versions")')}
+        if not {"alias", "version", "name"} <= aliases or not {
+            "name", "version", "status", "storage_location"
+        } <= versions:  # fmt: skip
+            raise Unsupported(f"{path}: registry tables are not the schema known here")
+        where = " AND a.workspace = v.workspace AND a.workspace = 'default'" if (
+            "workspace" in aliases and "workspace" in versions
+        ) else ""  # fmt: skip
+        row = db.execute(
+            "SELECT v.version, v.status, v.storage_location FROM registered_model_aliases a "
+            f"JOIN model_versions v ON v.name = a.name AND v.version = a.version{where} "
+            "WHERE a.name = ? AND a.alias = ?",
+            (name, alias),
+        ).fetchone()
+    except sqlite3.Error as exc:
+        raise Unsupported(f"{path}: {exc}") from None
+    finally:
+        db.close()
+    if row is None:
+        return {"version": None}
+    version, status, location = row
+    if status != "READY" or not location:
+        raise Unsupported(f"version {version} is {status} or has no storage location")
+    folder = _local_dir(str(location))
+    found: dict[str, Any] = {"version": str(version)}
+    for relative in files:
+        file = folder / relative
+        found[relative] = file.read_bytes() if file.is_file() else None
+    return found
 
 
 # --- REST --------------------------------------------------------------------------------------

@@ -9,6 +9,8 @@ planted pickle (which creates a marker file when loaded) must never run.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import mlflow
@@ -19,6 +21,7 @@ from sklearn.linear_model import LogisticRegression
 
 from gitops_ml import tracking
 from gitops_ml.cli import main
+from gitops_ml.lineage import artifacts
 from gitops_ml.lineage.artifacts import EXACT_DIR, SKOPS_FILE
 from gitops_ml.release import promote
 from tests.integration.act import git
@@ -126,3 +129,54 @@ def test_an_untouched_champion_verifies_and_scores(
     args, out = scoring_args(champion, tmp_path, adult_split)
     assert main(["predict", *args]) == 0
     assert len(pd.read_csv(out)) == 5
+
+
+VERIFY_AND_SAY_WHAT_WAS_IMPORTED = (
+    "import sys\n"
+    "from gitops_ml.release import promote\n"
+    "verdict = promote.verify()\n"
+    "print(verdict.ok, 'mlflow' in sys.modules, 'sklearn' in sys.modules)\n"
+)
+
+
+def _verify_in_a_new_process(ws: Path) -> tuple[str, str, str]:
+    proc = subprocess.run(
+        [sys.executable, "-c", VERIFY_AND_SAY_WHAT_WAS_IMPORTED],
+        cwd=ws,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    ok, mlflow_imported, sklearn_imported = proc.stdout.split()
+    return ok, mlflow_imported, sklearn_imported
+
+
+def test_verify_decides_from_bytes_alone_once_this_machine_checked_the_model(
+    champion: Champion, own_cache_dir: Path
+) -> None:
+    """The promotion remembered the skops digest of the checked model: verify then compares the
+    registry's bytes with it and with dvc.lock, importing neither MLflow nor scikit-learn. With
+    nothing remembered it takes the full check, which remembers for the next time."""
+    assert _verify_in_a_new_process(champion.ws) == ("True", "False", "False")
+    artifacts._digest_memo().unlink()
+    assert _verify_in_a_new_process(champion.ws) == ("True", "True", "True")
+    assert artifacts.remembered_digest(champion.md5) is not None
+    assert _verify_in_a_new_process(champion.ws) == ("True", "False", "False")
+
+
+def test_the_bytes_only_verdict_is_never_given_to_tampered_bytes(
+    champion: Champion, adult_split: tuple[pd.DataFrame, pd.DataFrame], tmp_path: Path
+) -> None:
+    uri = tracking.tracking_uri()
+    assert promote._verified_from_bytes(uri, MODEL_NAME, champion.md5) is not None
+    archive = stored(champion) / SKOPS_FILE
+    genuine = archive.read_bytes()
+    train = adult_split[0].head(200)
+    other = LogisticRegression(max_iter=200).fit(train.select_dtypes("number"), train[TARGET])
+    skops.io.dump(other, archive)
+    assert promote._verified_from_bytes(uri, MODEL_NAME, champion.md5) is None
+    archive.write_bytes(genuine)
+    plant(stored(champion) / EXACT_DIR / "model.joblib", tmp_path / "ran")
+    assert promote._verified_from_bytes(uri, MODEL_NAME, champion.md5) is None
+    assert not (tmp_path / "ran").exists()

@@ -18,6 +18,7 @@ the caller says so explicitly.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -104,6 +105,59 @@ SKOPS_FILE = "model.skops"
 
 
 _URI_SCHEMES = ("models:/", "runs:/")
+
+#: Where this machine keeps what it has computed about models (default: the user's cache).
+CACHE_ENV = "GITOPS_ML_CACHE_DIR"
+#: The libraries a model's skops archive depends on: part of every remembered digest's key.
+_DIGEST_LIBRARIES = ("skops", "scikit-learn", "numpy")
+
+
+def _digest_memo() -> Path:
+    root = os.environ.get(CACHE_ENV) or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "gitops-ml"
+    )
+    return Path(root) / "skops-digests.json"
+
+
+def _memo_key(md5: str) -> str:
+    from importlib import metadata
+
+    versions = []
+    for name in _DIGEST_LIBRARIES:
+        try:
+            versions.append(f"{name}=={metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            versions.append(f"{name}==none")
+    return " ".join([md5, *versions])
+
+
+def remembered_digest(md5: str) -> str | None:
+    """The skops content digest this machine computed from the model whose DVC file has `md5`
+    (after checking those bytes), with today's library versions; None if it never did."""
+    try:
+        memo = json.loads(_digest_memo().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    value = memo.get(_memo_key(md5)) if isinstance(memo, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def remember_digest(md5: str, digest: str) -> None:
+    """Note the skops content digest of the checked model with DVC file md5 `md5`, so `verify`
+    can compare a registry archive with it without loading the model again. Best effort."""
+    path = _digest_memo()
+    try:
+        try:
+            memo = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            memo = {}
+        memo = memo if isinstance(memo, dict) else {}
+        memo[_memo_key(md5)] = digest
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(memo, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    except OSError as exc:
+        log.debug("not remembering the digest of %s: %s", md5, exc)
 
 
 @dataclass(frozen=True)
@@ -259,6 +313,7 @@ def registry_model(uri: str, expected: str, dest: Path, what: str) -> RegistryMo
             f"{what}: its {SKOPS_FILE} is not the model whose md5 {LOCK_PATH} declares (content "
             f"digest {held}, the declared model's {declared}): refusing it"
         )
+    remember_digest(expected, declared)
     return RegistryModel(model, local)
 
 

@@ -45,6 +45,7 @@ registry unreachable).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import math
@@ -59,17 +60,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from gitops_ml import tracking
+from gitops_ml import runstore, tracking
 from gitops_ml.cliargs import exit_codes
 from gitops_ml.errors import GitopsMLError
 from gitops_ml.files import atomic_path, file_md5, write_json
 from gitops_ml.lineage import dvclock, formats
 from gitops_ml.lineage.artifacts import (
+    EXACT_DIR,
+    SKOPS_FILE,
     Artifact,
     IntegrityError,
     load_model_file,
     obtain_artifact,
     registry_model,
+    remember_digest,
+    remembered_digest,
 )
 from gitops_ml.lineage.dvclock import (
     LOCK_PATH,
@@ -333,7 +338,8 @@ def _log_promotion_run(
     import mlflow
 
     model = load_model_file(artifact.path, artifact.md5, str(artifact.path), LOCK_PATH)
-    trusted = formats.trusted_types(formats.dumps(model), str(artifact.path))
+    archive = formats.dumps(model)
+    trusted = formats.trusted_types(archive, str(artifact.path))
     sample = _signature_sample(root, params)
     signature = tracking.model_signature(model, sample) if sample is not None else None
     mlflow.set_experiment(params.mlflow.experiment)
@@ -364,6 +370,7 @@ def _log_promotion_run(
         shutil.copyfile(lock_path, lock_copy)
         mlflow.log_artifact(str(lock_copy), DVC_ARTIFACT_DIR)
         mlflow.set_tag(tracking.TAG_MODEL_URI, info.model_uri)
+    remember_digest(artifact.md5, formats.content_digest(archive, str(artifact.path)))
     return run.info.run_id, info.model_uri
 
 
@@ -689,6 +696,9 @@ def verify(
             None,
             None,
         )
+    quick = _verified_from_bytes(uri, name, declared.md5)
+    if quick is not None:
+        return quick
     import mlflow
 
     tracking.configure()
@@ -712,14 +722,46 @@ def verify(
             registry_model(f"models:/{name}/{version}", declared.md5, Path(tmp), what)
     except IntegrityError as exc:
         return VerifyResult(False, f"mismatch: {exc}", declared.md5, version, None)
+    return _verified(name, version, declared.md5)
+
+
+def _verified(name: str, version: str, md5: str) -> VerifyResult:
     return VerifyResult(
         True,
-        f"ok: {what} holds model md5 {declared.md5}, as dvc.lock declares (its file hashed, "
-        "its skops archive compared)",
-        declared.md5,
+        f"ok: {name}@{CHAMPION} (version {version}) holds model md5 {md5}, as dvc.lock declares "
+        "(its file hashed, its skops archive compared)",
+        md5,
         version,
-        declared.md5,
+        md5,
     )
+
+
+def _verified_from_bytes(uri: str, name: str, md5: str) -> VerifyResult | None:
+    """``ok`` decided from the champion's bytes alone, in a local SQLite registry: its copy of
+    the DVC file hashes to `md5`, and its skops archive's content digest is the one this machine
+    computed from that checked model before (`remembered_digest`). That needs neither MLflow nor
+    the model loaded. Anything short of that (another store, nothing remembered, a difference)
+    is None: the full check decides, and says what is wrong."""
+    expected = remembered_digest(md5)
+    if expected is None:
+        return None
+    exact = f"{EXACT_DIR}/{Path(MODEL_PATH).name}"
+    try:
+        found = runstore.champion_files(uri, name, CHAMPION, [exact, SKOPS_FILE])
+    except runstore.Unsupported as why:
+        log.debug("verify through MLflow: %s", why)
+        return None
+    held, archive = found.get(exact), found.get(SKOPS_FILE)
+    if found["version"] is None or held is None or archive is None:
+        return None
+    if hashlib.md5(held).hexdigest() != md5:
+        return None
+    try:
+        if formats.content_digest(archive, SKOPS_FILE) != expected:
+            return None
+    except GitopsMLError:
+        return None
+    return _verified(name, found["version"], md5)
 
 
 # -- CLI -----------------------------------------------------------------------------------------
