@@ -331,9 +331,14 @@ def _train(raw: Mapping[str, Any], task: str, check_estimator: bool) -> TrainCon
     )
     check_model_name(cfg.model, task)
     if check_estimator:
-        from gitops_ml.models import validate_model  # scikit-learn: seconds to import
+        # scikit-learn's own constraints, read from a table shipped with the package; only what
+        # the table cannot decide goes to scikit-learn (seconds to import).
+        from gitops_ml.hyperparams import check_hyperparams
 
-        validate_model(cfg.model, task, dict(cfg.hyperparams))
+        if not check_hyperparams(cfg.model, task, cfg.hyperparams):
+            from gitops_ml.models import validate_model
+
+            validate_model(cfg.model, task, dict(cfg.hyperparams))
     return cfg
 
 

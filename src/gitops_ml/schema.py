@@ -36,15 +36,19 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
-import pandera.pandas as pa
-from pandera.errors import SchemaErrors
-
+from gitops_ml import lazy
 from gitops_ml.config import TASKS, DataConfig, is_classification, read_yaml
 from gitops_ml.errors import ConfigError
+
+# Imported on first use: reading a schema and checking params against it (check-params) need
+# none of them, and pandas with pandera cost about a second.
+np = lazy.module("numpy")
+pd = lazy.module("pandas")
+
+if TYPE_CHECKING:
+    import pandera.pandas as pa
 
 DTYPES = ("int", "float", "category", "str")
 #: Columns with at most this many distinct text values are drafted as categories by infer_schema.
@@ -655,6 +659,9 @@ def _run_pandera(
     df: pd.DataFrame, specs: Sequence[ColumnSpec], target: TargetSpec | None
 ) -> dict[tuple[str, str], _Failures]:
     """Run the element rules through pandera; return failing-value counts per (column, rule)."""
+    import pandera.pandas as pa
+    from pandera.errors import SchemaErrors
+
     columns: dict[str, pa.Column] = {}
     for spec in specs:
         checks = _range_pandera(spec.min, spec.max)
@@ -683,6 +690,8 @@ def _run_pandera(
 
 
 def _range_pandera(low: float | None, high: float | None) -> list[pa.Check]:
+    import pandera.pandas as pa
+
     checks = []
     if low is not None:
         checks.append(pa.Check(lambda s, v=low: s >= v, name="min"))
@@ -692,6 +701,8 @@ def _range_pandera(low: float | None, high: float | None) -> list[pa.Check]:
 
 
 def _isin(allowed: Sequence[Any], name: str) -> pa.Check:
+    import pandera.pandas as pa
+
     allowed = list(allowed)
     return pa.Check(lambda s: s.isin(allowed), name=name)
 
