@@ -21,13 +21,11 @@ import sys
 import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
-from importlib import metadata
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from gitops_ml import runstore
 from gitops_ml.errors import GitopsMLError
 from gitops_ml.files import file_md5
 
@@ -35,6 +33,8 @@ if TYPE_CHECKING:
     import pandas as pd
     from mlflow.entities import Run
     from mlflow.models.signature import ModelSignature
+
+    from gitops_ml import runstore
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +117,8 @@ def pip_requirements() -> list[str]:
     Passing them explicitly stops MLflow from inferring requirements, which loads the model in a
     subprocess and costs seconds per run.
     """
+    from importlib import metadata
+
     reqs = []
     for name in MODEL_REQUIREMENTS:
         try:
@@ -251,12 +253,17 @@ def run_context_tags(
 ) -> dict[str, str]:
     """The tags MLflow's client gives a run it starts (user, source, git commit and branch), for
     runs `runstore` writes without it."""
-    tags = {"mlflow.source.type": "LOCAL"}
-    with suppress(OSError, KeyError):
-        tags["mlflow.user"] = getpass.getuser()
-    main = os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else ""
-    if main and os.path.isfile(main):
-        tags["mlflow.source.name"] = main
+    tags = {
+        "mlflow.source.type": "LOCAL",
+        "mlflow.source.name": sys.argv[0] if sys.argv and sys.argv[0] else "<console>",
+    }
+    user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+    if not user:
+        try:
+            user = getpass.getuser()
+        except (OSError, KeyError, ImportError):
+            user = "unknown"
+    tags["mlflow.user"] = user
     if git_sha:
         tags["mlflow.source.git.commit"] = git_sha
         branch = _git(["rev-parse", "--abbrev-ref", "HEAD"], cwd)
@@ -267,6 +274,8 @@ def run_context_tags(
 
 def _fast_store(action: str) -> runstore.RunStore | None:
     """The MLflow-free writer for the tracking URI, or None when the MLflow client must write."""
+    from gitops_ml import runstore
+
     uri = tracking_uri()
     try:
         return runstore.open_store(uri)
@@ -277,6 +286,8 @@ def _fast_store(action: str) -> runstore.RunStore | None:
 
 @contextmanager
 def _store_errors(action: str) -> Iterator[None]:
+    from gitops_ml import runstore
+
     try:
         yield
     except runstore.StoreError as exc:
@@ -299,6 +310,8 @@ def log_training_run(
     too would cost every `dvc repro` seconds (skops alone takes two to import) for a copy
     nothing loads.
     """
+    from gitops_ml import runstore
+
     store = _fast_store("the training run")
     if store is not None:
         context = run_context_tags(tags.get(TAG_GIT_SHA))
@@ -362,6 +375,8 @@ def log_test_results(
 ) -> str | None:
     """Add test metrics (``test_<key>``; nulls skipped), tags and artifacts to the newest
     finished run in `experiment` tagged with this model md5; its id, or None without such a run."""
+    from gitops_ml import runstore
+
     store = _fast_store("the evaluation")
     if store is not None:
         test_metrics = {f"test_{k}": float(v) for k, v in metrics.items() if v is not None}

@@ -60,7 +60,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from gitops_ml import runstore, tracking
+from gitops_ml import tracking
 from gitops_ml.cliargs import exit_codes
 from gitops_ml.errors import GitopsMLError
 from gitops_ml.files import atomic_path, file_md5, write_json
@@ -745,6 +745,8 @@ def _verified_from_bytes(uri: str, name: str, md5: str) -> VerifyResult | None:
     expected = remembered_digest(md5)
     if expected is None:
         return None
+    from gitops_ml import runstore
+
     exact = f"{EXACT_DIR}/{Path(MODEL_PATH).name}"
     try:
         found = runstore.champion_files(uri, name, CHAMPION, [exact, SKOPS_FILE])
