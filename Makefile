@@ -31,6 +31,10 @@ export DO_NOT_TRACK := 1
 # Idle OpenMP threads sleep instead of spinning: on a busy 2-core machine spinning threads slow
 # HistGradientBoosting down by an order of magnitude. Results do not depend on it.
 export OMP_WAIT_POLICY := passive
+# Modules are compiled to bytecode on first import and the cached .pyc reused after, even where
+# PYTHONDONTWRITEBYTECODE is set (common in containers): otherwise every stage, test and command
+# would compile scikit-learn, pandas and MLflow from source again, 3-4 s per process.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: help install repro test test-fast lint format bench report ui serve lock clean
 
