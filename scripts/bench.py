@@ -466,6 +466,8 @@ def bench_env(workdir: Path, repo: Path, threads: int | None = None) -> dict[str
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     # The copy's src/ is what DVC hashes as a dependency, so it is also what runs.
     env["PYTHONPATH"] = str(repo / "src")
+    # As under `make`: modules compile to bytecode once, not in every measured process.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     env.update(
         DVC_NO_ANALYTICS="1",
         MLFLOW_DISABLE_TELEMETRY="true",
