@@ -416,7 +416,10 @@ def champion_files(uri: str, name: str, alias: str, files: Sequence[str]) -> dic
     found: dict[str, Any] = {"version": str(version)}
     for relative in files:
         file = folder / relative
-        found[relative] = file.read_bytes() if file.is_file() else None
+        try:
+            found[relative] = file.read_bytes() if file.is_file() else None
+        except OSError as exc:
+            raise Unsupported(f"{file}: {exc.strerror or exc}") from None
     return found
 
 
