@@ -40,6 +40,7 @@ import json
 import logging
 import math
 import os
+import socket
 import sys
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -728,6 +729,15 @@ def thread_limits(workers: int) -> dict[str, str]:
     return {name: share for name in names if name not in os.environ}
 
 
+def tcp_socket(sock: socket.socket) -> socket.socket:
+    """`sock` as a socket that says it is TCP. asyncio turns Nagle's algorithm off (TCP_NODELAY)
+    only on connections accepted from a socket whose protocol reads IPPROTO_TCP, and uvicorn's
+    `bind_socket` leaves it 0: a keep-alive client (a load balancer, `requests.Session`) then
+    waits for its own delayed ACK, 40 ms, between an answer's headers and its body. Wrapping
+    the descriptor again reads the protocol from the kernel."""
+    return socket.socket(fileno=sock.detach())
+
+
 def _prefork(app: App, config: uvicorn.Config, workers: int) -> int:
     """Bind the socket, fork `workers` processes that serve it, and supervise them: SIGINT
     and SIGTERM are passed on to every worker, a worker that dies is replaced (one that dies
@@ -737,7 +747,7 @@ def _prefork(app: App, config: uvicorn.Config, workers: int) -> int:
     import signal
 
     config.load()
-    sock = config.bind_socket()
+    sock = tcp_socket(config.bind_socket())
     children: dict[int, int] = {}  # pid -> the read end of the pipe it writes once it is ready
     stopping: list[int] = []  # the signals received
 
