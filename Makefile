@@ -35,6 +35,17 @@ export OMP_WAIT_POLICY := passive
 # PYTHONDONTWRITEBYTECODE is set (common in containers): otherwise every stage, test and command
 # would compile scikit-learn, pandas and MLflow from source again, 3-4 s per process.
 unexport PYTHONDONTWRITEBYTECODE
+# On GitHub Actions uv keeps its downloads inside pip's cache folder, which actions/setup-python
+# (`cache: pip`, keyed on requirements.lock) restores before the job and saves after it; uv's own
+# folder would start empty in every run.
+ifeq ($(GITHUB_ACTIONS),true)
+ifndef UV_CACHE_DIR
+PIP_CACHE_FOLDER := $(shell $(PYTHON) -m pip cache dir 2>/dev/null)
+ifneq ($(PIP_CACHE_FOLDER),)
+export UV_CACHE_DIR := $(PIP_CACHE_FOLDER)/uv
+endif
+endif
+endif
 
 .PHONY: help install repro test test-fast lint format bench report ui serve lock clean
 
