@@ -348,6 +348,56 @@ def test_regression_train_and_evaluate(
     assert "train_r2" in run.data.metrics
 
 
+def test_multiclass_penguins_run_as_mlflow_reads_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tracking_uri: str
+) -> None:
+    """Penguins (three classes, missing values in numbers and text) through both stages: the run
+    written without MLflow's client holds every test metric and figure, as MLflow reads it."""
+    import mlflow
+
+    from tests.datasets import penguins
+
+    data = penguins()
+    frame = data.frame.dropna(subset=[data.target]).sample(frac=1.0, random_state=0)
+    write_splits(tmp_path, frame.iloc[:250], frame.iloc[250:])
+    write_params(
+        tmp_path / "params.yaml",
+        data={
+            "source": "csv",
+            "path": "data/source/penguins.csv",
+            "target": data.target,
+            "task": data.task,
+            "positive_label": None,
+        },
+        evaluate={"slices": ["island"], "importance_rows": 60},
+        gate={
+            "primary": "accuracy",
+            "thresholds": {"accuracy": 0.5},
+            "max_regression": {"accuracy": 0.05},
+            "worst_slice": None,
+        },
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(tracking.TRACKING_URI_ENV, tracking_uri)
+    assert train.main(train_args(tmp_path)) == 0
+    assert evaluate.main(evaluate_args(tmp_path)) == 0
+
+    got = json.loads((tmp_path / METRICS_PATH).read_text())
+    run = _run(tmp_path)
+    assert run.data.params["data.task"] == "multiclass"
+    logged = {
+        k.removeprefix("test_"): v for k, v in run.data.metrics.items() if k.startswith("test_")
+    }
+    assert logged == {k: pytest.approx(v) for k, v in got.items() if v is not None}
+    figures = {p.name for p in (tmp_path / "reports/figures").iterdir()}
+    client = mlflow.MlflowClient()
+    assert {
+        f.path.removeprefix("figures/") for f in client.list_artifacts(run.info.run_id, "figures")
+    } == figures
+    reports = {f.path for f in client.list_artifacts(run.info.run_id, "reports")}
+    assert reports == {"reports/metrics.json", "reports/slices.json", "reports/classes.json"}
+
+
 # --------------------------------------------------------------------------------------------
 # error paths: one line on stderr, exit 2, nothing written
 
