@@ -111,21 +111,28 @@ def timed(label: str) -> Iterator[None]:
         log.info("%s took %.2f s", label, time.perf_counter() - start)
 
 
+def installed_versions(names: Sequence[str]) -> dict[str, str]:
+    """The installed version of each distribution in `names` (those not installed left out)."""
+    from importlib import metadata
+
+    versions = {}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
 def pip_requirements() -> list[str]:
     """Pinned requirements for a logged model, read from the installed distributions.
 
     Passing them explicitly stops MLflow from inferring requirements, which loads the model in a
     subprocess and costs seconds per run.
     """
-    from importlib import metadata
-
-    reqs = []
-    for name in MODEL_REQUIREMENTS:
-        try:
-            reqs.append(f"{name}=={metadata.version(name)}")
-        except metadata.PackageNotFoundError:
-            continue
-    return reqs
+    return [
+        f"{name}=={version}" for name, version in installed_versions(MODEL_REQUIREMENTS).items()
+    ]
 
 
 def _git(args: list[str], cwd: str | os.PathLike[str] | None) -> str | None:

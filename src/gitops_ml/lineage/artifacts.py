@@ -120,15 +120,8 @@ def _digest_memo() -> Path:
 
 
 def _memo_key(md5: str) -> str:
-    from importlib import metadata
-
-    versions = []
-    for name in _DIGEST_LIBRARIES:
-        try:
-            versions.append(f"{name}=={metadata.version(name)}")
-        except metadata.PackageNotFoundError:
-            versions.append(f"{name}==none")
-    return " ".join([md5, *versions])
+    versions = tracking.installed_versions(_DIGEST_LIBRARIES)
+    return " ".join([md5, *(f"{name}=={versions.get(name, 'none')}" for name in _DIGEST_LIBRARIES)])
 
 
 def remembered_digest(md5: str) -> str | None:
