@@ -373,9 +373,10 @@ class SqliteRuns:
 
 
 def champion_files(uri: str, name: str, alias: str, files: Sequence[str]) -> dict[str, Any]:
-    """The version an alias of a local SQLite registry names, and the bytes of `files` in its
-    model's artifacts: ``{"version": str | None, <file>: bytes | None}`` (version None: no such
-    alias; a file None: not there). `Unsupported` for any other store or a version not READY."""
+    """The version an alias of a local SQLite registry names, its run and tags, and the bytes of
+    `files` in its model's artifacts: ``{"version": str | None, "run_id": str | None, "tags":
+    {key: value}, <file>: bytes | None}`` (version None: no such alias; a file None: not there).
+    `Unsupported` for any other store or a version not READY."""
     if urllib.parse.urlsplit(uri).scheme != "sqlite":
         raise Unsupported("a registry that is not a local SQLite file")
     path = sqlite_path(uri)
@@ -398,22 +399,33 @@ def champion_files(uri: str, name: str, alias: str, files: Sequence[str]) -> dic
             "workspace" in aliases and "workspace" in versions
         ) else ""  # fmt: skip
         row = db.execute(
-            "SELECT v.version, v.status, v.storage_location FROM registered_model_aliases a "
+            "SELECT v.version, v.status, v.storage_location, v.run_id "
+            "FROM registered_model_aliases a "
             f"JOIN model_versions v ON v.name = a.name AND v.version = a.version{where} "
             "WHERE a.name = ? AND a.alias = ?",
             (name, alias),
         ).fetchone()
+        tags: dict[str, str] = {}
+        if row is not None:
+            workspace = " AND workspace = 'default'" if where else ""
+            tags = dict(
+                db.execute(
+                    "SELECT key, value FROM model_version_tags "
+                    f"WHERE name = ? AND version = ?{workspace}",
+                    (name, row[0]),
+                ).fetchall()
+            )
     except sqlite3.Error as exc:
         raise Unsupported(f"{path}: {exc}") from None
     finally:
         db.close()
     if row is None:
         return {"version": None}
-    version, status, location = row
+    version, status, location, run_id = row
     if status != "READY" or not location:
         raise Unsupported(f"version {version} is {status} or has no storage location")
     folder = _local_dir(str(location))
-    found: dict[str, Any] = {"version": str(version)}
+    found: dict[str, Any] = {"version": str(version), "run_id": run_id, "tags": tags}
     for relative in files:
         file = folder / relative
         try:

@@ -9,6 +9,7 @@ planted pickle (which creates a marker file when loaded) must never run.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -163,6 +164,46 @@ def test_verify_decides_from_bytes_alone_once_this_machine_checked_the_model(
     assert _verify_in_a_new_process(champion.ws) == ("True", "True", "True")
     assert artifacts.remembered_digest(champion.md5) is not None
     assert _verify_in_a_new_process(champion.ws) == ("True", "False", "False")
+
+
+PROMOTE_AND_SAY_WHAT_WAS_IMPORTED = (
+    "import json, sys\n"
+    "from gitops_ml.release import promote\n"
+    "result = promote.promote('.')\n"
+    "print(json.dumps(result.to_dict(), sort_keys=True))\n"
+    "print('mlflow' in sys.modules)\n"
+)
+
+
+def _promote_in_a_new_process(ws: Path) -> tuple[dict, str]:
+    proc = subprocess.run(
+        [sys.executable, "-c", PROMOTE_AND_SAY_WHAT_WAS_IMPORTED],
+        cwd=ws,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    result, mlflow_imported = proc.stdout.strip().splitlines()
+    return json.loads(result), mlflow_imported
+
+
+def test_promoting_the_champion_again_is_decided_from_bytes_alone(
+    champion: Champion, own_cache_dir: Path
+) -> None:
+    """A promote.yml run after a merge that did not change the model: the champion's bytes show
+    it already holds dvc.lock's model, so nothing is imported or written, and the result is the
+    one the full path through MLflow gives."""
+    quick, imported = _promote_in_a_new_process(champion.ws)
+    assert imported == "False"
+    assert (quick["version"], quick["created"], quick["alias_moves"]) == (
+        champion.version, False, []
+    )  # fmt: skip
+    assert quick["lineage"][tracking.TAG_MODEL_MD5] == champion.md5
+    artifacts._digest_memo().unlink()
+    full, imported = _promote_in_a_new_process(champion.ws)
+    assert imported == "True"
+    assert full == quick
 
 
 def test_the_bytes_only_verdict_is_never_given_to_tampered_bytes(

@@ -8,7 +8,8 @@ already exists, so `promote` moves ``@champion`` back to it without registering 
 `promote`, step by step:
 
 1. Read the declared model (path, md5), the train stage's dependencies and params, and the md5
-   of the dvc.lock file itself.
+   of the dvc.lock file itself. If ``@champion`` of a local SQLite registry already holds that
+   model, shown by its bytes as `verify` shows it, stop there: nothing to do, no MLflow import.
 2. If a registered version already carries that md5 (tag ``gitops_ml.model_md5``), reuse it,
    but only once its bytes are checked (`gitops_ml.lineage.artifacts.registry_model`): a
    version whose file does not hash to the declared md5 refuses the promotion. Otherwise obtain exactly that artifact, cheapest first: the workspace file if its md5
@@ -475,8 +476,6 @@ def promote(
 
     Relative paths are taken from the current directory; `root` is the repository root.
     """
-    import mlflow
-
     from gitops_ml.config import load_params
 
     root = Path(root)
@@ -484,9 +483,30 @@ def promote(
     params = load_params(params_path)
     declared = read_declared(lock_path)
     name = params.mlflow.model_name
-    uri = tracking.configure()
     sha, dirty = tracking.git_state(root)
     pr = pr_number(root)
+    quick = champion_from_bytes(tracking.tracking_uri(), name, declared.md5)
+    if quick is not None:  # already the champion, its bytes checked: nothing to do
+        log.info("@%s is version %s, which holds model md5 %s", CHAMPION, quick["version"],
+                 declared.md5)  # fmt: skip
+        return PromoteResult(
+            model_name=name,
+            version=quick["version"],
+            created=False,
+            artifact_source="registry",
+            model_md5=declared.md5,
+            dvc_lock_md5=declared.lock_md5,
+            git_sha=sha,
+            pr_number=pr,
+            run_id=quick["run_id"],
+            run_reused=None,
+            alias_moves=[],
+            tracking_uri=redact(tracking.tracking_uri()),
+            lineage={k: v for k, v in quick["tags"].items() if k.startswith(tracking.TAG_PREFIX)},
+        )
+    import mlflow
+
+    uri = tracking.configure()
     notes: list[str] = []
 
     client = mlflow.MlflowClient()
@@ -737,11 +757,18 @@ def _verified(name: str, version: str, md5: str) -> VerifyResult:
 
 
 def _verified_from_bytes(uri: str, name: str, md5: str) -> VerifyResult | None:
-    """``ok`` decided from the champion's bytes alone, in a local SQLite registry: its copy of
-    the DVC file hashes to `md5`, and its skops archive's content digest is the one this machine
-    computed from that checked model before (`remembered_digest`). That needs neither MLflow nor
-    the model loaded. Anything short of that (another store, nothing remembered, a difference)
-    is None: the full check decides, and says what is wrong."""
+    """``ok`` decided from the champion's bytes alone (`champion_from_bytes`), else None."""
+    found = champion_from_bytes(uri, name, md5)
+    return None if found is None else _verified(name, found["version"], md5)
+
+
+def champion_from_bytes(uri: str, name: str, md5: str) -> dict[str, Any] | None:
+    """The champion version of a local SQLite registry (`runstore.champion_files`) when its bytes
+    alone show it holds `md5`: its copy of the DVC file hashes to `md5`, and its skops archive's
+    content digest is the one this machine computed from that checked model before
+    (`remembered_digest`). That needs neither MLflow nor the model loaded. Anything short of that
+    (another store, nothing remembered, a difference) is None: the full check decides, and says
+    what is wrong."""
     expected = remembered_digest(md5)
     if expected is None:
         return None
@@ -763,7 +790,7 @@ def _verified_from_bytes(uri: str, name: str, md5: str) -> VerifyResult | None:
             return None
     except GitopsMLError:
         return None
-    return _verified(name, found["version"], md5)
+    return found
 
 
 # -- CLI -----------------------------------------------------------------------------------------
