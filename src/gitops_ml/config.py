@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from gitops_ml.errors import ConfigError
+from gitops_ml.files import load_yaml
 
 SOURCES = ("adult", "csv", "parquet", "synthetic")
 #: binary and multiclass are classification tasks; `classification` was the old name of binary.
@@ -503,7 +504,7 @@ def read_yaml(path: str | os.PathLike[str], what: str) -> Any:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{p}: cannot read the {what} file: {exc}") from None
     try:
-        return yaml.safe_load(text)
+        return load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""

@@ -50,7 +50,7 @@ from gitops_ml.config import (
     read_settings,
 )
 from gitops_ml.errors import ConfigError, DataError, GitopsMLError
-from gitops_ml.files import atomic_path, write_parquet
+from gitops_ml.files import atomic_path, load_yaml, write_parquet
 from gitops_ml.sources import (
     BATCHES_DIR,
     MISSING_MARKERS,
@@ -679,7 +679,7 @@ def _yaml_str(value: str) -> Any:
     from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
     try:
-        same = yaml.safe_load(value) == value
+        same = load_yaml(value) == value
     except yaml.YAMLError:
         same = False
     return value if same and _PLAIN.match(value) else DoubleQuotedScalarString(value)
@@ -775,7 +775,7 @@ def _align_comments(
                 line = body + line[len(line.rstrip("\n")) :]
         out.append(line)
     new = "".join(out)
-    return new if yaml.safe_load(new) == yaml.safe_load(text) else text
+    return new if load_yaml(new) == load_yaml(text) else text
 
 
 def edit_params(text: str, updates: Mapping[str, Mapping[str, Any]]) -> str:
@@ -806,7 +806,7 @@ def edit_params(text: str, updates: Mapping[str, Mapping[str, Any]]) -> str:
     out = io.StringIO()
     rt.dump(doc, out)
     new = _align_comments(_layout(out.getvalue()), _comment_columns(text), updates)
-    check = yaml.safe_load(new)
+    check = load_yaml(new)
     for section, values in updates.items():
         for key, value in values.items():
             if _plain_data(check[section][key]) != _plain_data(value):
@@ -845,7 +845,7 @@ def edit_dvc_yaml(text: str, schema_path: str) -> str:
             value = schema_path if _PLAIN.match(schema_path) else f'"{schema_path}"'
             lines[i] = match.group(1) + value + match.group(3) + line[len(body) :]
             new = "".join(lines)
-            entries = (yaml.safe_load(new) or {}).get("vars") or []
+            entries = (load_yaml(new) or {}).get("vars") or []
             if {"schema": schema_path} not in [e for e in entries if isinstance(e, dict)]:
                 break
             return new
@@ -1026,7 +1026,7 @@ def _draft_schema(
         "# Review the limits: the validate stage enforces this file on every run.\n"
         + yaml.safe_dump(draft, sort_keys=False, allow_unicode=True, width=4096)
     )
-    schema = parse_schema(yaml.safe_load(text), str(schema_path))
+    schema = parse_schema(load_yaml(text), str(schema_path))
     report = validate(ingested, schema, target=target, task=task)
     if not report.passed:  # infer_schema promises a draft that its own data passes
         raise GitopsMLError(f"{schema_path}: the drafted schema fails: {report.summary_line()}")
@@ -1119,10 +1119,8 @@ def make_plan(
 
     # -- the files, each checked the way the pipeline will read it
     params_text = edit_params((root / PARAMS).read_text(encoding="utf-8"), updates)
-    gitops_raw = None if gitops_text is None else yaml.safe_load(gitops_text)
-    params = parse_params(
-        merge_settings(yaml.safe_load(params_text), gitops_raw), check_estimator=True
-    )
+    gitops_raw = None if gitops_text is None else load_yaml(gitops_text)
+    params = parse_params(merge_settings(load_yaml(params_text), gitops_raw), check_estimator=True)
     schema_path = SCHEMA_DIR / f"{name}.yaml"
     ingested = _ingested(data, params.data, slice_names)
     schema_text, n_schema_columns = _draft_schema(ingested, target, task, storage.dest, schema_path)

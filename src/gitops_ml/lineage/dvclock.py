@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from gitops_ml.errors import GitopsMLError
-from gitops_ml.files import file_md5
+from gitops_ml.files import file_md5, load_yaml
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ def parse_lock_text(text: str | None, what: str) -> Mapping[str, Any] | None:
     if text is None:
         return None
     try:
-        lock = yaml.safe_load(text)
+        lock = load_yaml(text)
     except yaml.YAMLError:
         raise DataError(f"{what} is not valid YAML") from None
     if not isinstance(lock, Mapping):
@@ -325,7 +325,7 @@ def workspace_differences(root: Path, declared: Declared) -> list[str]:
             )
     for name, values in (declared.entry.get("params") or {}).items():
         try:
-            current = yaml.safe_load((root / name).read_text(encoding="utf-8"))
+            current = load_yaml((root / name).read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, yaml.YAMLError):
             diffs.append(f"params file {name} cannot be read")
             continue

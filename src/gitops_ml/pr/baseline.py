@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from gitops_ml.errors import GitopsMLError
+from gitops_ml.files import load_yaml
 from gitops_ml.lineage import git
 from gitops_ml.lineage.dvclock import PARAMS_PATH
 
@@ -96,7 +97,7 @@ def _yaml(text: str | None) -> Any:
     if text is None:
         return None
     try:
-        return yaml.safe_load(text)
+        return load_yaml(text)
     except yaml.YAMLError:
         return None
 

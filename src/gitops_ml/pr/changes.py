@@ -27,6 +27,7 @@ import yaml
 
 from gitops_ml.cliargs import exit_codes
 from gitops_ml.errors import ConfigError
+from gitops_ml.files import load_yaml
 from gitops_ml.lineage import dvclock
 from gitops_ml.lineage.git import git, merge_base, repo_root, resolve, show
 
@@ -91,7 +92,7 @@ def _yaml(text: str | None, what: str) -> Any:
     if text is None:
         return None
     try:
-        return yaml.safe_load(text)
+        return load_yaml(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{what}: not valid YAML ({exc.__class__.__name__})") from None
 

@@ -32,6 +32,7 @@ import yaml
 
 from gitops_ml.config import LOWER_IS_BETTER, TASK_METRICS
 from gitops_ml.errors import GitopsMLError
+from gitops_ml.files import load_yaml
 from gitops_ml.lineage import dvclock
 from gitops_ml.lineage.artifacts import _from_remote, champion_file, load_model_file
 from gitops_ml.lineage.dvclock import (
@@ -474,7 +475,7 @@ def _yaml_at(rev: str, path: str, root: Path) -> Any:
     if text is None:
         return None
     try:
-        return yaml.safe_load(text)
+        return load_yaml(text)
     except yaml.YAMLError:
         log.warning("%s:%s is not valid YAML; ignored", rev[:12], path)
         return None
@@ -766,7 +767,7 @@ def _slice_metric(params: Any) -> str:
 
 def _read_yaml_file(path: Path) -> Any:
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return load_yaml(path.read_text(encoding="utf-8"))
     except (FileNotFoundError, yaml.YAMLError):
         return None
 

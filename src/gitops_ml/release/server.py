@@ -135,8 +135,10 @@ def read_signature(model_dir: Path) -> tuple[Column, ...] | None:
     own frame is scored)."""
     import yaml
 
+    from gitops_ml.files import load_yaml
+
     try:
-        mlmodel = yaml.safe_load((model_dir / "MLmodel").read_text(encoding="utf-8"))
+        mlmodel = load_yaml((model_dir / "MLmodel").read_text(encoding="utf-8"))
         inputs = ((mlmodel or {}).get("signature") or {}).get("inputs")
         specs = json.loads(inputs) if isinstance(inputs, str) else inputs
     except (OSError, ValueError, AttributeError, yaml.YAMLError):
