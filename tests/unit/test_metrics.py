@@ -414,6 +414,47 @@ def test_permutation_importance_shortcut_is_bit_for_bit_the_raw_route(
     assert len(raw) == X.shape[1] and any(r["importance"] for r in raw)
 
 
+@pytest.mark.parametrize("model", ["hist_gradient_boosting", "logistic_regression"])
+@pytest.mark.parametrize("dataset", ["penguins", "breast_cancer"])
+def test_class_codes_and_threads_leave_the_importances_as_scikit_learn_scores_them(
+    model: str, dataset: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """AUC is scored on each label's position in ``classes_`` and the columns in parallel
+    threads; with the text labels scored one column after another (scikit-learn as it comes),
+    the importances are the same, to the last digit: three species (one-vs-rest AUC) and a
+    binary target of two words, through the shortcut (HGB) and the raw route (one-hot)."""
+    from gitops_ml.models import build_pipeline, feature_columns
+    from tests import datasets
+
+    data = getattr(datasets, dataset)()
+    df = data.frame.dropna(subset=[data.target]).reset_index(drop=True)
+    if data.task == "binary":
+        df[data.target] = df[data.target].map({0: "malignant", 1: "benign"})
+    numeric, categorical = feature_columns(df, data.target)
+    pipe = build_pipeline(model, data.task, {}, 0, numeric, categorical, cardinality=20)
+    train, test = df.iloc[::2], df.iloc[1::2]
+    pipe.fit(train.drop(columns=data.target), train[data.target])
+    X, y = test.drop(columns=data.target), test[data.target]
+    kwargs = {"task": data.task, "max_rows": 150, "repeats": 3, "seed": 3}
+    assert len(m._class_codes(pipe, y).unique()) == y.nunique()
+    coded = m.permutation_importance_rows(pipe, X, y, **kwargs)
+    monkeypatch.setattr(m, "_class_codes", lambda _model, target: target)
+    monkeypatch.setattr(m, "importance_workers", lambda: 1)
+    as_labels = m.permutation_importance_rows(pipe, X, y, **kwargs)
+    assert coded == as_labels
+    assert any(r["importance"] for r in coded)
+
+
+def test_class_codes_keep_labels_the_model_does_not_know() -> None:
+    class Fitted:
+        classes_ = np.array(["a", "b"], dtype=object)
+
+    known = pd.Series(["b", "a", "b"])
+    assert m._class_codes(Fitted(), known).tolist() == [1, 0, 1]
+    unseen = pd.Series(["b", "c"])
+    assert m._class_codes(Fitted(), unseen) is unseen
+
+
 def test_the_shortcut_refuses_a_column_mapped_to_several_outputs() -> None:
     from sklearn.compose import ColumnTransformer
     from sklearn.preprocessing import OneHotEncoder
