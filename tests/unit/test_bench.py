@@ -247,6 +247,10 @@ def test_serving_targets_compare_with_in_process_and_throughput_is_a_floor() -> 
     assert checks["`gitops-ml report` (champion cached)"].passed
     over = checks["1 row over HTTP: p50 - in-process p50"]
     assert over.value == pytest.approx(2.0) and over.passed
+    r.deployment.paired_ms = {"in_process_p50": 6.0, "http_p50": 9.5}  # measured side by side
+    checks = {c.target.name: c for c in bench.evaluate_targets([r])}
+    over = checks["1 row over HTTP: p50 - in-process p50"]
+    assert over.value == pytest.approx(3.5) and not over.passed
     assert not checks["1 row over HTTP: p99 / p50"].passed  # 30 / 7 > 3
     assert not checks["1,000-row request: HTTP / in-process"].passed  # 2.5x
     rate = checks["10,000 1-row requests, 8 at a time: requests/s"]
