@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -319,3 +321,28 @@ def test_lock_outputs_and_the_cache_path(tmp_path: Path) -> None:
     assert dvclock.out_md5(lock, METRICS_PATH) is None
     # Not a DVC repository: the default cache layout.
     assert dvclock.cache_path(tmp_path, md5) == tmp_path / ".dvc/cache/files/md5/ab" / ("c" * 30)
+
+
+@pytest.mark.parametrize("level", ["local", "repo", "global"])
+def test_the_cache_path_follows_a_cache_dir_set_in_any_dvc_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, level: str
+) -> None:
+    """Without a [cache] section the default layout is answered without DVC; `dvc config
+    cache.dir` at any level is honoured, as DVC itself resolves it."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    monkeypatch.setenv("DVC_GLOBAL_CONFIG_DIR", str(tmp_path / "global"))
+    monkeypatch.setenv("DVC_SYSTEM_CONFIG_DIR", str(tmp_path / "system"))
+    monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
+    subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=repo, check=True)
+    md5 = "ab" + "c" * 30
+    assert dvclock.cache_path(repo, md5) == repo / ".dvc/cache/files/md5/ab" / ("c" * 30)
+    elsewhere = tmp_path / "shared-cache"
+    flag = {"local": ["--local"], "repo": [], "global": ["--global"]}[level]
+    subprocess.run(
+        [sys.executable, "-m", "dvc", "config", *flag, "cache.dir", str(elsewhere)],
+        cwd=repo,
+        check=True,
+    )
+    assert dvclock.cache_path(repo, md5) == elsewhere / "files/md5/ab" / ("c" * 30)
