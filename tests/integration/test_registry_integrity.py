@@ -140,16 +140,19 @@ VERIFY_AND_SAY_WHAT_WAS_IMPORTED = (
 )
 
 
-def _verify_in_a_new_process(ws: Path) -> tuple[str, str, str]:
+def _output_of_a_new_process(ws: Path, code: str) -> list[str]:
+    """The lines `code` prints, run by a new interpreter in `ws`."""
     proc = subprocess.run(
-        [sys.executable, "-c", VERIFY_AND_SAY_WHAT_WAS_IMPORTED],
-        cwd=ws,
-        capture_output=True,
-        text=True,
-        timeout=300,
+        [sys.executable, "-c", code], cwd=ws, capture_output=True, text=True, timeout=300
     )
     assert proc.returncode == 0, proc.stderr
-    ok, mlflow_imported, sklearn_imported = proc.stdout.split()
+    return proc.stdout.strip().splitlines()
+
+
+def _verify_in_a_new_process(ws: Path) -> tuple[str, str, str]:
+    ok, mlflow_imported, sklearn_imported = _output_of_a_new_process(
+        ws, VERIFY_AND_SAY_WHAT_WAS_IMPORTED
+    )[0].split()
     return ok, mlflow_imported, sklearn_imported
 
 
@@ -176,15 +179,7 @@ PROMOTE_AND_SAY_WHAT_WAS_IMPORTED = (
 
 
 def _promote_in_a_new_process(ws: Path) -> tuple[dict, str]:
-    proc = subprocess.run(
-        [sys.executable, "-c", PROMOTE_AND_SAY_WHAT_WAS_IMPORTED],
-        cwd=ws,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr
-    result, mlflow_imported = proc.stdout.strip().splitlines()
+    result, mlflow_imported = _output_of_a_new_process(ws, PROMOTE_AND_SAY_WHAT_WAS_IMPORTED)
     return json.loads(result), mlflow_imported
 
 
