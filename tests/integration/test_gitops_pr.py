@@ -182,52 +182,6 @@ def test_hyperparameter_pr_report(repo: Path, tmp_path: Path) -> None:
         remote.with_suffix(".off").rename(remote)
 
 
-def test_the_report_reads_the_challenger_from_evaluate_only_while_it_is_current(
-    repo: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The report takes the challenger's metrics and slices from the evaluate stage's files
-    instead of loading and scoring the model, only while dvc.lock shows them computed from the
-    workspace as it is: the report is then the same as with the model scored; an edited param
-    or a replaced model file sends it back to scoring."""
-    import pandas as pd
-
-    from gitops_ml.config import load_params
-    from gitops_ml.lineage.dvclock import TEST_PATH
-    from gitops_ml.pr import report as rp
-
-    branch_off_main(repo, "recorded")
-    set_params(repo, train={"hyperparams": {"max_iter": 40}})
-    run_in(repo, "dvc", "repro")
-    commit_all(repo, "recorded: fewer boosting steps")
-    for key, value in template_env(repo).items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.chdir(repo)
-    recorded = rp._evaluated(repo)
-    assert recorded is not None
-    params = load_params(repo / "params.yaml")
-    test = pd.read_parquet(repo / TEST_PATH)
-    assert recorded == rp.score(rp.load_challenger(repo), test, params)
-
-    def build() -> str:
-        return rp.build_report(base="main", params_path=Path("params.yaml"), gate_path=None)
-
-    from_files = build()
-    with monkeypatch.context() as scored:
-        scored.setattr(rp, "_evaluated", lambda _root: None)
-        assert build() == from_files
-    assert "scored on the PR's `data/processed/test.parquet`" in from_files
-
-    set_params(repo, evaluate={"threshold": 0.4})
-    assert rp._evaluated(repo) is None
-    git(repo, "checkout", "-q", "--", "params.yaml")
-    assert rp._evaluated(repo) is not None
-    model = repo / "models/model.joblib"
-    model.write_bytes(model.read_bytes() + b"\0")
-    assert rp._evaluated(repo) is None
-    run_in(repo, "dvc", "checkout", "--force")
-    assert rp._evaluated(repo) is not None
-
-
 def test_weak_model_fails_the_gate(repo: Path, tmp_path: Path) -> None:
     branch_off_main(repo, "weak")
     set_params(repo, train={"model": "logistic_regression", "hyperparams": {"C": 0.00001}})

@@ -338,42 +338,6 @@ def _lookup(data: Any, dotted: str) -> Any:
     return data
 
 
-def recorded_outputs(root: Path, lock: Mapping[str, Any] | None, paths: list[str]) -> bool:
-    """Do the workspace files `paths` hold what the lock's stage that writes them computed from
-    the workspace as it is? True when that stage's every dependency is a file with the md5 the
-    lock records, every param has its recorded value, and each of `paths` has its recorded md5:
-    `dvc status` of one stage, for files. Anything else (a directory dependency, a missing or
-    changed file or param, no such stage) is False."""
-    entry = next(
-        (
-            e
-            for e in stages(lock).values()
-            if isinstance(e, Mapping) and set(paths) <= set(stage_outs(e))
-        ),
-        None,
-    )
-    if entry is None:
-        return False
-    outs = [o for o in entry.get("outs") or [] if isinstance(o, Mapping) and o.get("path") in paths]
-    for item in [*(entry.get("deps") or []), *outs]:
-        if not isinstance(item, Mapping):
-            return False
-        path, md5 = item.get("path"), item.get("md5")
-        if not path or not md5 or md5.endswith(".dir") or item.get("hash") != "md5":
-            return False
-        file = root / path
-        if not file.is_file() or file_md5(file) != md5:
-            return False
-    for name, values in (entry.get("params") or {}).items():
-        try:
-            current = load_yaml((root / name).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError):
-            return False
-        if any(_lookup(current, key) != value for key, value in (values or {}).items()):
-            return False
-    return True
-
-
 def workspace_differences(root: Path, declared: Declared) -> list[str]:
     """What the workspace already shows differs from the stage's entry: params, source files.
 

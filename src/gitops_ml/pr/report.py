@@ -602,26 +602,6 @@ def _unseen(
     )
 
 
-def _ordered_as(reference: Mapping[str, Any] | None, values: dict[str, Any]) -> dict[str, Any]:
-    """`values` with the keys `reference` has first, in its order, then the others."""
-    first = [k for k in reference or {} if k in values]
-    return {k: values[k] for k in [*first, *(k for k in values if k not in first)]}
-
-
-def _evaluated(root: Path) -> tuple[dict[str, Any], dict[str, Any]] | None:
-    """The challenger's (metrics, slice metrics) as the evaluate stage wrote them, when they are
-    current (`recorded_outputs`: the workspace model, test split, code and params are the ones
-    they were computed from): the same numbers `score` gives, without loading the model."""
-    from gitops_ml.lineage.dvclock import recorded_outputs
-
-    if not recorded_outputs(root, read_lock(root / LOCK_PATH), [METRICS_PATH, SLICES_PATH]):
-        return None
-    metrics, slices = _read_json_file(root / METRICS_PATH), _read_json_file(root / SLICES_PATH)
-    if not isinstance(metrics, dict) or not isinstance(slices, dict):
-        return None
-    return metrics, slices
-
-
 def load_challenger(root: Path) -> Any:
     """The PR's model in the workspace, once its md5 is the one the workspace's dvc.lock declares."""
     md5 = out_md5(read_lock(root / LOCK_PATH), MODEL_PATH)
@@ -758,17 +738,11 @@ def _score_both(
             return
         import pandas as pd
 
-        full = pd.read_parquet(test_file)
-        test, seen_note = _unseen(root, base_sha, base_lock, full)
+        test, seen_note = _unseen(root, base_sha, base_lock, pd.read_parquet(test_file))
         champion = _fitting(found.load(base_sha), test, params)
         data.champion, data.base_slices = score(champion, test, params)
         if model_file.exists():
-            recorded = _evaluated(root) if len(test) == len(full) else None
-            if recorded is not None:  # the JSON files sort their keys: the champion's order
-                data.challenger = _ordered_as(data.champion, recorded[0])
-                data.head_slices = _ordered_as(data.base_slices, recorded[1])
-            else:
-                data.challenger, data.head_slices = score(load_challenger(root), test, params)
+            data.challenger, data.head_slices = score(load_challenger(root), test, params)
         data.slices_source = "Both models scored on the PR's test set."
         data.champion_source = (
             f"{source}; champion and challenger scored on the PR's `{TEST_PATH}` "
