@@ -201,6 +201,37 @@ def code_change_branch(repo: Path, name: str) -> None:
     git(repo, "checkout", "-q", "main")
 
 
+def forged_branch(repo: Path, name: str, push_env: dict[str, str]) -> None:
+    """A PR branch from main that trains a weak model (one stump), pushes its outputs to the DVC
+    remote as a contributor with write access can, then commits main's metrics and slices with
+    main's dvc.lock records for them: a pull request that claims the champion's numbers for
+    another model. Its dvc.lock is consistent with every file it commits, so `dvc status` is
+    clean and a plain `dvc repro --pull` would run nothing."""
+    import yaml
+
+    from tests.integration.conftest import run_in, set_params
+
+    git(repo, "checkout", "-q", "-b", name, "main")
+    set_params(repo, train={"hyperparams": {"max_iter": 1, "max_depth": 1}})
+    run_in(repo, "dvc", "repro")
+    run_in(repo, "dvc", "push", extra_env=push_env)
+    main_lock = yaml.safe_load(git(repo, "show", "main:dvc.lock"))
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    claimed = {o["path"]: o for o in main_lock["stages"]["evaluate"]["outs"]}
+    forged = ("reports/metrics.json", "reports/slices.json")
+    for path in forged:
+        (repo / path).write_text(git(repo, "show", f"main:{path}") + "\n")
+    outs = lock["stages"]["evaluate"]["outs"]
+    lock["stages"]["evaluate"]["outs"] = [
+        claimed[o["path"]] if o["path"] in forged else o for o in outs
+    ]
+    (repo / "dvc.lock").write_text(yaml.safe_dump(lock, sort_keys=False))
+    assert run_in(repo, "dvc", "status", "--json").stdout.strip() == "{}"  # DVC sees nothing wrong
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "a weak model with the champion's numbers")
+    git(repo, "checkout", "-q", "main")
+
+
 def docs_branch(repo: Path, name: str) -> None:
     """A PR branch from main that only adds a README."""
     git(repo, "checkout", "-q", "-b", name, "main")

@@ -29,6 +29,7 @@ from tests.integration.act import (
     ActRun,
     code_change_branch,
     docs_branch,
+    forged_branch,
     git,
     run_pr_workflow,
     run_promote_workflow,
@@ -41,6 +42,7 @@ pytestmark = pytest.mark.slow
 
 READ_ROLE = "arn:aws:iam::123456789012:role/gitops-ml-dvc-read"
 #: Static keys a repository may still hold as secrets: pull requests must not use them.
+METRICS = "reports/metrics.json"
 KEYS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
 
@@ -51,6 +53,7 @@ def origin(tmp_path_factory: pytest.TempPathFactory, s3: S3Remote) -> Path:
     run_in(repo, "dvc", "push", extra_env=s3.env)  # what main's runs leave in the remote
     code_change_branch(repo, "code")
     docs_branch(repo, "docs")
+    forged_branch(repo, "forged", s3.env)
     return repo
 
 
@@ -75,6 +78,13 @@ def code_run(origin: Path, s3: S3Remote, tmp_path_factory: pytest.TempPathFactor
 @pytest.fixture(scope="module")
 def docs_run(origin: Path, s3: S3Remote, tmp_path_factory: pytest.TempPathFactory) -> ActRun:
     return run_pr_workflow(origin, "docs", 52, tmp_path_factory.mktemp("docs"), **_read_role(s3))
+
+
+@pytest.fixture(scope="module")
+def forged_run(origin: Path, s3: S3Remote, tmp_path_factory: pytest.TempPathFactory) -> ActRun:
+    return run_pr_workflow(
+        origin, "forged", 53, tmp_path_factory.mktemp("forged"), **_read_role(s3)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -121,6 +131,37 @@ def test_a_readme_change_pulls_mains_outputs_and_runs_no_stage(docs_run: ActRun)
     assert "Running stage" not in log
     report = (docs_run.artifacts / "pr-report" / "pr-report.md").read_text()
     assert "Quality gate" in report and "❌" not in report
+
+
+def test_committed_numbers_are_a_claim_the_runner_reproduces(
+    forged_run: ActRun, origin: Path
+) -> None:
+    """A PR's dvc.lock is its own claim: the runner reproduces against main's record, so the
+    champion's metrics committed for a one-stump model (its outputs in the remote, its lock
+    consistent) are recomputed, and the gate fails on the stump's real numbers."""
+    log = forged_run.log
+    assert forged_run.step_ok("Reproduce the pipeline"), log[-6000:]
+    for stage in ("train", "evaluate"):  # their dependencies differ from main's record
+        assert f"Running stage '{stage}'" in log, log[-6000:]
+    assert "Running stage 'ingest'" not in log  # unchanged: pulled from the remote
+    assert forged_run.step_failed("Quality gate"), log[-6000:]
+    assert "FAIL threshold:roc_auc" in log
+    gate = json.loads((forged_run.artifacts / "pr-report" / "gate.json").read_text())
+    assert gate["passed"] is False
+    forged = json.loads(git(origin, "show", "forged:reports/metrics.json"))
+    rules = {r["name"]: r for r in gate["rules"]}
+    assert rules["threshold:roc_auc"]["observed"] < forged["roc_auc"] - 0.05
+    # What the PR committed and what the runner computed are not the same: said, not hidden.
+    assert any("reports/metrics.json" in w for w in gate["warnings"]), gate["warnings"]
+    ran = yaml.safe_load((forged_run.artifacts / "pr-report" / "dvc.lock").read_text())
+    claimed = yaml.safe_load(git(origin, "show", "forged:dvc.lock"))
+
+    def metrics_md5(lock: dict) -> str:
+        (md5,) = [o["md5"] for o in lock["stages"]["evaluate"]["outs"] if o["path"] == METRICS]
+        return md5
+
+    assert metrics_md5(ran) != metrics_md5(claimed)
+    assert ran["stages"]["train"] == claimed["stages"]["train"]  # the stump, rebuilt byte for byte
 
 
 def test_after_the_merge_promote_pushes_what_the_pull_request_reproduced(

@@ -143,12 +143,22 @@ def test_changed_param_or_code_is_stale_and_named() -> None:
 
 
 def test_output_only_differences_are_warnings() -> None:
-    """Another OS or CPU: other model bytes, and other bytes of a stage's output downstream."""
-    rule, warnings = g.stale_lock_rule(LOCK, _lock(model="m2", train_data="t2"), {})
+    """Another OS or CPU: other bytes of a stage's output, and of its input downstream."""
+    rule, warnings = g.stale_lock_rule(LOCK, _lock(train_data="t2"), {})
     assert rule.passed
     text = " ".join(warnings)
-    assert "output models/model.joblib" in text
+    assert "stage 'split': output data/train.parquet has another hash" in text
     assert "input data/train.parquet (another stage's output)" in text
+
+
+def test_a_model_the_inputs_did_not_build_fails() -> None:
+    """Merging promotes the committed lock's model: it must be the one that was evaluated."""
+    rule, _ = g.stale_lock_rule(LOCK, _lock(model="m2"), {})
+    assert not rule.passed
+    assert "stage 'train': the committed dvc.lock names model m1, these inputs built m2" in (
+        rule.message
+    )
+    assert "merging would promote a model nobody evaluated" in rule.message
 
 
 def test_dvc_status_catches_an_edit_without_repro() -> None:
@@ -171,7 +181,7 @@ def test_no_committed_lock_fails() -> None:
 
 
 def test_summary_lines_one_per_rule() -> None:
-    lock_rule = g.stale_lock_rule(LOCK, _lock(model="m2"), {})
+    lock_rule = g.stale_lock_rule(LOCK, _lock(train_data="t2"), {})
     result = g.evaluate_gate(
         CFG, {"roc_auc": 0.5, "log_loss": 0.2}, champion=None, slices=None, lock_rule=lock_rule
     )
@@ -179,7 +189,7 @@ def test_summary_lines_one_per_rule() -> None:
     assert lines[0].startswith("FAIL threshold:roc_auc")
     assert sum(line.startswith("SKIP") for line in lines) == 3
     assert any(line.startswith("PASS stale_lock") for line in lines)
-    assert any(line.startswith("warning: stage 'train': output") for line in lines)
+    assert any(line.startswith("warning: stage 'split': output") for line in lines)
     assert lines[-1] == "gate failed: 6 rules, 1 failed"
     assert result.to_dict()["verdict"] == "failed"
 

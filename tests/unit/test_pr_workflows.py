@@ -62,7 +62,8 @@ def test_pr_workflow_uploads_after_the_gate_even_when_it_fails() -> None:
     assert checkout["with"] == {"fetch-depth": 0, "persist-credentials": False}
     paths = step(doc, "Upload the report")["with"]["path"].split()
     assert set(paths) == {
-        "reports/pr-report.md", "reports/gate.json", "reports/pr-number", "reports/figures/",
+        "reports/pr-report.md", "reports/gate.json", "reports/pr-number", "reports/dvc.lock",
+        "reports/figures/",
     }  # fmt: skip
 
 

@@ -19,6 +19,9 @@ edit. A changed command, param or source dependency (one no stage produces) mean
 stale: a failure naming the stage and the dependency. Differences in outputs, and in dependencies
 that are another stage's outputs, are only warnings: the same inputs can give other bytes on
 another OS or CPU, and the stage that produced them is checked through its own dependencies.
+The model is the exception: merging promotes the model the committed lock names, so it must be
+the one these inputs built and the gate and report evaluated (models.py makes its bytes the same
+on every machine). In CI the workspace lock starts from the base's, never the PR's own claim.
 
 Everything above the I/O section is pure and unit-tested with inline dicts.
 """
@@ -278,10 +281,20 @@ def lock_differences(
                 )
         old_outs, new_outs = dvclock.stage_outs(old), dvclock.stage_outs(new)
         for path in sorted(set(old_outs) & set(new_outs)):
-            if old_outs[path] != new_outs[path]:
+            if old_outs[path] == new_outs[path]:
+                continue
+            if (name, path) == (dvclock.TRAIN_STAGE, dvclock.MODEL_PATH):
+                stale.append(
+                    f"stage '{name}': the committed dvc.lock names model "
+                    f"{dvclock.short(old_outs[path])}, these inputs built "
+                    f"{dvclock.short(new_outs[path])}: merging would promote a model nobody "
+                    "evaluated (commit the dvc.lock this run wrote: in CI, pr-report's dvc.lock)"
+                )
+            else:
                 warnings.append(
                     f"stage '{name}': output {path} has another hash than in the committed "
-                    "dvc.lock (same inputs, other bytes: trained on another OS or CPU?)"
+                    "dvc.lock (same inputs, other bytes: another OS or CPU, or a hand-edited "
+                    "result); the numbers here are the ones computed from the inputs"
                 )
     return stale, warnings
 
