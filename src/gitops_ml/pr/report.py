@@ -260,6 +260,8 @@ class ReportData:
     lineage: Sequence[str] = ()
     notes: Sequence[str] = ()
     new_baseline: str | None = None  # why the champion is not comparable (another data contract)
+    #: metric -> {delta, low, high, real}: the paired bootstrap of champion vs challenger
+    intervals: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 def _short(sha: str) -> str:
@@ -267,13 +269,34 @@ def _short(sha: str) -> str:
 
 
 def _metric_table(
-    rows: Sequence[MetricRow], left: str, right: str, primary: str | None = None
+    rows: Sequence[MetricRow],
+    left: str,
+    right: str,
+    primary: str | None = None,
+    intervals: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[str]:
-    out = [f"| metric | {left} | {right} | Δ |", "|---|---:|---:|---|"]
+    """The metrics side by side; with `intervals`, each delta's 95% interval, and a delta whose
+    interval contains zero reads "no real change" whatever its sign."""
+    if intervals:
+        out = [f"| metric | {left} | {right} | Δ | 95% interval of Δ |", "|---|---:|---:|---|---|"]
+    else:
+        out = [f"| metric | {left} | {right} | Δ |", "|---|---:|---:|---|"]
     for r in rows:
         delta = fmt_delta(r.name, r.delta, r.direction) if r.delta is not None else r.direction
         name = f"**`{r.name}`** (primary)" if r.name == primary else f"`{r.name}`"
-        out.append(f"| {name} | {fmt(r.base)} | {fmt(r.head)} | {delta} |")
+        line = f"| {name} | {fmt(r.base)} | {fmt(r.head)} | "
+        interval = (intervals or {}).get(r.name)
+        if interval is not None and r.delta is not None and not interval["real"]:
+            delta = f"{r.delta:+.4f} ⚪ no real change"
+        if intervals:
+            bounds = (
+                f"[{interval['low']:+.4f}, {interval['high']:+.4f}]"
+                if interval is not None
+                else "—"
+            )
+            out.append(f"{line}{delta} | {bounds} |")
+        else:
+            out.append(f"{line}{delta} |")
     return out
 
 
@@ -356,7 +379,16 @@ def render_markdown(d: ReportData) -> str:
         champion = d.champion if d.champion is not None else d.base_metrics
         rows = [r for r in compare_metrics(champion, challenger) if r.name != "n_test"]
         rows.sort(key=lambda r: r.name != d.primary)  # the primary metric first
-        out += _metric_table(rows, "champion", "challenger (PR)", d.primary)
+        out += _metric_table(rows, "champion", "challenger (PR)", d.primary, d.intervals)
+        if d.intervals:
+            from gitops_ml.pr.significance import REPLICATES
+
+            out += [
+                "",
+                f"The interval is a paired bootstrap of the shared test rows ({REPLICATES:,} "
+                "draws, seeded): where it contains zero, this test set cannot tell the two models "
+                "apart.",
+            ]
     chart = mermaid_chart(
         d.champion if d.champion is not None else base_metrics, challenger, d.primary
     )
@@ -481,14 +513,14 @@ def _yaml_at(rev: str, path: str, root: Path) -> Any:
         return None
 
 
-def score(model: Any, test: Any, params: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(metrics, slice metrics) of `model` on `test`, measured as the evaluate stage does."""
+def measured(model: Any, test: Any, params: Any) -> Any:
+    """`model`'s answers on `test` and what they score, measured as the evaluate stage does."""
     from gitops_ml.scoring import measure
 
     target = params.data.target
     if target not in test.columns:
         raise GitopsMLError(f"{TEST_PATH}: no target column '{target}'")
-    measured = measure(
+    return measure(
         model,
         test.drop(columns=[target]),
         test[target],
@@ -497,7 +529,34 @@ def score(model: Any, test: Any, params: Any) -> tuple[dict[str, Any], dict[str,
         positive_label=params.data.positive_label,
         threshold=params.evaluate.threshold,
     )
-    return measured.metrics, measured.slices
+
+
+def score(model: Any, test: Any, params: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(metrics, slice metrics) of `model` on `test`, measured as the evaluate stage does."""
+    result = measured(model, test, params)
+    return result.metrics, result.slices
+
+
+def delta_intervals(
+    champion: Any, challenger: Any, actual: Any, task: str
+) -> dict[str, dict[str, Any]]:
+    """Each metric's challenger-minus-champion delta with its paired bootstrap interval, from the
+    two models' answers on the same rows (`significance`)."""
+    from gitops_ml.pr import significance
+
+    def answers(m: Any) -> Any:
+        s = m.scored
+        return significance.Answers(s.labels, s.score, s.proba, s.classes)
+
+    intervals = significance.paired_intervals(
+        task,
+        actual.to_numpy(dtype="float64") if task == "regression" else actual.to_numpy(),
+        answers(champion),
+        answers(challenger),
+        significance.SUPPORTED[task],
+        positive=challenger.scored.positive,
+    )
+    return {name: i.to_dict() for name, i in intervals.items()}
 
 
 def _mlflow_lineage(md5: str | None, experiment: str) -> tuple[str | None, list[str]]:
@@ -739,10 +798,14 @@ def _score_both(
         import pandas as pd
 
         test, seen_note = _unseen(root, base_sha, base_lock, pd.read_parquet(test_file))
-        champion = _fitting(found.load(base_sha), test, params)
-        data.champion, data.base_slices = score(champion, test, params)
+        champion = measured(_fitting(found.load(base_sha), test, params), test, params)
+        data.champion, data.base_slices = champion.metrics, champion.slices
         if model_file.exists():
-            data.challenger, data.head_slices = score(load_challenger(root), test, params)
+            challenger = measured(load_challenger(root), test, params)
+            data.challenger, data.head_slices = challenger.metrics, challenger.slices
+            data.intervals = delta_intervals(
+                champion, challenger, test[params.data.target], params.data.task
+            )
         data.slices_source = "Both models scored on the PR's test set."
         data.champion_source = (
             f"{source}; champion and challenger scored on the PR's `{TEST_PATH}` "

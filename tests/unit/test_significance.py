@@ -1,0 +1,142 @@
+"""The paired bootstrap of champion-vs-challenger deltas, on data sets the project did not design.
+
+Each weighted metric must equal the pipeline's own metric function on the rows a draw
+materialises (rows repeated as often as drawn): that is what makes an interval the interval of
+the numbers the report shows.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import numpy as np
+import pytest
+
+from gitops_ml import metrics as m
+from gitops_ml.models import build_pipeline, feature_columns
+from gitops_ml.pr import significance as sig
+from gitops_ml.scoring import score
+from tests.datasets import breast_cancer, cars, penguins
+
+
+@cache
+def _answers(name: str) -> tuple[str, np.ndarray, sig.Answers, sig.Answers, object]:
+    """(task, actual, weak model's answers, strong model's answers, positive) on a test half."""
+    data = {"penguins": penguins, "breast_cancer": breast_cancer, "cars": cars}[name]()
+    frame = data.frame.dropna(subset=[data.target]).sample(frac=1.0, random_state=0)
+    half = len(frame) // 2
+    train, test = frame.iloc[:half], frame.iloc[half:]
+    numeric, categorical = feature_columns(train, data.target)
+    out = []
+    for model, hyper in (("logistic_regression", {"max_iter": 50}), ("hist_gradient_boosting", {})):
+        if data.task == "regression":
+            model = "ridge" if model == "logistic_regression" else model
+            hyper = {} if model == "ridge" else hyper
+        pipe = build_pipeline(model, data.task, hyper, 0, numeric, categorical)
+        pipe.fit(train[numeric + categorical], train[data.target])
+        scored = score(pipe, test[numeric + categorical], data.task)
+        out.append((scored, sig.Answers(scored.labels, scored.score, scored.proba, scored.classes)))
+    actual = test[data.target].to_numpy()
+    if data.task == "regression":
+        actual = actual.astype(float)
+    return data.task, actual, out[0][1], out[1][1], out[1][0].positive
+
+
+def _reference(task: str, actual: np.ndarray, a: sig.Answers, positive: object) -> dict:
+    if task == "binary":
+        return m.binary_metrics(actual, a.labels, a.score, positive)
+    if task == "multiclass":
+        return m.multiclass_metrics(actual, a.labels, a.proba, a.classes)
+    return m.regression_metrics(actual, a.labels)
+
+
+def _take(a: sig.Answers, rows: np.ndarray) -> sig.Answers:
+    return sig.Answers(
+        a.labels[rows],
+        None if a.score is None else a.score[rows],
+        None if a.proba is None else a.proba[rows],
+        a.classes,
+    )
+
+
+@pytest.mark.parametrize("name", ["breast_cancer", "penguins", "cars"])
+def test_weighted_metrics_equal_the_pipelines_on_the_drawn_rows(name: str) -> None:
+    task, actual, weak, strong, positive = _answers(name)
+    rng = np.random.default_rng(7)
+    n = len(actual)
+    for answers in (weak, strong):
+        for _ in range(3):
+            rows = rng.integers(0, n, n)
+            weights = np.bincount(rows, minlength=n)[None, :]
+            expected = _reference(task, actual[rows], _take(answers, rows), positive)
+            for metric in sig.SUPPORTED[task]:
+                got = sig.weighted_metric(task, metric, weights, actual, answers, positive)[0]
+                assert expected[metric] is not None, metric
+                assert got == pytest.approx(expected[metric], abs=5.1e-7), (
+                    name,
+                    metric,
+                )  # 6 decimals
+
+
+@pytest.mark.parametrize("name", ["breast_cancer", "penguins", "cars"])
+def test_a_model_against_itself_is_no_real_change(name: str) -> None:
+    task, actual, _, strong, positive = _answers(name)
+    intervals = sig.paired_intervals(task, actual, strong, strong, sig.SUPPORTED[task],
+                                     positive=positive, replicates=200)  # fmt: skip
+    assert set(intervals) == set(sig.SUPPORTED[task])
+    for interval in intervals.values():
+        assert (interval.delta, interval.low, interval.high) == (0, 0, 0)
+        assert not interval.real
+
+
+def test_intervals_are_seeded_and_bracket_the_delta() -> None:
+    task, actual, weak, strong, positive = _answers("penguins")
+    args = (task, actual, weak, strong, ("accuracy", "log_loss", "roc_auc_ovr"))
+    first = sig.paired_intervals(*args, positive=positive, replicates=300)
+    assert first == sig.paired_intervals(*args, positive=positive, replicates=300)
+    assert first != sig.paired_intervals(*args, positive=positive, replicates=300, seed=1)
+    for interval in first.values():
+        assert interval.low <= interval.delta <= interval.high
+
+
+def test_a_real_improvement_clears_zero_and_noise_does_not() -> None:
+    """Breast cancer: a model against one that guesses from a coin is a real change; the same
+    model with its scores nudged by 1e-4 is not."""
+    task, actual, _, strong, positive = _answers("breast_cancer")
+    rng = np.random.default_rng(0)
+    coin = sig.Answers(
+        np.where(rng.random(len(actual)) < 0.5, strong.labels, strong.labels[::-1]),
+        rng.random(len(actual)),
+    )
+    better = sig.paired_intervals(task, actual, coin, strong, ("roc_auc", "accuracy"),
+                                  positive=positive)  # fmt: skip
+    assert all(i.real and i.low > 0 for i in better.values()), better
+    nudged = sig.Answers(
+        strong.labels, np.clip(strong.score + 1e-4 * rng.standard_normal(len(actual)), 0, 1)
+    )
+    same = sig.paired_intervals(task, actual, strong, nudged, ("roc_auc", "log_loss"),
+                                positive=positive)  # fmt: skip
+    assert not any(i.real for i in same.values()), same
+
+
+def test_the_report_reads_a_delta_inside_its_interval_as_no_real_change() -> None:
+    from gitops_ml.pr import report as r
+
+    rows = r.compare_metrics(
+        {"roc_auc": 0.9303, "accuracy": 0.8767, "log_loss": 0.2733},
+        {"roc_auc": 0.9303, "accuracy": 0.8760, "log_loss": 0.2601},
+    )
+    intervals = {
+        "roc_auc": {"delta": 0.0, "low": -0.0004, "high": 0.0005, "real": False},
+        "accuracy": {"delta": -0.0007, "low": -0.0021, "high": 0.0006, "real": False},
+        "log_loss": {"delta": -0.0132, "low": -0.0171, "high": -0.0094, "real": True},
+    }
+    table = r._metric_table(rows, "champion", "PR", "roc_auc", intervals)
+    assert table[0].endswith("| Δ | 95% interval of Δ |")
+    by_name = {line.split("|")[1].strip(): line for line in table[2:]}
+    assert "-0.0007 ⚪ no real change | [-0.0021, +0.0006]" in by_name["`accuracy`"]
+    assert "🔴" not in by_name["`accuracy`"]
+    assert "-0.0132 🟢 better | [-0.0171, -0.0094]" in by_name["`log_loss`"]
+    assert "no real change" in by_name["**`roc_auc`** (primary)"]
+    # Without intervals (a champion from committed metrics only), the table is as before.
+    assert r._metric_table(rows, "champion", "PR")[0] == "| metric | champion | PR | Δ |"
