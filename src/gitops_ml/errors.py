@@ -12,6 +12,8 @@ F = TypeVar("F", bound=Callable[..., int | None])
 
 #: Exit code for bad input (params, data, files): the user can fix it.
 USER_ERROR = 2
+#: Exit code of a command stopped by Ctrl-C (SIGINT), as a shell reports it (128 + 2).
+INTERRUPTED = 130
 
 
 class GitopsMLError(Exception):
@@ -27,7 +29,9 @@ class DataError(GitopsMLError):
 
 
 def cli_entry(func: F) -> F:
-    """Run a `main()`: set up logging, and turn a GitopsMLError into `error: ...` and exit 2."""
+    """Run a `main()`: set up logging, and turn a GitopsMLError into `error: ...` and exit 2,
+    and Ctrl-C into one line and exit 130 (outputs are written atomically, so running the
+    command again repairs whatever it was doing)."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
@@ -37,6 +41,9 @@ def cli_entry(func: F) -> F:
         except GitopsMLError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return USER_ERROR
+        except KeyboardInterrupt:
+            print("interrupted: run the same command again to finish", file=sys.stderr)
+            return INTERRUPTED
         return 0 if code is None else code
 
     return wrapper  # type: ignore[return-value]
