@@ -228,6 +228,63 @@ def test_malformed_requests_get_mlflow_error_bodies(
     assert b"application/json" in body
 
 
+def test_the_server_enforces_the_data_contract_and_size_limits(
+    server: Server, adult_split: tuple[pd.DataFrame, pd.DataFrame]
+) -> None:
+    """What `gitops-ml predict` refuses, the server refuses: out-of-range numbers and unknown
+    categories get one 400 naming the column and the rule; beyond the size limits, 413."""
+    rows = adult_split[1].head(3).drop(columns=[TARGET])
+    for change, column, rule in (
+        ({"age": -5}, "age", "below the minimum 17 (e.g. -5)"),
+        ({"age": 1_000_000}, "age", "above the maximum 90 (e.g. 1e+06)"),
+        ({"workclass": "Martian"}, "workclass", "not among its categories"),
+    ):
+        bad = rows.copy()
+        for name, value in change.items():
+            bad[name] = bad[name].astype(object)
+            bad.loc[bad.index[1], name] = value
+        status, answer = invoke(server.url, loadtest.dataframe_split_payload(bad))
+        assert status == 400 and answer["error_code"] == "BAD_REQUEST", answer
+        message = answer["message"]
+        assert f"Column '{column}' breaks the data contract" in message and rule in message
+        assert "data/schema/adult.yaml" in message and "\n" not in message
+    assert invoke(server.url, loadtest.dataframe_split_payload(rows))[0] == 200
+    many = adult_split[1].drop(columns=[TARGET]).sample(10_001, replace=True, random_state=0)
+    status, answer = invoke(server.url, loadtest.dataframe_split_payload(many))
+    assert status == 413 and "10001 rows, above the server's limit of 10000" in answer["message"]
+    status, answer = invoke(server.url, b" " * (16 * 1024 * 1024 + 1))
+    assert status == 413 and "above the server's limit of 16777216" in answer["message"]
+    assert invoke(server.url, loadtest.dataframe_split_payload(rows))[0] == 200  # still serving
+
+
+def test_ten_thousand_good_requests_get_no_error(
+    server: Server, adult_split: tuple[pd.DataFrame, pd.DataFrame]
+) -> None:
+    """The contract costs good requests nothing: 10,000 single rows at concurrency 8."""
+    rows = adult_split[1].head(500).drop(columns=[TARGET])
+    result = loadtest.measure_serving(server.url, rows, n_requests=10_000, concurrency=8)
+    print(f"\n10,000 good requests: {result}")
+    assert result["requests"] == 10_000 and result["errors"] == 0
+
+
+def test_serving_on_a_busy_port_is_one_line_and_exit_2(server: Server) -> None:
+    """The module's server holds its port: a second `serve` there says so at once."""
+    port = server.url.rsplit(":", 1)[1]
+    ws = server.log.parent
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "gitops_ml.cli", "serve", "--port", port],
+        cwd=ws, env=_env(ws), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    elapsed = time.perf_counter() - start
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        f"error: port {port} on 127.0.0.1 is already in use: stop the server there or pass "
+        "another --port"
+    ]
+    print(f"\nbusy port refused in {elapsed:.2f} s")
+
+
 def test_two_workers_answer_concurrent_requests_with_each_rows_own_prediction(
     server: Server, adult_split: tuple[pd.DataFrame, pd.DataFrame]
 ) -> None:

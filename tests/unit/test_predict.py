@@ -399,7 +399,8 @@ def test_serve_and_predict_before_any_promotion_say_what_to_run(
     URI and the store, `gitops-ml promote` as the fix, exit 2 and nothing written."""
     store = f"sqlite:///{champion.ws / 'mlflow.db'}"
     params = _params_naming("not-promoted", champion.ws, tmp_path / "params.yaml")
-    assert cli_main(["serve", "--params", str(params)]) == 2
+    schema = str(champion.ws / "data/schema/adult.yaml")
+    assert cli_main(["serve", "--params", str(params), "--schema", schema]) == 2
     assert one_error_line(capsys) == (
         f"error: no model is registered as models:/not-promoted@champion in {store}: "
         "run `gitops-ml promote` first (or pass --model)"
@@ -635,3 +636,37 @@ def test_measure_serving_only_targets_loopback(batch: pd.DataFrame) -> None:
     with pytest.raises(GitopsMLError, match="n_requests"):
         loadtest.measure_serving("http://127.0.0.1:9", batch, loadtest.MAX_REQUESTS + 1, 1)
     assert loadtest.invocations_url("http://localhost:5001") == "http://localhost:5001/invocations"
+
+
+def test_the_served_contract_is_the_schemas_and_survives_the_trip_to_a_spawned_worker(
+    tmp_path: Path,
+) -> None:
+    """The contract a worker receives (as JSON, where workers are spawned) is the one `serve`
+    built from the schema; a chunked body past the limit is read to its end but not kept."""
+    import asyncio
+
+    from gitops_ml.schema import load_schema
+
+    schema = load_schema(ROOT / "data/schema/adult.yaml")
+    contract = server.Contract.from_schema(schema, 100, 1000)
+    assert server.Contract.from_json(contract.to_json()) == contract
+    age = {r.name: r for r in contract.rules}["age"]
+    assert (age.low, age.high, age.categories) == (17, 90, None)
+    workclass = {r.name: r for r in contract.rules}["workclass"]
+    assert "Private" in workclass.categories and workclass.max_unknown_rate == 0.01
+    with pytest.raises(server.RequestError, match="Column 'age' breaks the data contract"):
+        contract.check(["age"], lambda name: [30, 91], 2)
+    contract.check(["age", "workclass"], {"age": [30], "workclass": [None]}.__getitem__, 1)
+
+    def chunks(*parts: bytes):
+        messages = iter([{"body": p, "more_body": i < len(parts) - 1} for i, p in enumerate(parts)])
+
+        async def receive() -> dict:
+            return next(messages)
+
+        return receive
+
+    read = asyncio.run(server._read_body(chunks(b"a" * 600, b"b" * 600, b"c"), 1000))
+    assert read == (b"", 1201)  # all of it read, none of it kept
+    assert asyncio.run(server._read_body(chunks(b"ab", b"c"), 1000)) == (b"abc", 3)
+    assert asyncio.run(server._read_body(chunks(b"ab", b"c"), None)) == (b"abc", 3)

@@ -154,6 +154,12 @@ def _serve(args: argparse.Namespace) -> int:
             f"--host {args.host} is not a loopback address; the scoring server has no "
             "authentication: pass --allow-remote to expose it anyway"
         )
+    from gitops_ml.schema import load_schema
+
+    contract = server.Contract.from_schema(
+        load_schema(schema_path(args.schema, args.params)), args.max_rows, args.max_bytes
+    )
+    server.check_port_free(args.host, args.port)
     uri = args.model or champion_uri(params.mlflow.model_name)
     if not is_mlflow_uri(uri) and not (Path(uri) / "MLmodel").is_file():
         raise GitopsMLError(
@@ -172,7 +178,7 @@ def _serve(args: argparse.Namespace) -> int:
             f"worker{'s' if workers > 1 else ''} (tracking {tracking_uri})"
         )
         sys.stdout.flush()
-        return server.serve(served, args.host, args.port, workers)
+        return server.serve(served, args.host, args.port, workers, contract=contract)
 
 
 def _verified_copy(uri: str, lock_path: Path, tmp: Path) -> tuple[Path, str]:
@@ -264,10 +270,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Serve the champion model (or --model) on loopback unless --allow-remote, "
         "speaking MLflow's scoring protocol (GET /ping, POST /invocations): the model is "
         "checked against dvc.lock first, then scored by --workers processes.",
-        epilog="exit codes: 0 stopped by SIGINT or SIGTERM; 3 the server could not start (the "
-        "port is taken, or a worker failed before it was ready); 2 no model is registered as "
-        "the champion (run `gitops-ml promote` first), a model that fails its check, a "
-        "non-loopback --host without --allow-remote, or bad usage.",
+        epilog="exit codes: 0 stopped by SIGINT or SIGTERM; 3 the server could not start (a "
+        "worker failed before it was ready); 2 the port is taken, no model is registered as "
+        "the champion (run `gitops-ml promote` first), a model that fails its check, no data "
+        "contract (--schema), a non-loopback --host without --allow-remote, or bad usage. "
+        "Requests that break the data contract are answered 400, larger than --max-rows or "
+        "--max-bytes 413.",
     )
     p.add_argument("--host", default=DEFAULT_HOST, help="address to bind (default: %(default)s)")
     p.add_argument(
@@ -294,5 +302,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="allow a non-loopback --host (the server has no authentication)",
     )
-    p.add_argument("--params", default="params.yaml", help="the params file (default: %(default)s)")
+    p.add_argument(
+        "--max-rows",
+        default=server.DEFAULT_MAX_ROWS,
+        type=whole_number(1),
+        help="rows one request may hold; more is answered 413 (default: %(default)s)",
+    )
+    p.add_argument(
+        "--max-bytes",
+        default=server.DEFAULT_MAX_BYTES,
+        type=whole_number(1),
+        help="bytes one request body may hold; more is answered 413 (default: %(default)s)",
+    )
+    add_params_and_schema(p)
     p.set_defaults(func=_serve)

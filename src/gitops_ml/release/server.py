@@ -93,10 +93,11 @@ DTYPES = {
 class RequestError(Exception):
     """A request the model cannot score: answered 400 with an MLflow error body."""
 
-    def __init__(self, message: str, error_code: str = "BAD_REQUEST") -> None:
+    def __init__(self, message: str, error_code: str = "BAD_REQUEST", status: int = 400) -> None:
         super().__init__(message)
         self.message = message
         self.error_code = error_code
+        self.status = status
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,137 @@ class Answer:
     status: int
     content_type: str
     body: bytes
+
+
+#: Request limits of `gitops-ml serve` unless --max-rows / --max-bytes say otherwise: a larger
+#: batch belongs in `gitops-ml predict`, which reads files and has no request to time out.
+DEFAULT_MAX_ROWS = 10_000
+DEFAULT_MAX_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ColumnRule:
+    """One feature's rules of the data contract, as `gitops-ml predict` applies them to a batch:
+    a numeric range, or known categories with the share of unknown values allowed."""
+
+    name: str
+    low: float | None = None
+    high: float | None = None
+    categories: frozenset[str] | None = None
+    max_unknown_rate: float = 0.0
+
+
+@dataclass(frozen=True)
+class Contract:
+    """What a request must respect: the schema's column rules and the size limits (413)."""
+
+    source: str = ""
+    rules: tuple[ColumnRule, ...] = ()
+    max_rows: int = DEFAULT_MAX_ROWS
+    max_bytes: int = DEFAULT_MAX_BYTES
+
+    @classmethod
+    def from_schema(cls, schema: Any, max_rows: int, max_bytes: int) -> Contract:
+        """The rules of a `gitops_ml.schema.Schema` that `predict` checks on every batch."""
+        rules = []
+        for spec in schema.columns:
+            if spec.dtype in ("int", "float"):
+                if spec.min is not None or spec.max is not None:
+                    rules.append(ColumnRule(spec.name, low=spec.min, high=spec.max))
+            elif spec.dtype == "category" and spec.categories is not None:
+                known = frozenset(str(c) for c in spec.categories)
+                rules.append(ColumnRule(spec.name, categories=known,
+                                        max_unknown_rate=spec.max_unknown_rate))  # fmt: skip
+        return cls(str(schema.source), tuple(rules), max_rows, max_bytes)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "source": self.source,
+                "max_rows": self.max_rows,
+                "max_bytes": self.max_bytes,
+                "rules": [
+                    {
+                        **r.__dict__,
+                        "categories": None if r.categories is None else sorted(r.categories),
+                    }
+                    for r in self.rules
+                ],
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Contract:
+        raw = json.loads(text)
+        rules = tuple(
+            ColumnRule(
+                **{
+                    **r,
+                    "categories": None if r["categories"] is None else frozenset(r["categories"]),
+                }
+            )
+            for r in raw["rules"]
+        )
+        return cls(raw["source"], rules, raw["max_rows"], raw["max_bytes"])
+
+    def too_large(self, n_bytes: int) -> Answer | None:
+        if n_bytes > self.max_bytes:
+            return error_answer(
+                f"The request body has {n_bytes} bytes, above the server's limit of "
+                f"{self.max_bytes} (--max-bytes); send smaller batches, or score files with "
+                "`gitops-ml predict`",
+                "REQUEST_LIMIT_EXCEEDED",
+                413,
+            )
+        return None
+
+    def check(self, names: Sequence[Any], values: Callable[[Any], Any], n_rows: int) -> None:
+        """Raise a `RequestError` naming the first column that breaks a rule, and how."""
+        import numpy as np
+
+        if n_rows > self.max_rows:
+            raise RequestError(
+                f"The request has {n_rows} rows, above the server's limit of {self.max_rows} "
+                "(--max-rows); send smaller batches, or score files with `gitops-ml predict`",
+                "REQUEST_LIMIT_EXCEEDED",
+                413,
+            )
+        present = set(names)
+        for rule in self.rules:
+            if rule.name not in present:
+                continue
+            column = values(rule.name)
+            if rule.categories is None:
+                try:
+                    number = np.asarray(column, dtype="float64")
+                except (TypeError, ValueError):
+                    raise RequestError(
+                        f"Invalid input. Column '{rule.name}' must hold numbers (data contract "
+                        f"{self.source})"
+                    ) from None
+                for limit, side, bad in (
+                    (rule.low, "below the minimum", number < (rule.low or 0)),
+                    (rule.high, "above the maximum", number > (rule.high or 0)),
+                ):
+                    if limit is not None and bad.any():
+                        raise RequestError(
+                            f"Invalid input. Column '{rule.name}' breaks the data contract "
+                            f"{self.source}: {int(bad.sum())} value(s) {side} {limit:g} (e.g. "
+                            f"{number[bad][0]:g})"
+                        )
+                continue
+            seen = [v for v in column if not _missing(v)]
+            unknown = [v for v in seen if str(v) not in rule.categories]
+            if unknown and len(unknown) / len(seen) > rule.max_unknown_rate:
+                raise RequestError(
+                    f"Invalid input. Column '{rule.name}' breaks the data contract "
+                    f"{self.source}: {len(unknown)} of {len(seen)} value(s) not among its "
+                    f"categories (limit {rule.max_unknown_rate:.2%}; e.g. {str(unknown[0])!r})"
+                )
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def default_workers() -> int:
@@ -283,12 +415,15 @@ class Scorer:
     """A fitted model and its signature's columns: `parse` a request body into `Rows` (or an
     error `Answer`), `score` a batch of them."""
 
-    def __init__(self, model: Any, columns: Sequence[Column] | None) -> None:
+    def __init__(
+        self, model: Any, columns: Sequence[Column] | None, contract: Contract | None = None
+    ) -> None:
         import numpy as np
         import pandas as pd
 
         self.model = model
         self.columns = tuple(columns) if columns else None
+        self.contract = contract
         self._np = np
         self._pd = pd
         self._from_arrays: Callable[..., pd.DataFrame] | None = getattr(
@@ -317,19 +452,35 @@ class Scorer:
                 "text/plain",
                 f"Unrecognized content type parameters: {', '.join(unexpected)}.".encode(),
             )
+        if self.contract is not None:
+            too_large = self.contract.too_large(len(body))
+            if too_large is not None:
+                return too_large
         try:
             if mime == CONTENT_TYPE_JSON:
-                return self.rows(*json_columns(_loads(body)))
+                return self.checked(self.rows(*json_columns(_loads(body))))
             if mime in (CONTENT_TYPE_CSV, CONTENT_TYPE_PARQUET):
-                return self.rows(*self._file_columns(body, mime))
+                return self.checked(self.rows(*self._file_columns(body, mime)))
         except RequestError as exc:
-            return error_answer(exc.message, exc.error_code)
+            return error_answer(exc.message, exc.error_code, exc.status)
         return Answer(
             415,
             "text/plain",
             f"This predictor only supports the following content types: Types: {CONTENT_TYPES}. "
             f"Got '{content_type or ''}'.".encode(),
         )
+
+    def checked(self, rows: Rows) -> Rows:
+        """`rows`, once they respect the data contract (a `RequestError` if not)."""
+        if self.contract is None:
+            return rows
+        if rows.frame is not None:
+            frame = rows.frame
+            self.contract.check(list(frame.columns), lambda name: frame[name].tolist(), rows.n_rows)
+        else:
+            arrays = dict(zip(rows.names, rows.arrays, strict=True))
+            self.contract.check(rows.names, arrays.__getitem__, rows.n_rows)
+        return rows
 
     def rows(self, columns: dict[Any, Sequence[Any]], n_rows: int) -> Rows:
         """The signature's columns of `columns`, in its order and cast to its types (columns it
@@ -481,10 +632,12 @@ class Scorer:
             return
         row = [None if c.type == "string" else (False if c.type == "boolean" else 0)
                for c in self.columns]  # fmt: skip
-        body = json.dumps(
-            {"dataframe_split": {"columns": [c.name for c in self.columns], "data": [row]}}
-        ).encode()
-        answer = self.invocations(body, CONTENT_TYPE_JSON)
+        try:  # made-up values, not a request: the data contract does not apply
+            rows = self.rows({c.name: [v] for c, v in zip(self.columns, row, strict=True)}, 1)
+        except RequestError as exc:
+            log.info("warm-up row refused: %s", exc.message)
+            return
+        answer = self.score([rows])[0]
         if answer.status != 200:
             log.info("warm-up request answered %d: %s", answer.status, answer.body[:200])
 
@@ -583,14 +736,20 @@ class App:
         elif scope["method"] != method:
             answer = _NOT_ALLOWED
         elif path == "/invocations":
-            body = await _read_body(receive)
-            content_type = None
+            content_type, length = None, 0
             for name, value in scope["headers"]:
                 if name == b"content-type":
                     content_type = value.decode("latin-1")
-                    break
+                elif name == b"content-length" and value.isdigit():
+                    length = int(value)
+            limit = self.scorer.contract.max_bytes if self.scorer.contract else None
+            # a body announced too large is drained, not kept: the client gets its 413
+            cap = None if limit is None else (limit if length <= limit else 0)
+            body, size = await _read_body(receive, cap)
             try:
-                answer = await self.invocations(body, content_type)
+                contract = self.scorer.contract
+                too_large = contract.too_large(max(length, size)) if contract else None
+                answer = too_large or await self.invocations(body, content_type)
             except Exception as exc:  # a bug here, not in the request: say so, keep serving
                 log.exception("scoring failed")
                 answer = error_answer(f"{type(exc).__name__}: {exc}", "INTERNAL_ERROR", 500)
@@ -651,16 +810,22 @@ class App:
             self._draining = None
 
 
-async def _read_body(receive: Any) -> bytes:
-    message = await receive()
-    body = message.get("body", b"")
-    if not message.get("more_body", False):
-        return body
-    chunks = [body]
-    while message.get("more_body", False):
+async def _read_body(receive: Any, limit: int | None = None) -> tuple[bytes, int]:
+    """(the request body, its size). Past `limit` bytes the rest is read and dropped, so the
+    client, still sending, gets the answer (413) rather than a broken connection, and the
+    worker's memory holds no more than `limit`."""
+    chunks: list[bytes] = []
+    size, more = 0, True
+    while more:
         message = await receive()
-        chunks.append(message.get("body", b""))
-    return b"".join(chunks)
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if limit is None or size <= limit:
+            chunks.append(chunk)
+        else:
+            chunks.clear()
+        more = message.get("more_body", False)
+    return (b"".join(chunks), size) if limit is None or size <= limit else (b"", size)
 
 
 #: uvicorn's settings: no access log, no proxy headers, no lifespan, a bounded shutdown.
@@ -676,7 +841,19 @@ UVICORN_SETTINGS: dict[str, Any] = {
 }
 
 
-def serve(model_dir: Path, host: str, port: int, workers: int, *, fork: bool | None = None) -> int:
+#: Where `serve` tells spawned worker processes the data contract (`Contract.to_json`).
+CONTRACT_ENV = "GITOPS_ML_SERVE_CONTRACT"
+
+
+def serve(
+    model_dir: Path,
+    host: str,
+    port: int,
+    workers: int,
+    *,
+    fork: bool | None = None,
+    contract: Contract | None = None,
+) -> int:
     """Serve the model in `model_dir` with `workers` processes until SIGINT or SIGTERM; the
     exit code (0 once stopped by a signal, `STARTUP_FAILURE` if no worker could start).
 
@@ -684,7 +861,7 @@ def serve(model_dir: Path, host: str, port: int, workers: int, *, fork: bool | N
     anything listens. Where processes can fork (Linux), the workers are forked from this
     process with the model loaded (`_prefork`): nothing is imported or loaded twice. Elsewhere
     uvicorn spawns them, and each imports the libraries and loads `model_dir` itself."""
-    scorer = Scorer(load_model_dir(model_dir), read_signature(model_dir))
+    scorer = Scorer(load_model_dir(model_dir), read_signature(model_dir), contract)
     workers = max(1, workers)
     if fork is None:
         fork = sys.platform == "linux"
@@ -702,6 +879,8 @@ def serve(model_dir: Path, host: str, port: int, workers: int, *, fork: bool | N
     import uvicorn
 
     os.environ[MODEL_DIR_ENV] = str(model_dir.resolve())
+    if contract is not None:
+        os.environ[CONTRACT_ENV] = contract.to_json()
     os.environ.update(limits)
     try:
         uvicorn.run(
@@ -715,6 +894,27 @@ def serve(model_dir: Path, host: str, port: int, workers: int, *, fork: bool | N
     except SystemExit as exc:  # uvicorn's way of saying that the workers could not start
         return exc.code if isinstance(exc.code, int) else STARTUP_FAILURE
     return 0
+
+
+def check_port_free(host: str, port: int) -> None:
+    """A `GitopsMLError` at once when `host`:`port` cannot be bound (another server has it),
+    rather than after the model is downloaded and loaded."""
+    import errno
+
+    from gitops_ml.errors import GitopsMLError
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise GitopsMLError(
+                    f"port {port} on {host} is already in use: stop the server there or pass "
+                    "another --port"
+                ) from None
+            raise GitopsMLError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
 
 
 def load_model_dir(model_dir: Path) -> Any:
@@ -855,7 +1055,14 @@ def create_app() -> App:
         if not directory:
             raise GitopsMLError(f"{MODEL_DIR_ENV} is not set: which model to serve?")
         path = Path(directory)
-        app = App(Scorer(load_model_dir(path), read_signature(path)))
+        contract = os.environ.get(CONTRACT_ENV)
+        app = App(
+            Scorer(
+                load_model_dir(path),
+                read_signature(path),
+                Contract.from_json(contract) if contract else None,
+            )
+        )
         app.warm_up()
         return app
     except (GitopsMLError, OSError) as exc:
