@@ -14,6 +14,7 @@ import pytest
 
 from gitops_ml.cli import main
 from gitops_ml.config import BaselineRule, DisparityRule, GateConfig, WorstSliceRule
+from gitops_ml.errors import DataError
 from gitops_ml.lineage.dvclock import MODEL_PATH
 from gitops_ml.pr import gate as g
 from tests.conftest import ROOT
@@ -371,3 +372,43 @@ def test_cli_bad_input_exits_2(
     assert main(["gate", "--json", str(tmp_path / "gate.json")]) == 2
     assert "reports/metrics.json: metrics not found" in capsys.readouterr().err
     assert not (tmp_path / "gate.json").exists()
+
+
+def test_the_baseline_file_is_the_evaluate_output_beside_the_metrics() -> None:
+    """run_gate (and the report) find reports/baseline.json beside the metrics, where dvc.yaml
+    has the evaluate stage write it, as a git-tracked output."""
+    import yaml
+
+    from gitops_ml.lineage.dvclock import METRICS_PATH
+
+    stage = yaml.safe_load((ROOT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]["evaluate"]
+    words = stage["cmd"].split()
+    path = words[words.index("--baseline") + 1]
+    assert path == str(Path(METRICS_PATH).with_name(g.BASELINE_FILE))
+    assert {path: {"cache": False}} in stage["outs"]
+    train = words[words.index("--train") + 1]
+    assert train in stage["deps"]
+
+
+def test_read_baseline(tmp_path: Path) -> None:
+    path = tmp_path / "baseline.json"
+    assert g.read_baseline(path, wanted=False) == (None, "")
+    baseline, why = g.read_baseline(path)
+    assert baseline is None and why.startswith(f"{path} not found (the evaluate stage writes it")
+    path.write_text('{"model": "ridge", "metrics": {"rmse": 1.5}}')
+    assert g.read_baseline(path) == ({"model": "ridge", "metrics": {"rmse": 1.5}}, "")
+    path.write_text('{"rmse": 1.5}')
+    with pytest.raises(DataError, match="must be a JSON object with a 'metrics' object"):
+        g.read_baseline(path)
+
+
+def test_report_slice_table_shows_the_disparity_metric_without_a_worst_slice_rule() -> None:
+    from gitops_ml.config import parse_params
+    from gitops_ml.pr.report import _slice_metric
+    from tests.conftest import template_settings
+
+    raw = template_settings()
+    raw["gate"]["worst_slice"] = None
+    assert _slice_metric(parse_params(raw)) == "roc_auc"  # the task's default
+    raw["gate"]["disparity"] = {"metric": "recall", "max_gap": 0.1, "min_rows": 50}
+    assert _slice_metric(parse_params(raw)) == "recall"
