@@ -126,6 +126,14 @@ TASK_METRICS = {
     ),
     "regression": ("rmse", "mae", "r2"),
 }  # fmt: skip
+#: Metrics reports/slices.json holds for each slice, per task (`metrics.slice_metrics`; a test
+#: keeps the two equal). Binary slices also hold `positive_rate`, a property of the data that no
+#: model changes, so no rule gates it.
+SLICE_METRICS = {
+    "binary": ("roc_auc", "accuracy", "precision", "recall", "f1", "predicted_positive_rate"),
+    "multiclass": ("accuracy", "balanced_accuracy", "f1_macro", "f1_weighted"),
+    "regression": ("rmse", "mae", "r2"),
+}
 
 
 @dataclass(frozen=True)
@@ -138,6 +146,25 @@ class WorstSliceRule:
 
 
 @dataclass(frozen=True)
+class BaselineRule:
+    """The model must beat the simple baseline the evaluate stage fits on the same split
+    (reports/baseline.json) by at least `margin`, in the metric's units."""
+
+    metric: str
+    margin: float
+
+
+@dataclass(frozen=True)
+class DisparityRule:
+    """The largest gap in `metric` between two groups of one evaluate.slices column (groups of
+    at least `min_rows` test rows) must stay within `max_gap`."""
+
+    metric: str
+    max_gap: float
+    min_rows: int
+
+
+@dataclass(frozen=True)
 class GateConfig:
     """The quality gate a pull request must pass (`gitops-ml gate`)."""
 
@@ -146,6 +173,13 @@ class GateConfig:
     thresholds: Mapping[str, float]
     max_regression: Mapping[str, float]
     worst_slice: WorstSliceRule | None
+    # Optional keys of gitops.yaml's gate section: absent or null means no such rule.
+    baseline: BaselineRule | None = None
+    disparity: DisparityRule | None = None
+
+
+#: Keys of the gate section that may be left out (a gitops.yaml from before these rules).
+GATE_OPTIONAL = ("baseline", "disparity")
 
 
 @dataclass(frozen=True)
@@ -192,8 +226,11 @@ def _section(raw: Mapping[str, Any], name: str) -> Mapping[str, Any]:
     return value
 
 
-def _build(cls: type, raw: Mapping[str, Any], name: str) -> dict[str, Any]:
-    """Check that a section has exactly the dataclass's keys; return them as a dict."""
+def _build(
+    cls: type, raw: Mapping[str, Any], name: str, optional: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Check that a section has exactly the dataclass's keys (`optional` ones may be left out,
+    and read as None); return them as a dict."""
     section = _section(raw, name)
     expected = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(section) - set(expected))
@@ -201,10 +238,10 @@ def _build(cls: type, raw: Mapping[str, Any], name: str) -> dict[str, Any]:
         raise ConfigError(
             f"params: unknown key '{name}.{unknown[0]}' (expected one of: {', '.join(expected)})"
         )
-    missing = [key for key in expected if key not in section]
+    missing = [key for key in expected if key not in section and key not in optional]
     if missing:
         raise ConfigError(f"params: missing key '{name}.{missing[0]}'")
-    return dict(section)
+    return {**dict.fromkeys(optional), **section}
 
 
 def _int(value: Any, key: str, *, minimum: int | None = None, optional: bool = False) -> int | None:
@@ -386,7 +423,7 @@ def _number(value: Any, key: str) -> float:
     return float(value)
 
 
-def _metric_map(value: Any, key: str, task: str, *, non_negative: bool) -> dict[str, float]:
+def _metric_map(value: Any, key: str, task: str) -> dict[str, float]:
     if value is None:
         return {}
     if not isinstance(value, Mapping):
@@ -395,13 +432,64 @@ def _metric_map(value: Any, key: str, task: str, *, non_negative: bool) -> dict[
     for name, limit in value.items():
         _metric(name, f"{key}.{name}", task)
         out[name] = _number(limit, f"{key}.{name}")
-        if non_negative and out[name] < 0:
-            raise ConfigError(f"params: '{key}.{name}' must be >= 0, got {limit}")
+        if math.isinf(out[name]):
+            raise ConfigError(f"params: '{key}.{name}' must be a finite number, got {limit}")
     return out
 
 
-def _gate(raw: Mapping[str, Any], task: str) -> GateConfig:
-    s = _build(GateConfig, raw, "gate")
+def _rule_section(value: Any, key: str) -> Mapping[str, Any] | None:
+    """An optional rule's mapping, or None when the rule is off (null)."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"params: '{key}' must be a mapping or null, got {value!r}")
+    return value
+
+
+def _baseline_rule(value: Any, task: str) -> BaselineRule | None:
+    section = _rule_section(value, "gate.baseline")
+    if section is None:
+        return None
+    b = _build(BaselineRule, {"gate.baseline": section}, "gate.baseline")
+    margin = _number(b["margin"], "gate.baseline.margin")
+    if not 0 <= margin < math.inf:
+        raise ConfigError(
+            f"params: 'gate.baseline.margin' must be a finite number >= 0 (how much better than "
+            f"the baseline the model must be), got {b['margin']}"
+        )
+    return BaselineRule(metric=_metric(b["metric"], "gate.baseline.metric", task), margin=margin)
+
+
+def _disparity_rule(value: Any, task: str, slices: tuple[str, ...]) -> DisparityRule | None:
+    section = _rule_section(value, "gate.disparity")
+    if section is None:
+        return None
+    d = _build(DisparityRule, {"gate.disparity": section}, "gate.disparity")
+    metric = _str(d["metric"], "gate.disparity.metric")
+    if metric not in SLICE_METRICS[task]:
+        raise ConfigError(
+            f"params: 'gate.disparity.metric' must be a metric reports/slices.json holds for "
+            f"{task} ({', '.join(SLICE_METRICS[task])}); got '{metric}'"
+        )
+    max_gap = _number(d["max_gap"], "gate.disparity.max_gap")
+    if not 0 <= max_gap < math.inf:
+        raise ConfigError(
+            f"params: 'gate.disparity.max_gap' must be a finite number >= 0, got {d['max_gap']}"
+        )
+    if not slices:
+        raise ConfigError(
+            "params: 'gate.disparity' compares the groups of the evaluate.slices columns, and "
+            "evaluate.slices is empty; list a column there or set 'gate.disparity: null'"
+        )
+    return DisparityRule(
+        metric=metric,
+        max_gap=max_gap,
+        min_rows=_int(d["min_rows"], "gate.disparity.min_rows", minimum=1),
+    )
+
+
+def _gate(raw: Mapping[str, Any], task: str, slices: tuple[str, ...]) -> GateConfig:
+    s = _build(GateConfig, raw, "gate", optional=GATE_OPTIONAL)
     if not isinstance(s["fail_on_violation"], bool):
         raise ConfigError(
             f"params: 'gate.fail_on_violation' must be true or false, got {s['fail_on_violation']!r}"
@@ -428,14 +516,15 @@ def _gate(raw: Mapping[str, Any], task: str) -> GateConfig:
         fail_on_violation=s["fail_on_violation"],
         primary=_metric(s["primary"], "gate.primary", task),
         # An absolute limit: a minimum for higher-is-better metrics, a maximum for the others.
-        thresholds=MappingProxyType(
-            _metric_map(s["thresholds"], "gate.thresholds", task, non_negative=False)
-        ),
-        # The largest allowed worsening against the champion, in the metric's own units.
+        thresholds=MappingProxyType(_metric_map(s["thresholds"], "gate.thresholds", task)),
+        # The largest allowed worsening against the champion, in the metric's own units; a
+        # negative limit is a required improvement (a retraining pull request must do better).
         max_regression=MappingProxyType(
-            _metric_map(s["max_regression"], "gate.max_regression", task, non_negative=True)
+            _metric_map(s["max_regression"], "gate.max_regression", task)
         ),
         worst_slice=rule,
+        baseline=_baseline_rule(s["baseline"], task),
+        disparity=_disparity_rule(s["disparity"], task, slices),
     )
 
 
@@ -482,13 +571,14 @@ def parse_params(raw: Any, *, check_estimator: bool = False) -> Params:
             f"params: unknown section '{unknown[0]}' (expected: {', '.join(sorted(known))})"
         )
     data = _data(raw)
+    evaluate = _evaluate(raw, data)
     return Params(
         data=data,
         split=_split(raw),
         train=_train(raw, data.task, check_estimator),
-        evaluate=_evaluate(raw, data),
+        evaluate=evaluate,
         mlflow=_mlflow(raw),
-        gate=_gate(raw, data.task),
+        gate=_gate(raw, data.task, evaluate.slices),
         drift=_drift(raw),
         raw=MappingProxyType(dict(raw)),
     )

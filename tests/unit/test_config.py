@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from gitops_ml.cli import main as cli_main
-from gitops_ml.config import load_params, parse_params
+from gitops_ml.config import DisparityRule, load_params, parse_params
 from gitops_ml.errors import ConfigError
 from tests.conftest import template_settings
 
@@ -79,7 +79,44 @@ def test_shipped_params_load() -> None:
         ),
         ({"gate": {"thresholds": {"auc": 0.9}}}, "gate.thresholds.auc"),
         ({"gate": {"thresholds": {"roc_auc": "high"}}}, "gate.thresholds.roc_auc"),
-        ({"gate": {"max_regression": {"roc_auc": -0.1}}}, "gate.max_regression.roc_auc"),
+        ({"gate": {"max_regression": {"roc_auc": float("inf")}}}, "gate.max_regression.roc_auc"),
+        ({"gate": {"baseline": 0.01}}, "'gate.baseline' must be a mapping or null"),
+        ({"gate": {"baseline": {"metric": "roc_auc"}}}, "missing key 'gate.baseline.margin'"),
+        (
+            {"gate": {"baseline": {"metric": "roc_auc", "margin": 0.0, "model": "dummy"}}},
+            "unknown key 'gate.baseline.model'",
+        ),
+        ({"gate": {"baseline": {"metric": "rmse", "margin": 0.0}}}, "gate.baseline.metric"),
+        ({"gate": {"baseline": {"metric": "roc_auc", "margin": -0.01}}}, "gate.baseline.margin"),
+        ({"gate": {"baseline": {"metric": "roc_auc", "margin": "1%"}}}, "gate.baseline.margin"),
+        ({"gate": {"disparity": []}}, "'gate.disparity' must be a mapping or null"),
+        (
+            {"gate": {"disparity": {"metric": "roc_auc", "max_gap": 0.1}}},
+            "missing key 'gate.disparity.min_rows'",
+        ),
+        (
+            {"gate": {"disparity": {"metric": "log_loss", "max_gap": 0.1, "min_rows": 50}}},
+            "'gate.disparity.metric' must be a metric reports/slices.json holds for binary",
+        ),
+        (
+            {"gate": {"disparity": {"metric": "positive_rate", "max_gap": 0.1, "min_rows": 50}}},
+            "gate.disparity.metric",
+        ),
+        (
+            {"gate": {"disparity": {"metric": "roc_auc", "max_gap": -0.1, "min_rows": 50}}},
+            "gate.disparity.max_gap",
+        ),
+        (
+            {"gate": {"disparity": {"metric": "roc_auc", "max_gap": 0.1, "min_rows": 0}}},
+            "gate.disparity.min_rows",
+        ),
+        (
+            {
+                "gate": {"disparity": {"metric": "roc_auc", "max_gap": 0.1, "min_rows": 50}},
+                "evaluate": {"slices": []},
+            },
+            "'gate.disparity' compares the groups of the evaluate.slices columns",
+        ),
         ({"gate": {"fail_on_violation": "yes"}}, "gate.fail_on_violation"),
         ({"gate": {"worst_slice": {"metric": "roc_auc", "min": 0.8}}}, "gate.worst_slice.min_rows"),
         ({"drift": {"psi_treshold": 0.2}}, "drift.psi_treshold"),
@@ -103,6 +140,73 @@ def test_bad_values_name_the_key(changes: dict, needle: str) -> None:
         raw["train"]["model"] = "logistic_regression"
     with pytest.raises(ConfigError, match=needle.replace(".", r"\.")):
         parse_params(raw, check_estimator=True)
+
+
+def test_baseline_and_disparity_rules_are_optional_and_parsed() -> None:
+    """Absent (a gitops.yaml from before these rules) or null: no rule."""
+    raw = copy.deepcopy(DEFAULTS)
+    raw["gate"].pop("baseline", None)
+    raw["gate"].pop("disparity", None)
+    gate = parse_params(raw).gate
+    assert gate.baseline is None and gate.disparity is None
+    raw["gate"].update(
+        baseline={"metric": "log_loss", "margin": 0.02},
+        disparity={"metric": "predicted_positive_rate", "max_gap": 0.2, "min_rows": 30},
+        max_regression={"roc_auc": -0.01},  # a required improvement
+    )
+    gate = parse_params(raw).gate
+    assert (gate.baseline.metric, gate.baseline.margin) == ("log_loss", 0.02)
+    assert gate.disparity == DisparityRule("predicted_positive_rate", 0.2, 30)
+    assert gate.max_regression == {"roc_auc": -0.01}
+
+
+@pytest.mark.parametrize(
+    ("task", "baseline", "disparity", "error"),
+    [
+        ("regression", "r2", "rmse", None),
+        ("multiclass", "f1_macro", "balanced_accuracy", None),
+        ("multiclass", "roc_auc", "accuracy", "gate.baseline.metric"),
+        ("multiclass", "accuracy", "roc_auc_ovr", "gate.disparity.metric"),
+        ("regression", "rmse", "roc_auc", "gate.disparity.metric"),
+    ],
+)
+def test_rule_metrics_depend_on_the_task(
+    task: str, baseline: str, disparity: str, error: str | None
+) -> None:
+    raw = copy.deepcopy(DEFAULTS)
+    raw["data"].update(source="csv", path="x.csv", task=task, positive_label=None)
+    raw["train"]["model"] = "random_forest"
+    raw["gate"] = {
+        "fail_on_violation": True,
+        "primary": "accuracy" if task == "multiclass" else "rmse",
+        "thresholds": {},
+        "max_regression": {},
+        "worst_slice": None,
+        "baseline": {"metric": baseline, "margin": 0.0},
+        "disparity": {"metric": disparity, "max_gap": 1.0, "min_rows": 10},
+    }
+    if error is None:
+        assert parse_params(raw).gate.disparity.metric == disparity
+    else:
+        with pytest.raises(ConfigError, match=error.replace(".", r"\.")):
+            parse_params(raw)
+
+
+def test_slice_metrics_are_the_ones_slices_json_holds() -> None:
+    """config.SLICE_METRICS (no scikit-learn import) names what metrics.slice_metrics writes."""
+    import pandas as pd
+
+    from gitops_ml.config import SLICE_METRICS
+    from gitops_ml.metrics import slice_metrics
+
+    frame = pd.DataFrame({"g": ["a", "a", "b", "b"]})
+    labels = {"binary": [0, 1, 0, 1], "multiclass": [0, 1, 2, 1], "regression": [1.0, 2, 3, 4]}
+    for task, metrics in SLICE_METRICS.items():
+        y = labels[task]
+        extra = {"score": [0.2, 0.8, 0.4, 0.6], "positive": 1} if task == "binary" else {}
+        out = slice_metrics(frame, ["g"], task=task, actual=y, predicted=y, **extra)
+        written = set(out["g"]["a"]) - {"n", "positive_rate"}
+        assert written == set(metrics), task
 
 
 def test_unknown_and_missing_sections() -> None:

@@ -6,8 +6,16 @@ Rules, each reported with its observed value, its limit and a one-line message:
   for the lower-is-better ones (`config.LOWER_IS_BETTER`).
 - ``max_regression:<metric>``: the largest allowed worsening against the champion (the base
   branch's committed `reports/metrics.json`); skipped, with a note, when there is no champion yet.
+  A negative limit is a required improvement (a retraining pull request must do better).
 - ``worst_slice:<metric>``: the weakest slice of `reports/slices.json` with at least `min_rows`
   rows must reach `min`; smaller slices are listed but not gated.
+- ``baseline:<metric>``: the model must beat, by `margin`, the simple baseline the evaluate stage
+  fits on the same train split and scores on the same test split (`reports/baseline.json`,
+  beside the metrics): a model no better than a linear one is not worth its complexity, and one
+  worse than it points at a broken pipeline.
+- ``disparity:<metric>``: within each evaluate.slices column, the gap between the best and the
+  worst group (groups of at least `min_rows` rows) must stay within `max_gap`; the rule names
+  the column and the two groups of the largest gap.
 - ``stale_lock``: the committed `dvc.lock` must record the dependencies the workspace really has.
 
 How the stale-lock rule knows the workspace's dependency hashes: two sources, both cheap.
@@ -37,7 +45,13 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from gitops_ml.config import LOWER_IS_BETTER, GateConfig, WorstSliceRule
+from gitops_ml.config import (
+    LOWER_IS_BETTER,
+    BaselineRule,
+    DisparityRule,
+    GateConfig,
+    WorstSliceRule,
+)
 from gitops_ml.errors import DataError
 from gitops_ml.lineage import dvclock
 
@@ -174,17 +188,25 @@ def regression_rules(
             continue
         worse = round(worsening(name, old, new), 6)
         passed = worse <= limit + EPS
-        if worse > 0:
+        if limit < 0:  # a required improvement
+            how = f"{_change(worse)} (must improve by at least {_fmt(-limit)})"
+        elif worse > 0:
             how = f"worse by {_fmt(worse)} (allowed {_fmt(limit)})"
         else:
-            how = "better" if worse < 0 else "unchanged"
-            how = f"{how} (allowed worsening {_fmt(limit)})"
+            how = f"{_change(worse)} (allowed worsening {_fmt(limit)})"
         results.append(
             RuleResult(rule, passed, worse, limit,
                        f"{name} {_fmt(new)} vs champion {_fmt(old)}: {how}",
                        details={"champion": old, "challenger": new})
         )  # fmt: skip
     return results
+
+
+def _change(worse: float) -> str:
+    """'better by x', 'worse by x' or 'unchanged', from a worsening (see `worsening`)."""
+    if worse > 0:
+        return f"worse by {_fmt(worse)}"
+    return f"better by {_fmt(-worse)}" if worse < 0 else "unchanged"
 
 
 def worst_slice_rule(slices: Mapping[str, Any] | None, rule: WorstSliceRule) -> RuleResult:
@@ -219,6 +241,85 @@ def worst_slice_rule(slices: Mapping[str, Any] | None, rule: WorstSliceRule) -> 
         name, passed, observed, rule.min,
         f"worst slice {label} (n={n}): {rule.metric} {_fmt(observed)} {op} {_fmt(rule.min)}{note}",
         details={**details, "slice": label, "n": n},
+    )  # fmt: skip
+
+
+def baseline_rule(
+    metrics: Mapping[str, Any],
+    baseline: Mapping[str, Any] | None,
+    rule: BaselineRule,
+    *,
+    missing_reason: str = "no baseline results",
+) -> RuleResult:
+    """The model must beat the simple baseline (`baseline`: reports/baseline.json, with its
+    `model` and its `metrics` on the same test split) by at least `rule.margin`.
+
+    Observed is the model's advantage in the metric's units (negative: the baseline is better).
+    """
+    name, metric = f"baseline:{rule.metric}", rule.metric
+    need = f"must be better by at least {_fmt(rule.margin)}"
+    if baseline is None:
+        return RuleResult(name, False, None, rule.margin,
+                          f"{missing_reason}: cannot compare {metric} with the baseline")  # fmt: skip
+    model = str(baseline.get("model") or "baseline")
+    scores = baseline.get("metrics")
+    old = _value(scores if isinstance(scores, Mapping) else None, metric)
+    new = _value(metrics, metric)
+    if new is None or old is None:
+        which = "the metrics" if new is None else f"the baseline's ({model}) metrics"
+        return RuleResult(name, False, None, rule.margin,
+                          f"{metric} is missing or null in {which}")  # fmt: skip
+    advantage = round(-worsening(metric, old, new), 6)
+    passed = advantage >= rule.margin - EPS
+    return RuleResult(
+        name, passed, advantage, rule.margin,
+        f"{metric} {_fmt(new)} vs baseline {model} {_fmt(old)}: {_change(-advantage)} ({need})",
+        details={"baseline": old, "challenger": new, "baseline_model": model},
+    )  # fmt: skip
+
+
+def disparity_rule(slices: Mapping[str, Any] | None, rule: DisparityRule) -> RuleResult:
+    """Within each slice column, the best and the worst group of at least `min_rows` rows may
+    differ by at most `rule.max_gap`; the column with the largest gap decides."""
+    name, metric = f"disparity:{rule.metric}", rule.metric
+    lower = metric in LOWER_IS_BETTER
+    gaps: list[tuple[float, str, tuple[str, float, int], tuple[str, float, int]]] = []
+    small: list[str] = []
+    for column, values in (slices or {}).items():
+        groups = []
+        for value, stats in values.items():
+            n = int(stats.get("n", 0))
+            observed = _value(stats, metric)
+            if n < rule.min_rows or observed is None:
+                shown = "n/a" if observed is None else _fmt(observed)
+                small.append(f"{column}={value} (n={n}, {metric} {shown})")
+            else:
+                groups.append((str(value), observed, n))
+        if len(groups) >= 2:
+            # best first: the highest value, or the lowest for lower-is-better metrics
+            ranked = sorted(groups, key=lambda g: (g[1], g[0]), reverse=not lower)
+            best, worst = ranked[0], ranked[-1]
+            gaps.append((round(abs(best[1] - worst[1]), 6), str(column), best, worst))
+    note = ""
+    if small:
+        note = f"; not compared (under {rule.min_rows} rows or no {metric}): " + ", ".join(small)
+    per_column = {column: gap for gap, column, _, _ in gaps}
+    if not gaps:
+        return RuleResult(
+            name, True, None, rule.max_gap,
+            f"no slice column has two groups of at least {rule.min_rows} rows to compare{note}",
+            skipped=True, details={"not_compared": small},
+        )  # fmt: skip
+    gap, column, best, worst = max(gaps, key=lambda g: (g[0], g[1]))
+    passed = gap <= rule.max_gap + EPS
+    op = "<=" if passed else ">"
+    return RuleResult(
+        name, passed, gap, rule.max_gap,
+        f"largest gap in {column}: {column}={best[0]} (n={best[2]}) {metric} {_fmt(best[1])} vs "
+        f"{column}={worst[0]} (n={worst[2]}) {_fmt(worst[1])}: gap {_fmt(gap)} {op} "
+        f"{_fmt(rule.max_gap)}{note}",
+        details={"column": column, "groups": [best[0], worst[0]], "gaps": per_column,
+                 "not_compared": small},
     )  # fmt: skip
 
 
@@ -374,8 +475,10 @@ def evaluate_gate(
     *,
     champion: Mapping[str, Any] | None,
     slices: Mapping[str, Any] | None,
+    baseline: Mapping[str, Any] | None = None,
     lock_rule: tuple[RuleResult, list[str]] | None = None,
     no_champion_reason: str = "the base has no reports/metrics.json",
+    no_baseline_reason: str = "no baseline results",
     base: str | None = None,
     head: str | None = None,
 ) -> GateResult:
@@ -386,6 +489,12 @@ def evaluate_gate(
     )
     if cfg.worst_slice is not None:
         rules.append(worst_slice_rule(slices, cfg.worst_slice))
+    if cfg.baseline is not None:
+        rules.append(
+            baseline_rule(metrics, baseline, cfg.baseline, missing_reason=no_baseline_reason)
+        )
+    if cfg.disparity is not None:
+        rules.append(disparity_rule(slices, cfg.disparity))
     warnings: list[str] = []
     if lock_rule is not None:
         rules.append(lock_rule[0])
@@ -434,6 +543,25 @@ def parse_json_text(text: str | None, what: str) -> Any:
         raise DataError(f"{what} is not valid JSON ({exc})") from None
 
 
+#: The simple baseline's results, written by the evaluate stage beside reports/metrics.json.
+BASELINE_FILE = "baseline.json"
+
+
+def read_baseline(path: Path, *, wanted: bool = True) -> tuple[Mapping[str, Any] | None, str]:
+    """reports/baseline.json and, when it cannot be had, why (the baseline rule's message)."""
+    if not wanted:
+        return None, ""
+    if not path.exists():
+        return None, (
+            f"{path} not found (the evaluate stage writes it when dvc.yaml gives it --train and "
+            "--baseline; run `dvc repro`)"
+        )
+    baseline = read_json(path, "baseline results")
+    if not isinstance(baseline, Mapping) or not isinstance(baseline.get("metrics"), Mapping):
+        raise DataError(f"{path}: baseline results must be a JSON object with a 'metrics' object")
+    return baseline, ""
+
+
 def run_gate(
     cfg: GateConfig,
     *,
@@ -445,12 +573,15 @@ def run_gate(
     check_lock: bool = True,
     rescore: Callable[[str], tuple[Mapping[str, Any] | None, str]] | None = None,
     new_baseline: str | None = None,
+    baseline_path: Path | None = None,
 ) -> GateResult:
     """Gather the inputs from the workspace and git, then evaluate every rule.
 
     `rescore(base_sha)` gives the champion's metrics on the PR's own test split (and where the
     model came from); without it, or when it finds no model, the regression rules compare with
     the base's committed metrics, which were measured on the base's test split.
+    `baseline_path` (default: `BASELINE_FILE` beside the metrics, where the evaluate stage
+    writes it) is read only when `cfg.baseline` is set.
     """
     from gitops_ml.lineage import git
     from gitops_ml.pr.baseline import NewBaseline
@@ -459,6 +590,9 @@ def run_gate(
     if not isinstance(metrics, Mapping):
         raise DataError(f"{metrics_path}: metrics must be a JSON object")
     slices = read_json(slices_path, "slice metrics") if slices_path.exists() else None
+    baseline, no_baseline = read_baseline(
+        baseline_path or metrics_path.with_name(BASELINE_FILE), wanted=cfg.baseline is not None
+    )
     rel = _relative(metrics_path, root)
     champion = None
     reason = "no --base given"
@@ -497,8 +631,10 @@ def run_gate(
         metrics,
         champion=champion,
         slices=slices,
+        baseline=baseline,
         lock_rule=lock_rule,
         no_champion_reason=reason,
+        no_baseline_reason=no_baseline,
         base=base_sha,
         head=head_sha,
     )

@@ -825,6 +825,8 @@ def _workflow_url(env: Mapping[str, str]) -> str | None:
 def _slice_metric(params: Any) -> str:
     if params.gate.worst_slice is not None:
         return params.gate.worst_slice.metric
+    if params.gate.disparity is not None:
+        return params.gate.disparity.metric
     return {"binary": "roc_auc", "multiclass": "accuracy"}.get(params.data.task, "rmse")
 
 

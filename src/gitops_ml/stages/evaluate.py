@@ -3,6 +3,11 @@
 Writes the headline metrics, per-slice metrics, DVC plot data, PNG figures and the test-set
 predictions (kept for drift comparison), then adds the test metrics and figures to the MLflow run
 that trained this exact model file. Nothing is written until every number and figure exists.
+
+Given the train split (`--train`) and `--baseline`, it also fits a simple baseline on that
+split and scores it on the same test rows with the same metric code, for the gate's
+`baseline:<metric>` rule: a linear model on the preprocessing the catalogue gives linear models
+(`gitops_ml.models`), logistic regression for classification and ridge for regression.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import argparse
 import json
 import logging
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +27,7 @@ import pandas as pd
 
 from gitops_ml import metrics as m
 from gitops_ml import tracking
-from gitops_ml.config import Params, load_params
+from gitops_ml.config import Params, estimator_kind, load_params
 from gitops_ml.errors import DataError, cli_entry
 from gitops_ml.figures import render_figures
 from gitops_ml.files import atomic_dir, file_md5, read_parquet, write_json, write_parquet
@@ -57,17 +63,58 @@ class Evaluation:
     per_class: dict[str, Any]  # classification: precision, recall, f1, support of each class
 
 
-def _features_target(test: pd.DataFrame, target: str) -> tuple[pd.DataFrame, pd.Series]:
-    if target not in test.columns:
+def _features_target(
+    df: pd.DataFrame, target: str, split: str = "test"
+) -> tuple[pd.DataFrame, pd.Series]:
+    if target not in df.columns:
         raise DataError(
-            f"target column '{target}' (data.target) is not in the test data "
-            f"(columns: {', '.join(map(str, test.columns))})"
+            f"target column '{target}' (data.target) is not in the {split} data "
+            f"(columns: {', '.join(map(str, df.columns))})"
         )
-    y = test[target]
+    y = df[target]
     n_missing = int(y.isna().sum())
     if n_missing:
-        raise DataError(f"target column '{target}' has {n_missing} missing values in the test data")
-    return test.drop(columns=[target]), y
+        raise DataError(
+            f"target column '{target}' has {n_missing} missing values in the {split} data"
+        )
+    return df.drop(columns=[target]), y
+
+
+#: The simple baseline of each estimator kind: a linear model on one-hot and scaled features.
+#: Ridge rather than a constant prediction for regression: a mean predictor scores R² 0, a bar
+#: a threshold on r2 already sets; a linear fit is the simple model worth beating.
+BASELINE_MODELS = {"classification": "logistic_regression", "regression": "ridge"}
+
+
+def baseline_results(train: pd.DataFrame, test: pd.DataFrame, params: Params) -> dict[str, Any]:
+    """Fit the task's baseline on `train` (default hyperparameters, train.seed) and score it on
+    `test` as the model is scored: ``{"model", "n_train", "metrics"}`` (reports/baseline.json)."""
+    from gitops_ml.models import build_pipeline, feature_columns
+
+    data = params.data
+    name = BASELINE_MODELS[estimator_kind(data.task)]
+    X, y = _features_target(train, data.target, "train")
+    numeric, categorical = feature_columns(train, data.target)
+    pipeline = build_pipeline(name, data.task, {}, params.train.seed, numeric, categorical)
+    start = time.perf_counter()
+    try:
+        pipeline.fit(X, y)
+    except (ValueError, TypeError) as exc:
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(
+            f"the baseline {name} could not be fitted on the train split: {text}"
+        ) from None
+    log.info("fitted the baseline %s in %.2f s", name, time.perf_counter() - start)
+    X_test, y_test = _features_target(test, data.target)
+    measured = measure(
+        pipeline,
+        X_test,
+        y_test,
+        data.task,
+        positive_label=data.positive_label,
+        threshold=params.evaluate.threshold,
+    )
+    return {"model": name, "n_train": len(X), "metrics": measured.metrics}
 
 
 def _warn_unseen(y: pd.Series, classes: np.ndarray) -> None:
@@ -226,17 +273,29 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--plots", required=True, type=Path, help="directory for plot data JSON")
     parser.add_argument("--figures", required=True, type=Path, help="directory for PNG figures")
     parser.add_argument("--predictions", required=True, type=Path, help="predictions parquet")
+    parser.add_argument(
+        "--train", type=Path, help="train split (parquet) to fit the simple baseline on"
+    )
+    parser.add_argument(
+        "--baseline", type=Path, help="the baseline's test metrics JSON to write (with --train)"
+    )
     parser.add_argument("--params", default="params.yaml", type=Path, help="params file")
     return parser
 
 
 @cli_entry
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if (args.train is None) != (args.baseline is None):
+        parser.error("--train and --baseline go together: the baseline is fitted on --train")
     params = load_params(args.params)
     model = load_model(args.model)
     test = read_parquet(args.test)
     result = evaluate(model, test, params)
+    baseline = None
+    if args.train is not None:
+        baseline = baseline_results(read_parquet(args.train), test, params)
     with atomic_dir(args.figures) as figures, atomic_dir(args.plots) as plots:
         render_figures(result.plots, figures, result.metrics)
         write_plot_data(result.plots, plots)
@@ -244,18 +303,17 @@ def main(argv: list[str] | None = None) -> int:
     write_json(args.slices, result.slices)
     write_json(args.classes, result.per_class)
     write_parquet(args.predictions, result.predictions)
+    reports = [args.metrics, args.slices, args.classes]
+    if baseline is not None:
+        write_json(args.baseline, baseline)
+        reports.append(args.baseline)
     log.info("metrics: %s", json.dumps(result.metrics, sort_keys=True))
     with tracking.timed("mlflow logging (evaluate)"):
         run_id = log_to_run(
             params,
             model_file=args.model,
             test_file=args.test,
-            artifacts=[
-                ("figures", args.figures),
-                ("reports", args.metrics),
-                ("reports", args.slices),
-                ("reports", args.classes),
-            ],
+            artifacts=[("figures", args.figures), *(("reports", path) for path in reports)],
             result=result,
         )
     if run_id:
