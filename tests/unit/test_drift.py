@@ -742,3 +742,35 @@ def test_infinite_feature_values_are_refused_before_scoring(reference, pool, cfg
     features = drift.feature_columns(reference, "income")
     with pytest.raises(DataError, match=r"infinite values in numeric column\(s\) 'age' \(2 rows\)"):
         drift.check_batch(batch, reference, features, cfg)
+
+
+@pytest.mark.parametrize("alert", [True, False])
+def test_the_monitor_workflow_warns_on_a_quality_alert(tmp_path, alert) -> None:
+    """monitor.yml's job summary step, run as the runner runs it, on a report with(out) one."""
+    import os
+    import subprocess
+    import sys
+
+    (job,) = yaml.safe_load((ROOT / ".github/workflows/monitor.yml").read_text())["jobs"].values()
+    step = next(s for s in job["steps"] if s.get("name") == "Job summary")
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "drift.md").write_text("## Data drift: no drift\n")
+    reasons = ["roc_auc 0.0800 < 0.8800 (minimum) (gate.thresholds)"] if alert else []
+    report = {"drift": False, "alert": alert, "quality": {"alert": alert, "reasons": reasons}}
+    (tmp_path / "reports" / "drift.json").write_text(json.dumps(report))
+    (tmp_path / "step.sh").write_text(step["run"])
+    env = {
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"),
+        "DRIFT_CODE": "1" if alert else "0",
+        "DVC_REMOTE": "storage",
+    }
+    proc = subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(tmp_path / "step.sh")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    expected = (
+        f"::warning title=Model quality::on the batch's labels: {reasons[0]}\n" if alert else ""
+    )
+    assert proc.stdout == expected
