@@ -903,8 +903,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `drift` to the `gitops-ml` subcommands."""
     p = sub.add_parser(
         "drift",
-        help="compare a batch with the training data, and the model with the gate on its "
-        "labels (exit 1 on drift or a quality alert)",
+        help="check a batch for drift, and quality on its labels",
         description="Feature drift (PSI, KS test, missing rates), prediction drift (score PSI) "
         "and data-contract violations of a batch against the training data, with the limits of "
         "gitops.yaml's drift: section; when the batch has the target column, the model's "
