@@ -4,13 +4,18 @@ them as the evaluate stage does, and the prediction log that the drift check rea
 A batch is checked against the data contract (the schema YAML the validate stage uses) before it
 is scored, so a broken extract is refused with one line instead of being scored into nonsense.
 Every scored batch can be appended to a prediction log (one parquet file per batch, never
-overwritten).
+overwritten). The log holds each batch's raw input features beside its scores, so its retention
+is a setting (gitops.yaml ``monitoring:``, `RetentionConfig`): after each append, the log's own
+files older than ``retention_days`` or beyond the newest ``retention_rows`` rows are deleted,
+raw inputs and all (`prune_prediction_log`). Nothing else in the directory is touched.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import secrets
+import stat
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -42,6 +47,10 @@ SCORED_AT_COLUMN = "scored_at"
 
 #: Columns of the prediction log that say which model scored the batch (null when unknown).
 MODEL_COLUMNS = ("model_uri", "model_version", "model_md5")
+
+
+#: The name `append_prediction_log` gives a file: the only files retention may delete.
+LOG_FILE_NAME = re.compile(r"(\d{8}T\d{6})-[0-9a-f]{8}\.parquet")
 
 
 #: Schema rules a batch must pass. Dataset rules (row count, duplicates) and the missing-value
@@ -267,3 +276,121 @@ def read_prediction_log(
     if SCORED_AT_COLUMN in frame.columns:  # names order files by the second only
         frame = frame.sort_values(SCORED_AT_COLUMN, kind="stable", ignore_index=True)
     return frame
+
+
+# --------------------------------------------------------------------------------------------
+# retention of the prediction log
+
+
+@dataclass(frozen=True)
+class RetentionConfig:
+    """How much of the prediction log to keep (gitops.yaml ``monitoring:``; null: no limit).
+
+    ``retention_days``: batches logged more than this many days ago are deleted.
+    ``retention_rows``: only the newest batches holding at most this many rows are kept (whole
+    batches: the newest one stays even when it alone is larger).
+    """
+
+    retention_days: int | None = None
+    retention_rows: int | None = None
+
+    @property
+    def limited(self) -> bool:
+        return self.retention_days is not None or self.retention_rows is not None
+
+
+def retention_config(raw: Mapping[str, Any]) -> RetentionConfig:
+    """The ``monitoring`` section of the merged settings (`Params.raw`); absent: keep everything
+    (a repository from before the section existed). Unknown, missing or bad keys name the key."""
+    section = raw.get("monitoring")
+    if section is None:
+        return RetentionConfig()
+    if not isinstance(section, Mapping):
+        raise ConfigError(f"params: section 'monitoring' must be a mapping, got {section!r}")
+    expected = ("retention_days", "retention_rows")
+    unknown = sorted(set(section) - set(expected))
+    if unknown:
+        raise ConfigError(
+            f"params: unknown key 'monitoring.{unknown[0]}' (expected one of: "
+            f"{', '.join(expected)})"
+        )
+    values = {}
+    for key in expected:
+        if key not in section:
+            raise ConfigError(f"params: missing key 'monitoring.{key}' (null: no limit)")
+        value = section[key]
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 1
+        ):
+            raise ConfigError(
+                f"params: 'monitoring.{key}' must be a whole number >= 1 or null, got {value!r}"
+            )
+        values[key] = value
+    return RetentionConfig(**values)
+
+
+@dataclass(frozen=True)
+class Pruned:
+    """What `prune_prediction_log` deleted."""
+
+    files: tuple[Path, ...] = ()
+    rows: int = 0
+
+
+def _log_rows(path: Path) -> int | None:
+    import pyarrow.parquet as pq
+
+    try:
+        return int(pq.ParquetFile(path).metadata.num_rows)
+    except (OSError, ValueError):  # pyarrow.ArrowInvalid is a ValueError: left alone
+        return None
+
+
+def prune_prediction_log(
+    directory: str | os.PathLike[str],
+    retention: RetentionConfig,
+    now: pd.Timestamp,
+    *,
+    keep: Path | None = None,
+) -> Pruned:
+    """Delete the log's batches beyond `retention` (see `RetentionConfig`); `keep` (the batch
+    just logged) never goes.
+
+    Only regular files directly in `directory` whose names `append_prediction_log` gives
+    (``<yyyymmddTHHMMSS>-<8 hex>.parquet``; the time is when the batch was scored) are
+    candidates: no symbolic link, subdirectory or other file is deleted, and nothing outside
+    the directory. A file whose row count cannot be read is left alone.
+    """
+    import pandas as pd
+
+    if not retention.limited:
+        return Pruned()
+    folder = Path(directory)
+    logged = []
+    for entry in os.scandir(folder):
+        match = LOG_FILE_NAME.fullmatch(entry.name)
+        if match is None or not stat.S_ISREG(entry.stat(follow_symlinks=False).st_mode):
+            continue
+        stamp = pd.Timestamp(match.group(1)).tz_localize("UTC")
+        logged.append((stamp, entry.name, folder / entry.name))
+    logged.sort(reverse=True)  # newest first
+    doomed: dict[Path, int] = {}
+    total = 0
+    newest = True
+    for stamp, _, path in logged:
+        rows = _log_rows(path)
+        if rows is None:
+            continue
+        total += rows
+        too_old = retention.retention_days is not None and now - stamp > pd.Timedelta(
+            days=retention.retention_days
+        )
+        too_many = (
+            retention.retention_rows is not None and total > retention.retention_rows and not newest
+        )
+        newest = False
+        if (too_old or too_many) and not (keep is not None and path == Path(keep)):
+            doomed[path] = rows
+    for path in doomed:
+        path.unlink(missing_ok=True)
+    return Pruned(tuple(doomed), sum(doomed.values()))

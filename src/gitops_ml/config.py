@@ -564,7 +564,7 @@ def parse_params(raw: Any, *, check_estimator: bool = False) -> Params:
     """
     if not isinstance(raw, Mapping):
         raise ConfigError("params: the file must contain a mapping of sections")
-    known = {f.name for f in dataclasses.fields(Params)} - {"raw"}
+    known = {f.name for f in dataclasses.fields(Params)} - {"raw"} | set(OWN_SECTIONS)
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(
@@ -603,7 +603,10 @@ def read_yaml(path: str | os.PathLike[str], what: str) -> Any:
 
 #: The GitOps settings' file, beside params.yaml, and the sections it holds.
 GITOPS_FILE = "gitops.yaml"
-GITOPS_SECTIONS = ("gate", "drift")
+GITOPS_SECTIONS = ("gate", "drift", "monitoring")
+#: Optional sections that the module using them parses from `Params.raw`, not `Params`:
+#: monitoring (the prediction log's retention) -> `gitops_ml.batches.retention_config`.
+OWN_SECTIONS = ("monitoring",)
 
 
 def gitops_path(params_path: str | os.PathLike[str]) -> Path:

@@ -21,6 +21,7 @@ from threadpoolctl import threadpool_limits
 
 from gitops_ml.cli import main as cli_main
 from gitops_ml.config import DriftConfig, load_params, parse_params, read_settings
+from gitops_ml.errors import DataError
 from gitops_ml.monitor import demo, drift
 from gitops_ml.stages import train
 from tests.conftest import template_settings
@@ -50,6 +51,7 @@ PREDICTION_KEYS = {
     "reasons",
 }
 REPORT_KEYS = {
+    "alert",
     "drift",
     "reasons",
     "summary",
@@ -62,6 +64,18 @@ REPORT_KEYS = {
     "prediction",
     "schema_violations",
     "thresholds",
+    "quality",
+}
+QUALITY_KEYS = {
+    "measured",
+    "alert",
+    "reasons",
+    "note",
+    "labelled_rows",
+    "unlabelled_rows",
+    "unseen_labels",
+    "metrics",
+    "rules",
 }
 
 
@@ -479,3 +493,284 @@ def test_cli_refuses_a_bad_drift_section(workspace, pool, tmp_path, capsys) -> N
     assert run_cli(ws, current, tmp_path / "out") == 2
     assert "drift.psi_threshold" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# model quality on labelled batches
+
+
+def _swap_income(batch: pd.DataFrame) -> pd.DataFrame:
+    out = batch.copy()
+    out["income"] = batch["income"].map({">50K": "<=50K", "<=50K": ">50K"})
+    return out
+
+
+def test_adult_flipped_labels_alert_and_clean_labels_do_not(model, pool, params, cfg) -> None:
+    clean = drift.quality_check(model, pool, params, min_rows=cfg.min_rows)
+    assert clean.measured and not clean.alert, clean.reasons
+    assert clean.labelled_rows == len(pool) and clean.unlabelled_rows == 0
+    assert clean.metrics["n_test"] == len(pool)
+    assert {r["metric"] for r in clean.rules} == set(params.gate.thresholds)
+    assert all(r["passed"] and not r["skipped"] for r in clean.rules)
+
+    flipped = drift.quality_check(model, _swap_income(pool), params, min_rows=cfg.min_rows)
+    assert flipped.alert
+    assert flipped.metrics["roc_auc"] == pytest.approx(1 - clean.metrics["roc_auc"], abs=1e-6)
+    broken = {r["metric"] for r in flipped.rules if not r["passed"]}
+    assert broken == set(params.gate.thresholds)  # roc_auc below its minimum, log_loss above
+    assert any(r.startswith("roc_auc 0.") and "(minimum)" in r for r in flipped.reasons)
+
+
+def test_unseen_labels_alert_by_themselves_and_leave_the_metrics_to_known_rows(
+    model, pool, params, cfg
+) -> None:
+    batch = pool.copy()
+    batch.loc[:299, "income"] = batch.loc[:299, "income"] + "."  # the adult.test spelling
+    q = drift.quality_check(model, batch, params, min_rows=cfg.min_rows)
+    assert q.measured and q.alert
+    assert sum(q.unseen_labels.values()) == 300
+    assert set(q.unseen_labels) <= {">50K.", "<=50K."}
+    assert q.metrics["n_test"] == len(pool) - 300
+    assert all(r["passed"] for r in q.rules)  # the known rows are scored as usual
+    assert len(q.reasons) == 1 and "300 labelled row(s) carry label(s)" in q.reasons[0]
+
+
+def test_unlabelled_rows_are_left_out_and_too_few_labels_are_not_judged(
+    model, pool, params, cfg
+) -> None:
+    batch = _swap_income(pool)
+    batch.loc[cfg.min_rows - 1 :, "income"] = None
+    q = drift.quality_check(model, batch, params, min_rows=cfg.min_rows)
+    assert not q.measured and not q.alert
+    assert q.labelled_rows == cfg.min_rows - 1
+    assert q.unlabelled_rows == len(pool) - cfg.min_rows + 1
+    assert "fewer than drift.min_rows" in q.note
+
+    batch.loc[cfg.min_rows - 1, "income"] = "<=50K"  # one more label: judged
+    q = drift.quality_check(model, batch, params, min_rows=cfg.min_rows)
+    assert q.measured and q.alert and q.metrics["n_test"] == cfg.min_rows
+
+
+def test_a_metric_the_batch_leaves_undefined_is_skipped_not_failed(
+    model, pool, params, cfg
+) -> None:
+    rich = pool[pool["income"] == ">50K"]
+    q = drift.quality_check(model, rich, params, min_rows=cfg.min_rows)
+    auc = next(r for r in q.rules if r["metric"] == "roc_auc")
+    assert auc["skipped"] and auc["passed"] and auc["observed"] is None
+    assert q.metrics["roc_auc"] is None
+
+
+def _own_data(dataset, thresholds: dict, model: str = "hist_gradient_boosting"):
+    """params for a data set of tests/datasets.py, and a model fitted on 60 % of its rows; the
+    other 40 % is the batch."""
+    raw = template_settings()
+    raw["data"].update(
+        source="csv",
+        path="data/source/own.csv",
+        target=dataset.target,
+        task=dataset.task,
+        positive_label=None,
+    )
+    raw["train"].update(model=model, hyperparams={})
+    raw["evaluate"]["slices"] = []
+    metric = next(iter(thresholds))
+    raw["gate"].update(primary=metric, thresholds=thresholds, max_regression={}, worst_slice=None)
+    own = parse_params(raw)
+    frame = dataset.frame.sample(frac=1.0, random_state=3).reset_index(drop=True)
+    cut = int(len(frame) * 0.6)
+    fit, batch = frame.iloc[:cut], frame.iloc[cut:].reset_index(drop=True)
+    X, y = train.split_features(fit, dataset.target, dataset.task)
+    return own, train.configured_pipeline(fit, own).fit(X, y), batch
+
+
+def _rotate(labels: pd.Series) -> pd.Series:
+    classes = sorted(labels.dropna().unique())
+    return labels.map(dict(zip(classes, classes[1:] + classes[:1], strict=True)))
+
+
+@pytest.mark.parametrize(
+    ("name", "thresholds", "flip"),
+    [
+        ("penguins", {"accuracy": 0.9, "log_loss": 0.3}, _rotate),
+        ("breast_cancer", {"roc_auc": 0.95, "f1": 0.85}, lambda y: 1 - y),
+        ("cars", {"r2": 0.6}, lambda y: y.sample(frac=1.0, random_state=0).to_numpy()),
+    ],
+)
+def test_own_data_flipped_labels_alert_and_clean_labels_do_not(
+    name, thresholds, flip, tmp_path
+) -> None:
+    from tests import datasets
+
+    dataset = getattr(datasets, name)()
+    own, fitted, batch = _own_data(dataset, thresholds)
+    # through a CSV, as a team's labelled extract arrives (int labels come back as numbers)
+    path = tmp_path / "batch.csv"
+    batch.to_csv(path, index=False)
+    batch = drift.read_batch(path)
+    clean = drift.quality_check(fitted, batch, own, min_rows=50)
+    assert clean.measured and not clean.alert, (clean.reasons, clean.metrics)
+    assert clean.unseen_labels == {}
+
+    bad = batch.copy()
+    bad[dataset.target] = flip(batch[dataset.target])
+    flipped = drift.quality_check(fitted, bad, own, min_rows=50)
+    assert flipped.alert and flipped.unseen_labels == {}
+    assert {r["metric"] for r in flipped.rules if not r["passed"]} == set(thresholds)
+
+
+def test_a_multiclass_label_the_model_never_saw_alerts(tmp_path) -> None:
+    from tests import datasets
+
+    own, fitted, batch = _own_data(datasets.penguins(), {"accuracy": 0.9})
+    batch.loc[:9, "species"] = "Emperor"
+    q = drift.quality_check(fitted, batch, own, min_rows=50)
+    assert q.alert and q.unseen_labels == {"Emperor": 10}
+    assert q.metrics["n_test"] == len(batch) - 10
+    assert all(r["passed"] for r in q.rules)
+
+
+def test_text_in_a_regression_label_is_an_error(tmp_path) -> None:
+    from tests import datasets
+
+    own, fitted, batch = _own_data(datasets.cars(), {"r2": 0.6})
+    target = "Miles_per_Gallon"
+    batch[target] = batch[target].astype(object)
+    batch.loc[3, target] = "n/a"
+    with pytest.raises(DataError, match=r"1 label\(s\) in the 'Miles_per_Gallon' column are not"):
+        drift.quality_check(fitted, batch, own, min_rows=50)
+
+
+def test_cli_alerts_on_a_flipped_labelled_batch_that_does_not_drift(
+    workspace, make_batch, tmp_path, capsys
+) -> None:
+    calm = make_batch(2000, 11, "none")
+    clean = tmp_path / "clean.csv"
+    calm.to_csv(clean, index=False)
+    assert run_cli(workspace, clean, tmp_path / "clean") == 0
+    out = capsys.readouterr().out
+    assert "model quality within gate.thresholds on 2000 labelled rows" in out.splitlines()[0]
+    report = json.loads((tmp_path / "clean" / "drift.json").read_text())
+    assert report["alert"] is False and report["drift"] is False
+    assert set(report["quality"]) == QUALITY_KEYS
+    assert report["quality"]["measured"] is True and report["quality"]["alert"] is False
+
+    flipped = tmp_path / "flipped.csv"
+    _swap_income(calm).to_csv(flipped, index=False)
+    assert run_cli(workspace, flipped, tmp_path / "flipped") == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("no drift:") and "QUALITY ALERT on 2000 labelled rows" in out[0]
+    assert any(line.startswith("  - quality: roc_auc 0.") for line in out)
+    report = json.loads((tmp_path / "flipped" / "drift.json").read_text())
+    assert report["drift"] is False and report["reasons"] == []  # the features did not move
+    assert report["alert"] is True and report["quality"]["alert"] is True
+    assert {r["metric"] for r in report["quality"]["rules"] if not r["passed"]} == {
+        "roc_auc",
+        "log_loss",
+    }
+    md = (tmp_path / "flipped" / "drift.md").read_text()
+    assert md.startswith("## Data drift: no drift · model quality: **below the gate**")
+    assert "| roc_auc | 0." in md and "| **fail** |" in md
+
+
+def test_cli_without_labels_reports_quality_as_not_measured(
+    workspace, make_batch, tmp_path, capsys
+) -> None:
+    path = tmp_path / "unlabelled.parquet"
+    make_batch(1000, 12, "none").drop(columns=["income"]).to_parquet(path, index=False)
+    assert run_cli(workspace, path, tmp_path) == 0
+    report = json.loads((tmp_path / "drift.json").read_text())
+    assert report["quality"]["measured"] is False
+    assert report["quality"]["note"] == "the batch has no 'income' column"
+    assert "Not measured: the batch has no 'income' column." in (tmp_path / "drift.md").read_text()
+
+
+# --------------------------------------------------------------------------------------------
+# scores that are not numbers
+
+
+def _scored_log(path: Path, pool: pd.DataFrame, model, params, bad: float | None) -> Path:
+    path = path.with_suffix("")
+    path.mkdir()
+    batch = pool.iloc[:1200].drop(columns=["income"]).copy()
+    batch["score"] = drift.model_scores(model, batch, params)
+    batch.loc[[3, 70, 500], "score"] = bad
+    batch.to_parquet(path / "20240101T000000-aaaaaaaa.parquet", index=False)
+    return path
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, None])
+def test_cli_refuses_a_score_column_with_non_finite_scores_and_counts_them(
+    bad, workspace, pool, model, params, tmp_path, capsys
+) -> None:
+    current = _scored_log(tmp_path / "log", pool, model, params, bad)
+    out = tmp_path / "out"
+    assert run_cli(workspace, current, out) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "the 'score' column: 3 of 1200 scores are not finite" in err[0]
+    assert not out.exists()
+
+
+def test_non_finite_reference_scores_are_an_error_not_dropped(cfg) -> None:
+    ref = np.linspace(0, 1, 1000)
+    ref[[1, 2]] = np.nan
+    with pytest.raises(DataError, match=r"reference predictions: 2 of 1000 scores are not finite"):
+        drift.prediction_drift(ref, np.linspace(0, 1, 600), cfg, "model")
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered in matmul:RuntimeWarning")
+def test_a_model_that_overflows_to_inf_is_an_error_with_the_count() -> None:
+    from sklearn.linear_model import LinearRegression
+
+    raw = template_settings()
+    raw["data"].update(source="csv", path="x.csv", task="regression", target="y")
+    raw["train"].update(model="ridge", hyperparams={})
+    raw["gate"].update(primary="r2", thresholds={}, max_regression={}, worst_slice=None)
+    regression = parse_params(raw)
+    X = pd.DataFrame({"a": np.arange(50.0), "b": np.arange(50.0) % 7})
+    fitted = LinearRegression().fit(X, X["a"] + X["b"])  # a real model: y = a + b
+    huge = pd.DataFrame({"a": [1e308, -1e308], "b": [1e308, -1e308]})  # finite inputs
+    with pytest.raises(DataError, match=r"model's scores of the batch: 2 of 52 scores are not"):
+        drift.model_scores(fitted, pd.concat([X, huge], ignore_index=True), regression)
+
+
+def test_infinite_feature_values_are_refused_before_scoring(reference, pool, cfg) -> None:
+    batch = pool.iloc[:1000].copy()
+    batch["age"] = batch["age"].astype(float)
+    batch.loc[[1, 2], "age"] = np.inf
+    features = drift.feature_columns(reference, "income")
+    with pytest.raises(DataError, match=r"infinite values in numeric column\(s\) 'age' \(2 rows\)"):
+        drift.check_batch(batch, reference, features, cfg)
+
+
+@pytest.mark.parametrize("alert", [True, False])
+def test_the_monitor_workflow_warns_on_a_quality_alert(tmp_path, alert) -> None:
+    """monitor.yml's job summary step, run as the runner runs it, on a report with(out) one."""
+    import os
+    import subprocess
+    import sys
+
+    (job,) = yaml.safe_load((ROOT / ".github/workflows/monitor.yml").read_text())["jobs"].values()
+    step = next(s for s in job["steps"] if s.get("name") == "Job summary")
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "drift.md").write_text("## Data drift: no drift\n")
+    reasons = ["roc_auc 0.0800 < 0.8800 (minimum) (gate.thresholds)"] if alert else []
+    report = {"drift": False, "alert": alert, "quality": {"alert": alert, "reasons": reasons}}
+    (tmp_path / "reports" / "drift.json").write_text(json.dumps(report))
+    (tmp_path / "step.sh").write_text(step["run"])
+    env = {
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"),
+        "DRIFT_CODE": "1" if alert else "0",
+        "DVC_REMOTE": "storage",
+    }
+    proc = subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(tmp_path / "step.sh")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    expected = (
+        f"::warning title=Model quality::on the batch's labels: {reasons[0]}\n" if alert else ""
+    )
+    assert proc.stdout == expected

@@ -21,15 +21,29 @@ the PSI of the scores reaches ``drift.prediction_psi_threshold``; the scores are
 ``score`` column if it has one (a prediction log does), else the model's scores of the batch.
 The batch drifts when the predictions drift or more than ``drift.max_drifted_features``
 features drift. Schema violations (the batch against the data contract's column rules) are
-listed beside the verdict but do not decide it.
+listed beside the verdict but do not decide it. Every score must be a finite number: a
+missing, NaN or infinite score (in the batch's score column, the reference predictions, or from
+the model) is an error that counts them, never a row left out.
 
-Exit codes: 0 no drift, 1 drift, 2 the input cannot be judged (unreadable or empty batch,
-missing feature columns, text in numeric columns, fewer than ``drift.min_rows`` rows): a
+Model quality (`quality_check`): when the batch has the target column (``data.target``), its
+labelled rows are scored with ``--model`` (whatever the score column says) and measured as the
+evaluate stage measures the test split (`gitops_ml.scoring.measure`); each limit of
+``gate.thresholds`` is applied as the gate applies it. A broken limit is a quality alert. Rows
+without a label are left out, and fewer than ``drift.min_rows`` labelled rows are not judged.
+A classification label the model has no class for is counted by label, left out of the
+metrics, and alerts by itself; a metric the batch leaves undefined (an AUC when one class
+is present) is skipped. A prediction log has no labels: join the ground truth into a batch
+file to judge quality.
+
+Exit codes: 0 no drift and no quality alert, 1 drift or a quality alert (``alert`` in the
+report; ``drift`` stays the data-drift verdict that `gitops-ml retrain` reads), 2 the input
+cannot be judged (unreadable or empty batch, missing feature columns, text in numeric columns,
+fewer than ``drift.min_rows`` rows, scores that are not finite, text in a regression label): a
 one-line ``error:`` and no report written.
 
 The JSON report (keys sorted; floats to 6 significant digits)::
 
-    {"drift": bool, "reasons": [str], "summary": str,
+    {"alert": bool, "drift": bool, "reasons": [str], "summary": str,
      "reference": path, "current": path, "schema": path,
      "rows": {"reference": int, "current": int},
      "features": {name: {"kind": "numeric" | "categorical", "psi": float | null,
@@ -42,7 +56,12 @@ The JSON report (keys sorted; floats to 6 significant digits)::
                     "mean_ref": float | null, "mean_cur": float | null,
                     "rows_ref": int, "rows_cur": int, "drifted": bool, "reasons": [str]},
      "schema_violations": [{"column": str, "rule": str, "message": str}],
-     "thresholds": {the drift: section of gitops.yaml}}
+     "thresholds": {the drift: section of gitops.yaml},
+     "quality": {"measured": bool, "alert": bool, "reasons": [str], "note": str | null,
+                 "labelled_rows": int, "unlabelled_rows": int, "unseen_labels": {label: rows},
+                 "metrics": {the evaluate stage's metrics of the labelled rows},
+                 "rules": [{"metric": str, "observed": float | null, "limit": float,
+                            "passed": bool, "skipped": bool, "message": str}]}}
 """
 
 from __future__ import annotations
@@ -198,6 +217,47 @@ class PredictionDrift(_Judged):
 
 
 @dataclass(frozen=True)
+class QualityCheck:
+    """The model's quality on the batch's labelled rows, against the gate's thresholds.
+
+    `note` says why it was not measured (no label column, too few labels); `reasons` why it
+    alerts (a threshold broken, labels the model has no class for)."""
+
+    measured: bool = False
+    note: str | None = "not checked"
+    labelled_rows: int = 0
+    unlabelled_rows: int = 0
+    unseen_labels: Mapping[str, int] = field(default_factory=dict)
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+    rules: tuple[Mapping[str, Any], ...] = ()
+    reasons: tuple[str, ...] = ()
+
+    @property
+    def alert(self) -> bool:
+        return bool(self.reasons)
+
+    def headline(self) -> str:
+        if self.alert:
+            return f"QUALITY ALERT on {self.labelled_rows} labelled rows"
+        if self.measured:
+            return f"model quality within gate.thresholds on {self.labelled_rows} labelled rows"
+        return f"model quality not measured ({self.note})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "measured": self.measured,
+            "alert": self.alert,
+            "reasons": list(self.reasons),
+            "note": self.note,
+            "labelled_rows": self.labelled_rows,
+            "unlabelled_rows": self.unlabelled_rows,
+            "unseen_labels": dict(self.unseen_labels),
+            "metrics": dict(self.metrics),
+            "rules": [dict(r) for r in self.rules],
+        }
+
+
+@dataclass(frozen=True)
 class DriftReport:
     """Everything `gitops-ml drift` found about one batch."""
 
@@ -208,6 +268,7 @@ class DriftReport:
     thresholds: DriftConfig
     schema_violations: tuple[Mapping[str, Any], ...] = ()
     sources: Mapping[str, str | None] = field(default_factory=dict)
+    quality: QualityCheck = field(default_factory=QualityCheck)
 
     @property
     def drifted_features(self) -> list[str]:
@@ -234,6 +295,11 @@ class DriftReport:
     def drift(self) -> bool:
         return bool(self.reasons)
 
+    @property
+    def alert(self) -> bool:
+        """Drift, or the model breaks the gate on the batch's labels: the exit code 1."""
+        return self.drift or self.quality.alert
+
     def summary(self) -> str:
         names = self.drifted_features
         shown = f" ({', '.join(names[:5])}{', ...' if len(names) > 5 else ''})" if names else ""
@@ -244,11 +310,13 @@ class DriftReport:
             f"features drifted{shown}; {score} "
             f"(limit {self.thresholds.prediction_psi_threshold}); "
             f"{len(self.schema_violations)} schema violation(s); "
-            f"{self.rows_current} rows vs {self.rows_reference} reference rows"
+            f"{self.rows_current} rows vs {self.rows_reference} reference rows; "
+            f"{self.quality.headline()}"
         )
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "alert": self.alert,
             "drift": self.drift,
             "reasons": self.reasons,
             "summary": self.summary(),
@@ -261,6 +329,7 @@ class DriftReport:
             "prediction": self.prediction.to_dict(),
             "schema_violations": [dict(v) for v in self.schema_violations],
             "thresholds": dataclasses.asdict(self.thresholds),
+            "quality": self.quality.to_dict(),
         }
 
 
@@ -283,8 +352,10 @@ def _cell(text: str) -> str:
 def markdown(report: DriftReport) -> str:
     """A readable summary: the verdict, then every feature as a table sorted by PSI."""
     t = report.thresholds
+    q = report.quality
     lines = [
-        f"## Data drift: {'**drift detected**' if report.drift else 'no drift'}",
+        f"## Data drift: {'**drift detected**' if report.drift else 'no drift'}"
+        + (" · model quality: **below the gate**" if q.alert else ""),
         "",
         f"Batch `{report.sources.get('current')}`: {report.rows_current} rows, against "
         f"`{report.sources.get('reference')}`: {report.rows_reference} rows.",
@@ -301,6 +372,7 @@ def markdown(report: DriftReport) -> str:
         f"| {p.source} | {_fmt(p.psi)} | {_fmt(p.ks_statistic)} | {_fmt(p.pvalue)} "
         f"| {_fmt(p.mean_ref)} → {_fmt(p.mean_cur)} | {'**yes**' if p.drifted else 'no'} |",
         "",
+        *quality_markdown(q),
         "### Features",
         "",
         "| feature | kind | PSI | KS statistic | p-value | missing (reference → batch) | drifted |",
@@ -335,6 +407,28 @@ def markdown(report: DriftReport) -> str:
     return "\n".join(lines)
 
 
+def quality_markdown(q: QualityCheck) -> list[str]:
+    """The model-quality section: each gate threshold on the labelled rows."""
+    lines = ["### Model quality on the batch's labels", ""]
+    if not q.measured and not q.alert:
+        return [*lines, f"Not measured: {_cell(str(q.note))}.", ""]
+    lines += [f"- **{_cell(r)}**" for r in q.reasons]
+    lines.append(
+        f"{q.labelled_rows} labelled rows ({q.unlabelled_rows} without a label), scored with "
+        "the model; limits from gitops.yaml `gate.thresholds`."
+    )
+    if q.note:
+        lines.append(f"{_cell(q.note)}.")
+    if q.rules:
+        lines += ["", "| metric | batch | limit | result |", "|---|---:|---:|---|"]
+        for r in q.rules:
+            result = "skipped" if r["skipped"] else ("pass" if r["passed"] else "**fail**")
+            lines.append(
+                f"| {r['metric']} | {_fmt(r['observed'], 4)} | {_fmt(r['limit'], 4)} | {result} |"
+            )
+    return [*lines, ""]
+
+
 # --------------------------------------------------------------------------------------------
 # checking and comparing
 
@@ -358,8 +452,8 @@ def check_batch(
 ) -> pd.DataFrame:
     """The batch ready to compare (numeric features as numbers), or a DataError naming the problem.
 
-    Refused: no rows, fewer than ``drift.min_rows``, missing feature columns, and text in a
-    column that is numeric in the reference.
+    Refused: no rows, fewer than ``drift.min_rows``, missing feature columns, text in a
+    column that is numeric in the reference, and infinite numbers (the model cannot score them).
     """
     if len(reference) == 0:
         raise DataError("the reference data has no rows")
@@ -386,6 +480,14 @@ def check_batch(
         out[col] = numbers.astype("float64")
     if bad:
         raise DataError(f"{source}: non-numeric values in numeric column(s) {', '.join(bad)}")
+    infinite = []
+    for col in features:
+        if _is_numeric(out[col]):
+            count = int(np.isinf(out[col].to_numpy(dtype=float)).sum())
+            if count:
+                infinite.append(f"'{col}' ({count} rows)")
+    if infinite:
+        raise DataError(f"{source}: infinite values in numeric column(s) {', '.join(infinite)}")
     if len(current) < cfg.min_rows:
         raise DataError(
             f"{source}: {len(current)} rows, fewer than drift.min_rows ({cfg.min_rows}); "
@@ -443,13 +545,8 @@ def prediction_drift(
     """PSI (and, for information, KS) of the batch's scores against the reference scores."""
     from scipy.stats import ks_2samp
 
-    ref = np.asarray(ref_scores, dtype=float)
-    cur = np.asarray(cur_scores, dtype=float)
-    ref, cur = ref[np.isfinite(ref)], cur[np.isfinite(cur)]
-    if not len(ref):
-        raise DataError("the reference predictions have no scores")
-    if not len(cur):
-        raise DataError("the batch has no scores")
+    ref = finite_scores(ref_scores, "the reference predictions")
+    cur = finite_scores(cur_scores, "the batch")
     value = numeric_psi(ref, cur, cfg.bins)
     test = ks_2samp(ref, cur)
     reasons = []
@@ -479,6 +576,7 @@ def detect_drift(
     score_source: str = "score column",
     schema_violations: Sequence[Mapping[str, Any]] = (),
     sources: Mapping[str, str | None] | None = None,
+    quality: QualityCheck | None = None,
 ) -> DriftReport:
     """Compare a batch with the reference data, and its scores with the reference scores.
 
@@ -495,6 +593,7 @@ def detect_drift(
         thresholds=cfg,
         schema_violations=tuple(schema_violations),
         sources=dict(sources or {}),
+        quality=quality or QualityCheck(),
     )
 
 
@@ -512,8 +611,24 @@ def score_column(df: pd.DataFrame) -> str | None:
     return None
 
 
+def finite_scores(values: Any, what: str) -> np.ndarray:
+    """`values` as floats, or a DataError counting the missing, NaN and infinite ones: a score
+    that is not a number is a broken scorer or log, never something to leave out quietly."""
+    out = np.asarray(values, dtype=float)
+    if not len(out):
+        raise DataError(f"{what}: no scores")
+    bad = int((~np.isfinite(out)).sum())
+    if bad:
+        raise DataError(
+            f"{what}: {bad} of {len(out)} scores are not finite (missing, NaN or inf); "
+            "every row needs a numeric score"
+        )
+    return out
+
+
 def column_scores(df: pd.DataFrame, column: str, source: str) -> np.ndarray:
-    """A score column as floats; text in it is a DataError."""
+    """A score column as floats; text in it, or any value that is not a finite number, is a
+    DataError."""
     values = df[column]
     numbers = pd.to_numeric(values.astype(object), errors="coerce")
     wrong = values[numbers.isna() & values.notna()]
@@ -521,21 +636,24 @@ def column_scores(df: pd.DataFrame, column: str, source: str) -> np.ndarray:
         raise DataError(
             f"{source}: non-numeric values in the '{column}' column (e.g. {wrong.iloc[0]!r})"
         )
-    out = numbers.to_numpy(dtype=float)
-    if not np.isfinite(out).any():
-        raise DataError(f"{source}: the '{column}' column has no values")
-    return out
+    return finite_scores(numbers.to_numpy(dtype=float), f"{source}: the '{column}' column")
 
 
-def model_scores(model: Any, batch: pd.DataFrame, params: Params) -> np.ndarray:
-    """Score a batch as `gitops-ml predict` does (`score_batch`): the probability of
-    ``data.positive_label`` (classification) or the prediction (regression)."""
+def model_features(model: Any, batch: pd.DataFrame) -> pd.DataFrame:
+    """The batch's columns the model was trained on, in its order (all, when it does not say)."""
     names = [str(c) for c in getattr(model, "feature_names_in_", [])]
     missing = [c for c in names if c not in batch.columns]
     if missing:
         raise DataError(f"the batch lacks column(s) the model was trained on: {', '.join(missing)}")
-    scored = score_batch(model, batch.loc[:, names] if names else batch, params)
-    return scored[score_column(scored)].to_numpy(dtype=float)
+    return batch.loc[:, names] if names else batch
+
+
+def model_scores(model: Any, batch: pd.DataFrame, params: Params) -> np.ndarray:
+    """Score a batch as `gitops-ml predict` does (`score_batch`): the probability of
+    ``data.positive_label`` (classification) or the prediction (regression). A score that is
+    not finite is a DataError with the count."""
+    scored = score_batch(model, model_features(model, batch), params)
+    return finite_scores(scored[score_column(scored)], "the model's scores of the batch")
 
 
 def schema_violations(batch: pd.DataFrame, schema: Any, features: Sequence[str]) -> list[dict]:
@@ -553,6 +671,142 @@ def schema_violations(batch: pd.DataFrame, schema: Any, features: Sequence[str])
         for c in report.failures
         if c.column in wanted
     ]
+
+
+# --------------------------------------------------------------------------------------------
+# model quality on labelled rows
+
+#: How many unseen labels the report names (with their row counts).
+MAX_UNSEEN_SHOWN = 5
+
+
+def _label_text(value: Any) -> str:
+    """A label as text, so a batch's ``1`` (text from a CSV, or 1.0 in a column with gaps)
+    meets the model's class 1."""
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def match_classes(labels: pd.Series, classes: Sequence[Any]) -> tuple[pd.Series, np.ndarray]:
+    """(labels as the model's classes, mask of the rows whose label is one), by value or text."""
+    classes = np.asarray(classes)
+    index = {_label_text(c): i for i, c in enumerate(classes.tolist())}
+    codes = np.array([index.get(_label_text(v), -1) for v in labels.tolist()], dtype=int)
+    known = codes >= 0
+    return pd.Series(classes[codes[known]], index=labels.index[known]), known
+
+
+def regression_labels(labels: pd.Series, target: str) -> pd.Series:
+    """Labels of a regression task as floats; text or infinite values are a DataError."""
+    numbers = pd.to_numeric(labels.astype(object), errors="coerce")
+    wrong = labels[numbers.isna()]
+    if len(wrong):
+        raise DataError(
+            f"{len(wrong)} label(s) in the '{target}' column are not numbers "
+            f"(e.g. {wrong.iloc[0]!r}); data.task is regression"
+        )
+    infinite = int(np.isinf(numbers.to_numpy(dtype=float)).sum())
+    if infinite:
+        raise DataError(f"{infinite} label(s) in the '{target}' column are infinite")
+    return numbers.astype("float64")
+
+
+def gate_rules(metrics: Mapping[str, Any], thresholds: Mapping[str, float]) -> list[dict]:
+    """The gate's threshold rules (`gitops_ml.pr.gate.threshold_rules`) on the batch's metrics.
+    A metric the batch leaves undefined (an AUC on one class) is skipped, not failed."""
+    from gitops_ml.pr.gate import threshold_rules
+
+    out = []
+    for rule in threshold_rules(metrics, thresholds):
+        metric = rule.name.split(":", 1)[1]
+        skipped = rule.observed is None
+        out.append(
+            {
+                "metric": metric,
+                "observed": rule.observed,
+                "limit": rule.limit,
+                "passed": rule.passed or skipped,
+                "skipped": skipped,
+                "message": f"{metric} is undefined on this batch; not checked"
+                if skipped
+                else rule.message,
+            }
+        )
+    return out
+
+
+def quality_check(
+    model: Any, batch: pd.DataFrame, params: Params, *, min_rows: int
+) -> QualityCheck:
+    """Score the batch's labelled rows (``data.target`` present) with `model` and check the
+    metrics of the evaluate stage against ``gate.thresholds``.
+
+    Rows without a label are left out; fewer than `min_rows` labelled rows are not judged (a
+    note, no alert). A classification label the model has no class for (a new class, or a
+    broken label feed such as ``>50K.`` for ``>50K``) cannot be scored: its rows are counted
+    by label, left out of the metrics, and alert by themselves. Regression labels must be
+    finite numbers (else a DataError)."""
+    from gitops_ml.scoring import measure
+
+    target = params.data.target
+    if target not in batch.columns:
+        return QualityCheck(note=f"the batch has no '{target}' column (data.target)")
+    labels = batch[target]
+    labelled = labels.notna().to_numpy()
+    n = int(labelled.sum())
+    rows = {"labelled_rows": n, "unlabelled_rows": len(batch) - n}
+    if n < min_rows:
+        return QualityCheck(
+            note=f"{n} labelled row(s), fewer than drift.min_rows ({min_rows})", **rows
+        )
+    X = model_features(model, batch.loc[labelled])
+    y = labels[labelled]
+    task = params.data.task
+    unseen: dict[str, int] = {}
+    if task == "regression":
+        y = regression_labels(y, target)
+    else:
+        matched, known = match_classes(y, getattr(model, "classes_", ()))
+        for label, count in y[~known].map(_label_text).value_counts().items():
+            unseen[str(label)] = int(count)
+        X, y = X.loc[known], matched
+    reasons = []
+    if unseen:
+        shown = ", ".join(f"{k!r} ({v})" for k, v in list(unseen.items())[:MAX_UNSEEN_SHOWN])
+        more = ", ..." if len(unseen) > MAX_UNSEEN_SHOWN else ""
+        reasons.append(
+            f"{sum(unseen.values())} labelled row(s) carry label(s) the model has no class for: "
+            f"{shown}{more} (a new class, or a broken label feed); left out of the metrics"
+        )
+    if len(y) < min_rows:
+        return QualityCheck(
+            note=f"{len(y)} row(s) with a known label, fewer than drift.min_rows ({min_rows})",
+            unseen_labels=unseen,
+            reasons=tuple(reasons),
+            **rows,
+        )
+    result = measure(
+        model,
+        X,
+        y,
+        task,
+        positive_label=params.data.positive_label,
+        threshold=params.evaluate.threshold,
+    )
+    scores = result.scored.labels if task == "regression" else result.scored.score
+    finite_scores(scores, "the model's scores of the labelled rows")
+    rules = gate_rules(result.metrics, params.gate.thresholds)
+    reasons += [f"{r['message']} (gate.thresholds)" for r in rules if not r["passed"]]
+    return QualityCheck(
+        measured=True,
+        note=None if params.gate.thresholds else "gate.thresholds is empty: nothing to check",
+        unseen_labels=unseen,
+        metrics=result.metrics,
+        rules=tuple(rules),
+        reasons=tuple(reasons),
+        **rows,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -593,12 +847,15 @@ def run_drift(
         raise DataError(f"{predictions}: no 'score' (or numeric 'prediction') column")
     ref_scores = column_scores(preds, ref_column, str(predictions))
     cur_column = score_column(batch)
+    labelled = params.data.target in batch.columns
+    loaded = load_model(str(model)).model if cur_column is None or labelled else None
     if cur_column is not None:
         cur_scores = column_scores(batch, cur_column, str(current))
         source = "score column"
     else:
-        cur_scores = model_scores(load_model(str(model)).model, batch, params)
+        cur_scores = model_scores(loaded, batch, params)
         source = "model"
+    quality = quality_check(loaded, batch, params, min_rows=cfg.min_rows) if labelled else None
     return detect_drift(
         ref,
         batch,
@@ -609,6 +866,7 @@ def run_drift(
         score_source=source,
         schema_violations=schema_violations(batch, contract, features),
         sources={"reference": str(reference), "current": str(current), "schema": str(schema_file)},
+        quality=quality or QualityCheck(note=f"the batch has no '{params.data.target}' column"),
     )
 
 
@@ -627,8 +885,10 @@ def _drift(args: argparse.Namespace) -> int:
     print(report.summary())
     for reason in report.reasons:
         print(f"  - {reason}")
+    for reason in report.quality.reasons:
+        print(f"  - quality: {reason}")
     print(f"wrote {args.json} and {args.markdown}")
-    return 1 if report.drift else 0
+    return 1 if report.alert else 0
 
 
 # --------------------------------------------------------------------------------------------
@@ -643,15 +903,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `drift` to the `gitops-ml` subcommands."""
     p = sub.add_parser(
         "drift",
-        help="compare a batch with the training data (exit 1 on drift)",
+        help="check a batch for drift, and quality on its labels",
         description="Feature drift (PSI, KS test, missing rates), prediction drift (score PSI) "
         "and data-contract violations of a batch against the training data, with the limits of "
-        "gitops.yaml's drift: section; the verdict goes to --json and --markdown.",
+        "gitops.yaml's drift: section; when the batch has the target column, the model's "
+        "metrics on the labelled rows against gate.thresholds. The verdict goes to --json and "
+        "--markdown.",
         epilog=exit_codes(
-            "no drift",
-            "drift",
-            "the batch cannot be judged (too few rows, unreadable, ...) or bad usage; nothing "
-            "is written",
+            "no drift, and the model meets gate.thresholds on the batch's labels (if any)",
+            "drift, or the model breaks a gate threshold (or meets labels it has no class for) "
+            "on the labelled rows",
+            "the batch cannot be judged (too few rows, unreadable, scores that are not finite, "
+            "...) or bad usage; nothing is written",
         ),
     )
     p.add_argument(

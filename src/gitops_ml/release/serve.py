@@ -9,7 +9,10 @@ binary ``score`` is the probability of ``data.positive_label`` and ``prediction`
 probability.
 
 With ``--log-dir``, every scored batch is appended to a prediction log (one parquet file per
-batch, never overwritten) that the drift check reads back with `read_prediction_log`.
+batch, never overwritten) that the drift check reads back with `read_prediction_log`. Each
+logged batch holds the raw input features, so the log is pruned right after the append to
+gitops.yaml's ``monitoring: {retention_days, retention_rows}`` (`prune_prediction_log`: only
+the log's own files, in that directory, are ever deleted).
 
 `gitops-ml serve` serves the model with the project's own scoring server
 (`gitops_ml.release.server`), which speaks MLflow's scoring protocol (``/ping``, ``/invocations``
@@ -40,7 +43,9 @@ from gitops_ml.batches import (
     check_batch,
     check_output_path,
     log_frame,
+    prune_prediction_log,
     read_batch,
+    retention_config,
     schema_path,
     score_batch,
     write_batch,
@@ -114,6 +119,7 @@ def _predict(args: argparse.Namespace) -> int:
     from gitops_ml.schema import load_schema
 
     params = load_params(args.params)
+    retention = retention_config(params.raw)
     schema = load_schema(schema_path(args.schema, args.params))
     check_output_path(args.output)
     df = read_batch(args.input)
@@ -142,6 +148,12 @@ def _predict(args: argparse.Namespace) -> int:
             args.log_dir, log_frame(check, scored, model, scored_at), scored_at
         )
         logged = f"; logged to {path}"
+        pruned = prune_prediction_log(args.log_dir, retention, scored_at, keep=path)
+        if pruned.files:
+            logged += (
+                f"; pruned {len(pruned.files)} older batch(es), {pruned.rows} rows "
+                "(gitops.yaml monitoring:)"
+            )
     version = f" (version {model.version})" if model.version else ""
     print(f"scored {len(out)} rows with {model.uri}{version} -> {args.output}{logged}")
     return 0
@@ -258,7 +270,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         const=DEFAULT_LOG_DIR,
         default=None,
         metavar="DIR",
-        help="append the scored batch to this prediction log for drift monitoring; "
+        help="append the scored batch to this prediction log for drift monitoring, then "
+        "delete its batches beyond gitops.yaml's monitoring: retention_days/retention_rows; "
         f"without a value: {DEFAULT_LOG_DIR} (default: no logging)",
     )
     add_params_and_schema(p)
