@@ -162,7 +162,7 @@ def slice_gaps(
 ) -> dict[str, tuple[str, float, str, float] | None]:
     """Per slice column: (best group, its value, worst group, its value) of `metric` over the
     groups of at least `min_rows` rows (None: fewer than two such groups). "Best" is the higher
-    value; the gap is their difference."""
+    value, whatever the metric's direction; the gap is their difference."""
     gaps: dict[str, tuple[str, float, str, float] | None] = {}
     for column, groups in slices.items():
         values = [
@@ -174,8 +174,9 @@ def slice_gaps(
         if len(values) < 2:
             gaps[str(column)] = None
             continue
-        high = max(values, key=lambda gv: (gv[1], gv[0]))
-        low = min(values, key=lambda gv: (gv[1], gv[0]))
+        values.sort()  # ties go to the first group in name order
+        high = max(values, key=lambda gv: gv[1])
+        low = min(values, key=lambda gv: gv[1])
         gaps[str(column)] = (high[0], high[1], low[0], low[1])
     return gaps
 
