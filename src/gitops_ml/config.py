@@ -203,6 +203,14 @@ class DriftConfig:
 
 
 @dataclass(frozen=True)
+class CardConfig:
+    """The words of the model card that no file of the pipeline knows (`gitops-ml promote`)."""
+
+    intended_use: str
+    limitations: str
+
+
+@dataclass(frozen=True)
 class Params:
     """Everything in params.yaml."""
 
@@ -214,6 +222,8 @@ class Params:
     gate: GateConfig
     drift: DriftConfig
     raw: Mapping[str, Any] = field(repr=False, compare=False)
+    #: gitops.yaml's optional `card` section; None in a repository from before it existed.
+    card: CardConfig | None = None
 
 
 def _section(raw: Mapping[str, Any], name: str) -> Mapping[str, Any]:
@@ -555,6 +565,16 @@ def _drift(raw: Mapping[str, Any]) -> DriftConfig:
     )
 
 
+def _card(raw: Mapping[str, Any]) -> CardConfig | None:
+    if "card" not in raw:
+        return None
+    s = _build(CardConfig, raw, "card")
+    return CardConfig(
+        intended_use=str(_str(s["intended_use"], "card.intended_use")).strip(),
+        limitations=str(_str(s["limitations"], "card.limitations")).strip(),
+    )
+
+
 def parse_params(raw: Any, *, check_estimator: bool = False) -> Params:
     """Validate an already-parsed params mapping.
 
@@ -580,6 +600,7 @@ def parse_params(raw: Any, *, check_estimator: bool = False) -> Params:
         mlflow=_mlflow(raw),
         gate=_gate(raw, data.task, evaluate.slices),
         drift=_drift(raw),
+        card=_card(raw),
         raw=MappingProxyType(dict(raw)),
     )
 
@@ -603,7 +624,7 @@ def read_yaml(path: str | os.PathLike[str], what: str) -> Any:
 
 #: The GitOps settings' file, beside params.yaml, and the sections it holds.
 GITOPS_FILE = "gitops.yaml"
-GITOPS_SECTIONS = ("gate", "drift", "monitoring")
+GITOPS_SECTIONS = ("gate", "drift", "monitoring", "card")
 #: Optional sections that the module using them parses from `Params.raw`, not `Params`:
 #: monitoring (the prediction log's retention) -> `gitops_ml.batches.retention_config`.
 OWN_SECTIONS = ("monitoring",)

@@ -392,6 +392,15 @@ def test_promote_and_verify_against_a_real_mlflow_server(
     text = summary.read_text()
     assert first["registry_url"] in text and "dry run" not in text
     assert any((server.tmp / "artifacts").rglob("model.joblib"))  # uploaded through the server
+    # The model card: uploaded through the server too, linked to its page in the server's UI.
+    run_id = first["run_id"]
+    assert first["card_uri"] == f"runs:/{run_id}/card/model-card.md"
+    assert first["card_url"].startswith(f"{uri}/#/experiments/")
+    assert first["card_url"].endswith(f"/runs/{run_id}/artifactPath/card/model-card.md")
+    assert f"[model-card.md]({first['card_url']})" in text
+    assert any((server.tmp / "artifacts").rglob("card/model-card.md"))
+    card = client().download_artifacts(run_id, "card/model-card.md", str(tmp_path))
+    assert Path(card).read_text() == (repo / first["card_path"]).read_text()
 
     import mlflow
 
@@ -405,6 +414,9 @@ def test_promote_and_verify_against_a_real_mlflow_server(
     assert f"ok: {NAME}@champion (version 1) holds model md5 {declared_md5(repo)}" in (
         capsys.readouterr().out
     )
+    assert cli.main(["verify", "--max-age-days", "0"]) == pm.TOO_OLD_EXIT  # read from the server
+    assert capsys.readouterr().out.startswith(f"too old: {NAME}@champion (version 1) was ")
+    assert cli.main(["verify", "--max-age-days", "1"]) == 0
 
 
 @pytest.mark.parametrize(("command", "action"), [("verify", "reading"), ("promote", "searching")])

@@ -28,7 +28,11 @@ already exists, so `promote` moves ``@champion`` back to it without registering 
    dvc.lock under ``dvc/``. A finished promotion run of the same md5 is reused once checked.
 4. Create the version with its lineage tags in the same call (git SHA, dvc.lock md5, model
    md5s, train data md5, PR number, params and the metrics of ``reports/metrics.json``).
-5. Move aliases: ``previous`` to the version ``champion`` leaves, then ``champion``. Versions
+5. Write the model card (`gitops_ml.release.card`, ``reports/model-card.md`` by default) and,
+   when the version has none yet, log it as an artifact of the version's run (``card/``) and
+   tag the version with its location (``gitops_ml.model_card``). A version's logged card is
+   never replaced; a no-op promotion (step 1) only writes the local file.
+6. Move aliases: ``previous`` to the version ``champion`` leaves, then ``champion``. Versions
    are never deleted.
 
 Every step is idempotent, so a rerun after a crash at any point converges to the same state:
@@ -40,7 +44,8 @@ not yet). It is read only by `promote` and has no other effect.
 
 `verify` exits 0 when ``@champion`` holds the declared model (its file hashed, its skops
 archive compared), 1 when it does not (or there is no champion), 2 on errors (no dvc.lock,
-registry unreachable).
+registry unreachable), and, with ``--max-age-days N``, 3 when it holds the declared model but
+its version was registered more than N days ago (a model nobody retrained).
 """
 
 from __future__ import annotations
@@ -56,13 +61,13 @@ import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from gitops_ml import tracking
-from gitops_ml.cliargs import exit_codes
+from gitops_ml.cliargs import exit_codes, whole_number
 from gitops_ml.errors import GitopsMLError
 from gitops_ml.files import atomic_path, file_md5, write_json
 from gitops_ml.lineage import dvclock, formats
@@ -85,6 +90,7 @@ from gitops_ml.lineage.dvclock import (
     Declared,
     read_declared,
 )
+from gitops_ml.release import card as model_card
 from gitops_ml.tracking import redact
 
 if TYPE_CHECKING:
@@ -417,6 +423,11 @@ class PromoteResult:
     tracking_uri: str
     lineage: dict[str, str]
     notes: list[str] = field(default_factory=list)
+    #: The model card written for this promotion, and where the version's own card is logged.
+    card_path: str | None = None
+    card_uri: str | None = None
+    #: The registry UI page of that card (an http(s) tracking server only).
+    card_url: str | None = None
 
     @property
     def model_uri(self) -> str:
@@ -471,10 +482,12 @@ def promote(
     params_path: str | os.PathLike[str] = "params.yaml",
     lock_path: str | os.PathLike[str] = LOCK_PATH,
     rebuild: bool = True,
+    card_path: str | os.PathLike[str] | None = model_card.CARD_PATH,
 ) -> PromoteResult:
     """Make the model dvc.lock declares the registry's ``@champion`` (see the module docstring).
 
-    Relative paths are taken from the current directory; `root` is the repository root.
+    Relative paths are taken from the current directory; `root` is the repository root. The
+    model card goes to `card_path` (None: none is written, none logged).
     """
     from gitops_ml.config import load_params
 
@@ -489,7 +502,7 @@ def promote(
     if quick is not None:  # already the champion, its bytes checked: nothing to do
         log.info("@%s is version %s, which holds model md5 %s", CHAMPION, quick["version"],
                  declared.md5)  # fmt: skip
-        return PromoteResult(
+        result = PromoteResult(
             model_name=name,
             version=quick["version"],
             created=False,
@@ -504,6 +517,10 @@ def promote(
             tracking_uri=redact(tracking.tracking_uri()),
             lineage={k: v for k, v in quick["tags"].items() if k.startswith(tracking.TAG_PREFIX)},
         )
+        if card_path is not None:  # the version's card is logged already, or was never made
+            _write_card(root, params, declared, result, card_path)
+            result.card_uri = quick["tags"].get(model_card.TAG_MODEL_CARD)
+        return result
     import mlflow
 
     uri = tracking.configure()
@@ -521,6 +538,7 @@ def promote(
         )
         run_id, run_reused = found.run_id, None
         lineage = {k: v for k, v in found.tags.items() if k.startswith(tracking.TAG_PREFIX)}
+        logged_card = found.tags.get(model_card.TAG_MODEL_CARD)
         log.info("version %s of '%s' already carries model md5 %s", version, name, declared.md5)
     else:
         metrics, note = committed_metrics(root, declared)
@@ -584,20 +602,11 @@ def promote(
                 if model_uri.startswith("models:/m-")
                 else None,
             )
-        version, created = str(mv.version), True
+        version, created, logged_card = str(mv.version), True, None
         log.info("registered '%s' version %s (model md5 %s)", name, version, declared.md5)
         _checkpoint("register", crash_after)
 
-    with registry_errors(f"reading the aliases of '{name}'"):
-        aliases = aliases_of(client, name) or {}
-    moves = plan_aliases(aliases, version)
-    with registry_errors(f"moving the aliases of '{name}'"):
-        for move in moves:
-            client.set_registered_model_alias(name, move.alias, move.new)
-            log.info("alias %s: %s -> %s", move.alias, move.old or "(none)", move.new)
-            if move.alias == PREVIOUS:
-                _checkpoint("previous", crash_after)
-    return PromoteResult(
+    result = PromoteResult(
         model_name=name,
         version=version,
         created=created,
@@ -608,10 +617,68 @@ def promote(
         pr_number=pr,
         run_id=run_id,
         run_reused=run_reused,
-        alias_moves=moves,
+        alias_moves=[],
         tracking_uri=redact(uri),
         lineage=lineage,
         notes=notes,
+        card_uri=logged_card,
+    )
+    if card_path is not None:
+        written = _write_card(root, params, declared, result, card_path)
+        if logged_card is None and run_id:
+            with registry_errors(f"logging the model card of version {version}"):
+                result.card_uri = model_card.log_card(client, name, version, run_id, written)
+        if result.card_uri and registry_url(uri, name):
+            with registry_errors("reading the promotion run"):
+                experiment_id = client.get_run(run_id).info.experiment_id if run_id else None
+            result.card_url = card_page(uri, experiment_id, run_id)
+
+    with registry_errors(f"reading the aliases of '{name}'"):
+        aliases = aliases_of(client, name) or {}
+    moves = plan_aliases(aliases, version)
+    with registry_errors(f"moving the aliases of '{name}'"):
+        for move in moves:
+            client.set_registered_model_alias(name, move.alias, move.new)
+            log.info("alias %s: %s -> %s", move.alias, move.old or "(none)", move.new)
+            if move.alias == PREVIOUS:
+                _checkpoint("previous", crash_after)
+    result.alias_moves = moves
+    return result
+
+
+def _write_card(
+    root: Path,
+    params: Params,
+    declared: Declared,
+    result: PromoteResult,
+    path: str | os.PathLike[str],
+) -> Path:
+    """Write the model card of the promoted version, from the values promotion established."""
+    lineage = model_card.CardLineage(
+        model_name=result.model_name,
+        version=result.version,
+        model_md5=result.model_md5,
+        dvc_lock_md5=result.dvc_lock_md5,
+        git_sha=result.git_sha,
+        pr_number=result.pr_number,
+        run_id=result.run_id,
+        train_data_md5=result.lineage.get(tracking.TAG_TRAIN_DATA_MD5),
+        version_git_sha=result.lineage.get(tracking.TAG_GIT_SHA),
+    )
+    _write_text(str(path), model_card.render_card(root, params, declared, lineage))
+    result.card_path = str(path)
+    return Path(path)
+
+
+def card_page(uri: str, experiment_id: str | None, run_id: str | None) -> str | None:
+    """The tracking server's UI page of a version's card (an artifact of its run)."""
+    base = registry_url(uri, "x")
+    if base is None or not experiment_id or not run_id:
+        return None
+    base = base.split("/#/", 1)[0]
+    return (
+        f"{base}/#/experiments/{experiment_id}/runs/{run_id}/artifactPath/"
+        f"{model_card.CARD_ARTIFACT_DIR}/{model_card.CARD_FILE}"
     )
 
 
@@ -634,12 +701,24 @@ def summary_lines(result: PromoteResult) -> list[str]:
     else:
         lines.append(f"aliases: unchanged ({CHAMPION} is version {result.version})")
     lines.append(f"{result.model_uri} ({result.tracking_uri})")
+    if result.card_path:
+        logged = f", logged as {result.card_uri}" if result.card_uri else ", not logged"
+        lines.append(f"model card: {result.card_path}{logged}")
     lines.extend(f"note: {n}" for n in result.notes)
     return lines
 
 
-def summary_markdown(result: PromoteResult) -> str:
-    """The GitHub job summary of a promotion."""
+def _card_text(result: PromoteResult) -> str:
+    if result.card_url:
+        return f"[{model_card.CARD_FILE}]({result.card_url}) (`{result.card_uri}`)"
+    if result.card_uri:
+        return f"`{result.card_uri}` (tag `{model_card.TAG_MODEL_CARD}` of the version)"
+    return "not logged with the version (registered before model cards)"
+
+
+def summary_markdown(result: PromoteResult, card: str | None = None) -> str:
+    """The GitHub job summary of a promotion (also the merged PR's comment); `card` is the model
+    card's text, shown folded."""
     how = "created" if result.created else "already registered (no new version)"
     rows = [
         ("model", f"`{result.model_uri}` = version {result.version}, {how}"),
@@ -654,6 +733,8 @@ def summary_markdown(result: PromoteResult) -> str:
     rows.append(("pull request", f"#{result.pr_number}" if result.pr_number else "—"))
     if result.run_id:
         rows.append(("promotion run", f"`{result.run_id}`"))
+    if result.card_path:
+        rows.append(("model card", _card_text(result)))
     lines = [
         f"## Promotion: `{result.model_name}` version {result.version} is `@{CHAMPION}`",
         "",
@@ -672,6 +753,9 @@ def summary_markdown(result: PromoteResult) -> str:
     else:
         lines.append(f"Registry: `{result.tracking_uri}`")
     lines.extend(f"\n> {n}" for n in result.notes)
+    if card:
+        lines += ["", "<details><summary>Model card</summary>", "", card.rstrip("\n"), "",
+                  "</details>"]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
@@ -685,6 +769,43 @@ class VerifyResult:
     declared_md5: str
     champion_version: str | None
     champion_md5: str | None
+    #: With ``max_age_days``: the champion holds the declared model but was registered longer ago.
+    too_old: bool = False
+    registered_at: str | None = None  # the version's creation time (UTC, ISO 8601)
+    age_days: float | None = None
+
+
+#: `verify`'s exit code when @champion is the declared model but older than ``--max-age-days``.
+TOO_OLD_EXIT = 3
+DAY_MS = 86_400_000
+
+
+def check_age(
+    result: VerifyResult, created_ms: int, max_age_days: int, now_ms: int | None = None
+) -> VerifyResult:
+    """`result` (a verified champion) marked too old when its version was registered more than
+    `max_age_days` days before `now_ms`."""
+    import datetime as dt
+    import time
+
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    age = max(0, now_ms - created_ms) / DAY_MS
+    when = dt.datetime.fromtimestamp(created_ms / 1000, dt.UTC)
+    stamp = when.isoformat(timespec="seconds").replace("+00:00", "Z")
+    fields = {"registered_at": stamp, "age_days": round(age, 3)}
+    if age <= max_age_days:
+        return replace(result, **fields)
+    return replace(
+        result,
+        ok=False,
+        too_old=True,
+        message=(
+            f"too old: {result.message.removeprefix('ok: ').split(' holds ')[0]} was registered "
+            f"{age:.1f} days ago ({stamp}), more than --max-age-days {max_age_days}; retrain it "
+            "(gitops-ml retrain) and merge the pull request"
+        ),
+        **fields,
+    )
 
 
 def _sqlite_file(uri: str) -> Path | None:
@@ -697,9 +818,11 @@ def verify(
     *,
     params_path: str | os.PathLike[str] = "params.yaml",
     lock_path: str | os.PathLike[str] = LOCK_PATH,
+    max_age_days: int | None = None,
 ) -> VerifyResult:
     """Does ``@champion`` hold the model dvc.lock declares? Its copy of the DVC file is hashed and
-    its skops archive compared with that model (`registry_model`); tags are not trusted."""
+    its skops archive compared with that model (`registry_model`); tags are not trusted. With
+    `max_age_days`, a champion registered longer ago than that is `too_old` (not `ok`)."""
     from gitops_ml.config import load_params
 
     params = load_params(params_path)
@@ -717,7 +840,7 @@ def verify(
             None,
         )
     quick = _verified_from_bytes(uri, name, declared.md5)
-    if quick is not None:
+    if quick is not None and max_age_days is None:
         return quick
     import mlflow
 
@@ -737,12 +860,16 @@ def verify(
             None,
         )
     what = f"{name}@{CHAMPION} (version {version})"
-    try:
-        with tempfile.TemporaryDirectory(prefix="gitops-ml-verify-") as tmp:
-            registry_model(f"models:/{name}/{version}", declared.md5, Path(tmp), what)
-    except IntegrityError as exc:
-        return VerifyResult(False, f"mismatch: {exc}", declared.md5, version, None)
-    return _verified(name, version, declared.md5)
+    if quick is None or quick.champion_version != version:
+        try:
+            with tempfile.TemporaryDirectory(prefix="gitops-ml-verify-") as tmp:
+                registry_model(f"models:/{name}/{version}", declared.md5, Path(tmp), what)
+        except IntegrityError as exc:
+            return VerifyResult(False, f"mismatch: {exc}", declared.md5, version, None)
+    verified = _verified(name, version, declared.md5)
+    if max_age_days is None:
+        return verified
+    return check_age(verified, int(champion.creation_timestamp), max_age_days)
 
 
 def _verified(name: str, version: str, md5: str) -> VerifyResult:
@@ -806,21 +933,28 @@ def _promote_cmd(args: argparse.Namespace) -> int:
 
     root = git.repo_root(Path.cwd())
     result = promote(
-        root, params_path=args.params, lock_path=args.lock, rebuild=not args.no_rebuild
+        root,
+        params_path=args.params,
+        lock_path=args.lock,
+        rebuild=not args.no_rebuild,
+        card_path=args.card or None,
     )
     if args.json:
         write_json(args.json, result.to_dict())
     if args.summary:
-        _write_text(args.summary, summary_markdown(result))
+        card = Path(result.card_path).read_text(encoding="utf-8") if result.card_path else None
+        _write_text(args.summary, summary_markdown(result, card))
     print("\n".join(summary_lines(result)))
     return 0
 
 
 def _verify_cmd(args: argparse.Namespace) -> int:
-    result = verify(params_path=args.params, lock_path=args.lock)
+    result = verify(params_path=args.params, lock_path=args.lock, max_age_days=args.max_age_days)
     if args.json:
         write_json(args.json, asdict(result))
     print(result.message)
+    if result.too_old:
+        return TOO_OLD_EXIT
     return 0 if result.ok else 1
 
 
@@ -854,6 +988,12 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--summary", default=None, help="markdown summary to write (job summary)")
     p.add_argument(
+        "--card",
+        default=model_card.CARD_PATH,
+        metavar="PATH",
+        help="the model card to write, logged with a new version ('': none; default: %(default)s)",
+    )
+    p.add_argument(
         "--json", default=None, metavar="PATH", help="result JSON to write (default: none)"
     )
     p.set_defaults(func=_promote_cmd)
@@ -867,9 +1007,18 @@ def register(sub: Any) -> None:
             "@champion is the declared model",
             "it is another model, or there is no @champion",
             "no dvc.lock, the registry is unreachable, or bad usage",
-        ),
+        ).removesuffix(".")
+        + f"; {TOO_OLD_EXIT} it is the declared model, registered more than --max-age-days ago.",
     )
     _common(p)
+    p.add_argument(
+        "--max-age-days",
+        type=whole_number(0),
+        default=None,
+        metavar="N",
+        help=f"also fail (exit {TOO_OLD_EXIT}) when @champion's version was registered more "
+        "than N days ago (default: no age limit)",
+    )
     p.add_argument(
         "--json", default=None, metavar="PATH", help="verdict JSON to write (default: none)"
     )
