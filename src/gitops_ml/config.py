@@ -466,6 +466,10 @@ def _drift(raw: Mapping[str, Any]) -> DriftConfig:
     )
 
 
+#: Sections one stage reads and checks itself (`tune`: gitops_ml.stages.tune.parse_tune).
+STAGE_SECTIONS = ("tune",)
+
+
 def parse_params(raw: Any, *, check_estimator: bool = False) -> Params:
     """Validate an already-parsed params mapping.
 
@@ -475,7 +479,7 @@ def parse_params(raw: Any, *, check_estimator: bool = False) -> Params:
     """
     if not isinstance(raw, Mapping):
         raise ConfigError("params: the file must contain a mapping of sections")
-    known = {f.name for f in dataclasses.fields(Params)} - {"raw"}
+    known = {f.name for f in dataclasses.fields(Params)} - {"raw"} | set(STAGE_SECTIONS)
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(
