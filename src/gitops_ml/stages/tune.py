@@ -297,7 +297,10 @@ def _plain(value: Any) -> Any:
 
 
 def search(df: pd.DataFrame, params: Params, cfg: TuneConfig) -> dict[str, Any]:
-    """Cross-validate every candidate of the space; return the `search` record of tuned.json."""
+    """Cross-validate every candidate of the space; return the `search` record of tuned.json.
+
+    The fits go to joblib's current backend: `main` opens the Dask one for `tune.backend: dask`.
+    """
     from sklearn.model_selection import GridSearchCV, ParameterGrid, RandomizedSearchCV
 
     from gitops_ml.stages.train import configured_pipeline, split_features
@@ -325,12 +328,8 @@ def search(df: pd.DataFrame, params: Params, cfg: TuneConfig) -> dict[str, Any]:
         )
     else:  # a random search that would draw the whole grid is the grid
         searcher = GridSearchCV(pipeline, space, **common)
-    backend = (
-        dask_backend(cfg.connect_timeout) if cfg.backend == "dask" else contextlib.nullcontext()
-    )
     start = time.perf_counter()
-    with backend:
-        searcher.fit(X, y)
+    searcher.fit(X, y)
     results = searcher.cv_results_
     candidates = [
         {
@@ -415,9 +414,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     params, cfg = load_tune(args.params)
-    df = read_parquet(args.train) if cfg.enabled else None
+    # The cluster is reached before the data is read: a wrong address fails in seconds.
+    on_dask = cfg.enabled and cfg.backend == "dask"
+    with dask_backend(cfg.connect_timeout) if on_dask else contextlib.nullcontext():
+        df = read_parquet(args.train) if cfg.enabled else None
+        record = tune(df, params, cfg)
     # Written only when the search has finished: a failure keeps the last good file.
-    write_json(args.output, tune(df, params, cfg))
+    write_json(args.output, record)
     log.info("wrote %s", args.output)
     return 0
 
