@@ -575,6 +575,10 @@ def _card(raw: Mapping[str, Any]) -> CardConfig | None:
     )
 
 
+#: Sections one stage reads and checks itself (`tune`: gitops_ml.stages.tune.parse_tune).
+STAGE_SECTIONS = ("tune",)
+
+
 def parse_params(raw: Any, *, check_estimator: bool = False) -> Params:
     """Validate an already-parsed params mapping.
 
@@ -584,7 +588,8 @@ def parse_params(raw: Any, *, check_estimator: bool = False) -> Params:
     """
     if not isinstance(raw, Mapping):
         raise ConfigError("params: the file must contain a mapping of sections")
-    known = {f.name for f in dataclasses.fields(Params)} - {"raw"} | set(OWN_SECTIONS)
+    known = {f.name for f in dataclasses.fields(Params)} - {"raw"}
+    known |= set(OWN_SECTIONS) | set(STAGE_SECTIONS)
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(

@@ -13,8 +13,10 @@ import logging
 import os
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import joblib
 import numpy as np
@@ -28,6 +30,7 @@ from gitops_ml.errors import DataError, cli_entry
 from gitops_ml.files import atomic_path, file_md5, read_parquet
 from gitops_ml.models import build_pipeline, feature_columns, normalize_fitted
 from gitops_ml.scoring import check_classes
+from gitops_ml.stages.tune import read_tuned
 
 log = logging.getLogger(__name__)
 
@@ -99,14 +102,19 @@ def _train_metrics(
     }
 
 
-def configured_pipeline(df: pd.DataFrame, params: Params) -> Pipeline:
-    """The unfitted Pipeline params.yaml describes, with column roles read from `df`."""
+def configured_pipeline(
+    df: pd.DataFrame, params: Params, hyperparams: Mapping[str, Any] | None = None
+) -> Pipeline:
+    """The unfitted Pipeline params.yaml describes, with column roles read from `df`.
+
+    `hyperparams` (the tune stage's choice) replace `train.hyperparams` when given.
+    """
     numeric, categorical = feature_columns(df, params.data.target)
     cardinality = max((df[col].nunique() for col in categorical), default=0)
     return build_pipeline(
         params.train.model,
         params.data.task,
-        dict(params.train.hyperparams),
+        dict(params.train.hyperparams if hyperparams is None else hyperparams),
         params.train.seed,
         numeric,
         categorical,
@@ -133,10 +141,12 @@ def _fit(pipeline: Pipeline, X: pd.DataFrame, y: pd.Series) -> None:
         raise DataError(f"training failed{where}: {text}") from None
 
 
-def train(df: pd.DataFrame, params: Params) -> TrainResult:
+def train(
+    df: pd.DataFrame, params: Params, hyperparams: Mapping[str, Any] | None = None
+) -> TrainResult:
     """Fit the configured Pipeline on `df` (features + target) and measure it."""
     X, y = split_features(df, params.data.target, params.data.task)
-    pipeline = configured_pipeline(df, params)
+    pipeline = configured_pipeline(df, params, hyperparams)
     start = time.perf_counter()
     _fit(pipeline, X, y)
     fit_seconds = time.perf_counter() - start
@@ -184,21 +194,40 @@ def estimator_params(pipeline: Pipeline) -> dict[str, str]:
     return tracking.flatten_params({"estimator": simple})
 
 
+def search_record(search: Mapping[str, Any] | None) -> tuple[dict[str, str], dict[str, float]]:
+    """The tune stage's search as MLflow params (how, and the values chosen) and metrics (the
+    best candidate's cross-validated score and its spread over the folds); none untuned."""
+    if not search:
+        return {}, {}
+    best = search["best"]
+    params = tracking.flatten_params(
+        {
+            "tune": {key: search[key] for key in ("method", "metric", "folds", "seed")},
+            "tuned": dict(best["params"]),
+        }
+    )
+    params["tune.candidates"] = str(len(search["candidates"]))
+    metric = search["metric"]
+    return params, {f"cv_{metric}": float(best["mean"]), f"cv_{metric}_std": float(best["std"])}
+
+
 def log_run(
     result: TrainResult,
     params: Params,
     *,
     model_file: Path,
     train_file: Path,
+    search: Mapping[str, Any] | None = None,
 ) -> str:
     """Record the training run in MLflow; return its id."""
     tags = tracking.lineage_tags(model_path=model_file, data_paths={"train": train_file})
     md5 = tags[tracking.TAG_MODEL_MD5]
+    cv_params, cv_metrics = search_record(search)
     return tracking.log_training_run(
         experiment=params.mlflow.experiment,
         run_name=f"{params.train.model}-{md5[:8]}",
-        params={**run_params(params), **estimator_params(result.pipeline)},
-        metrics=result.metrics,
+        params={**run_params(params), **estimator_params(result.pipeline), **cv_params},
+        metrics={**result.metrics, **cv_metrics},
         tags={**tags, tracking.TAG_MODEL_TYPE: params.train.model},
     )
 
@@ -209,6 +238,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--train", required=True, type=Path, help="train split (parquet)")
     parser.add_argument("--model", required=True, type=Path, help="model file to write (joblib)")
+    parser.add_argument(
+        "--tuned",
+        type=Path,
+        help="the tune stage's output (json): its hyperparameters replace train.hyperparams",
+    )
     parser.add_argument("--params", default="params.yaml", type=Path, help="params file")
     return parser
 
@@ -217,14 +251,25 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     params = load_params(args.params, check_estimator=True)
+    tuned = (
+        read_tuned(args.tuned, params.train.model, params.data.task)
+        if args.tuned is not None
+        else None
+    )
     df = read_parquet(args.train)
-    result = train(df, params)
+    result = train(df, params, None if tuned is None else tuned["hyperparams"])
     # The model moves into place only after MLflow has the run: a failure keeps the last good one.
     with atomic_path(args.model) as tmp:
         save_model(result.pipeline, tmp)
         md5 = file_md5(tmp)
         with tracking.timed("mlflow logging (train)"):
-            run_id = log_run(result, params, model_file=tmp, train_file=args.train)
+            run_id = log_run(
+                result,
+                params,
+                model_file=tmp,
+                train_file=args.train,
+                search=None if tuned is None else tuned["search"],
+            )
     log.info("wrote %s (md5 %s); mlflow run %s", args.model, md5, run_id)
     return 0
 
