@@ -49,6 +49,7 @@ from gitops_ml.lineage.dvclock import (
     out_md5,
     read_lock,
 )
+from gitops_ml.pr.tuning import TUNED_PATH, read_tuned_file, render_tuning
 
 log = logging.getLogger(__name__)
 
@@ -262,6 +263,8 @@ class ReportData:
     new_baseline: str | None = None  # why the champion is not comparable (another data contract)
     #: metric -> {delta, low, high, real}: the paired bootstrap of champion vs challenger
     intervals: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    tuned: Mapping[str, Any] | None = None  # the PR's reports/tuned.json (the tune stage)
+    base_tuned: Mapping[str, Any] | None = None
 
 
 def _short(sha: str) -> str:
@@ -427,6 +430,9 @@ def render_markdown(d: ReportData) -> str:
         else:
             out.append("No parameter changed.")
     out.append("")
+    tuning = render_tuning(d.tuned, d.base_tuned, base_ref=d.base_ref)
+    if tuning:
+        out += [*tuning, ""]
 
     # Slices.
     if d.new_baseline:
@@ -737,6 +743,8 @@ def build_report(
         slices_source=f"Champion: `{base}`'s committed `{SLICES_PATH}`.",
         validation=_read_json_file(root / VALIDATION_PATH),
         notes=notes,
+        tuned=read_tuned_file(root / TUNED_PATH),
+        base_tuned=_json_at(base_sha, TUNED_PATH, root),
     )
 
     # Champion vs challenger on the PR's test set.
