@@ -116,7 +116,7 @@ def test_params_count_only_through_the_keys_a_stage_recorded(repo: Path) -> None
     changes = pipeline_changes("main")
     ((path, reason),) = changes.inputs
     assert path == "params.yaml"
-    assert reason == "params train.hyperparams (train)"
+    assert reason == "params train.hyperparams (train), train.hyperparams (tune)"
 
 
 def test_a_deleted_dependency_and_a_rename_count(repo: Path) -> None:
