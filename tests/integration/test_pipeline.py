@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -89,6 +90,58 @@ def test_bad_input_fails_cleanly_and_keeps_outputs(repo: Path) -> None:
         assert {out: (repo / out).read_bytes() for out in OUTPUTS} == kept
     finally:
         sample.write_bytes(good)
+
+
+#: The results kept in git (`cache: false`): DVC must not delete them before a stage runs.
+IN_GIT = (
+    "reports/validation.json", "reports/tuned.json", "reports/metrics.json",
+    "reports/slices.json", "reports/classes.json", "reports/baseline.json",
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("fault", ["slice typo", "schema missing", "killed in evaluate"])
+def test_a_failed_stage_keeps_the_results_that_are_in_git(repo: Path, fault: str) -> None:
+    """A typo in `evaluate.slices`, a missing schema file or a kill -9 while evaluate writes:
+    the stage fails and every git-tracked report is still there, byte for byte."""
+    import signal
+    import subprocess
+    import time
+
+    from tests.integration.conftest import template_env
+
+    kept = {out: (repo / out).read_bytes() for out in IN_GIT}
+    params = (repo / "params.yaml").read_bytes()
+    schema = repo / "data/schema/adult.yaml"
+    schema_text = schema.read_bytes()
+    try:
+        if fault == "slice typo":
+            set_params(repo, evaluate={"slices": ["sex", "rase"]})
+            proc = run_in(repo, "dvc", "repro", check=False)
+            assert proc.returncode != 0 and "rase" in proc.stderr + proc.stdout
+        elif fault == "schema missing":
+            schema.unlink()
+            proc = run_in(repo, "dvc", "repro", "-f", "-s", "validate", check=False)
+            assert proc.returncode != 0
+        else:
+            run = subprocess.Popen(
+                ["dvc", "repro", "-f", "-s", "evaluate"], cwd=repo, env=template_env(repo),
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+            assert run.stdout is not None
+            for line in run.stdout:  # kill the whole process group once evaluate runs
+                if b"Running stage 'evaluate'" in line:
+                    time.sleep(2.0)
+                    break
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait(timeout=30)
+        assert {out: (repo / out).read_bytes() for out in IN_GIT} == kept
+    finally:
+        (repo / "params.yaml").write_bytes(params)
+        schema.write_bytes(schema_text)
+        run_in(repo, "dvc", "repro")  # the next run repairs what the failure left
+    status = run_in(repo, "dvc", "status", "--json")
+    assert json.loads(status.stdout) == {}
+    assert {out: (repo / out).read_bytes() for out in IN_GIT} == kept
 
 
 def test_regression_on_own_csv(tmp_path: Path) -> None:
