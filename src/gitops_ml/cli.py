@@ -27,6 +27,12 @@ def _check_params(args: argparse.Namespace) -> int:
     from gitops_ml.schema import check_params_against, load_schema
 
     params = load_params(args.params, check_estimator=True)
+    if "tune" in params.raw:  # the tune stage's own section, checked as that stage checks it
+        from gitops_ml.stages.tune import check_space, parse_tune
+
+        tune = parse_tune(params.raw, params.data.task)
+        model = params.train.model
+        check_space(model, params.data.task, tune.space.get(model, {}), params.train.hyperparams)
     try:
         schema_file = schema_path(None, args.params)
     except ConfigError:  # no dvc.yaml naming a schema beside the params: nothing to check it with

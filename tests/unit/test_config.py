@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -264,6 +265,23 @@ def test_cli_reports_one_line_without_traceback(
     assert err[0].startswith("error: params: 'train.model'")
     path.write_text(yaml.safe_dump(DEFAULTS))
     assert cli_main(["check-params", "--params", str(path)]) == 0
+
+
+def test_check_params_checks_the_tune_section_as_the_stage_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    path = tmp_path / "params.yaml"
+    shutil.copy(ROOT / "gitops.yaml", tmp_path / "gitops.yaml")
+    for change, needle in (
+        ({"folds": 1}, "error: params: 'tune.folds' must be >= 2, got 1"),
+        ({"space": {"hist_gradient_boosting": {"learning_rate": [-1]}}},
+         "error: params: 'tune.space.hist_gradient_boosting.learning_rate' value -1"),
+    ):  # fmt: skip
+        path.write_text(yaml.safe_dump({**raw, "tune": {**raw["tune"], **change}}))
+        assert cli_main(["check-params", "--params", str(path)]) == 2
+        (line,) = capsys.readouterr().err.strip().splitlines()
+        assert line.startswith(needle), line
 
 
 def test_gate_and_drift_live_in_gitops_yaml_beside_params(tmp_path: Path) -> None:
