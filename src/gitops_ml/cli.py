@@ -130,10 +130,14 @@ def _gate(args: argparse.Namespace) -> int:
     params = load_params(args.params)
     root = git.repo_root(Path.cwd())
 
+    intervals: dict | None = {} if params.gate.significant else None
+
     def rescore(base_sha: str) -> tuple[dict | None, str]:
         from gitops_ml.pr.report import champion_metrics
 
-        return champion_metrics(root, base_sha, params, rebuild=not args.no_rebuild)
+        return champion_metrics(
+            root, base_sha, params, rebuild=not args.no_rebuild, intervals=intervals
+        )
 
     new_baseline = None
     if args.base is not None:
@@ -150,6 +154,7 @@ def _gate(args: argparse.Namespace) -> int:
         check_lock=not args.no_lock_check,
         rescore=None if args.committed_metrics else rescore,
         new_baseline=new_baseline,
+        intervals=(lambda: intervals or None) if intervals is not None else None,
     )
     write_json(args.json, result.to_dict())
     print("\n".join(summary_lines(result)))

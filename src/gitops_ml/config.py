@@ -176,10 +176,22 @@ class GateConfig:
     # Optional keys of gitops.yaml's gate section: absent or null means no such rule.
     baseline: BaselineRule | None = None
     disparity: DisparityRule | None = None
+    #: metrics whose improvement over the champion must be real: the lower bound of the delta's
+    #: paired bootstrap interval (in the better direction) must clear zero
+    significant: tuple[str, ...] = ()
 
 
 #: Keys of the gate section that may be left out (a gitops.yaml from before these rules).
-GATE_OPTIONAL = ("baseline", "disparity")
+GATE_OPTIONAL = ("baseline", "disparity", "significant")
+#: Metrics whose champion-vs-challenger delta gets a paired bootstrap interval, per task
+#: (`gitops_ml.pr.significance`); average precision has none.
+INTERVAL_METRICS = {
+    "binary": ("roc_auc", "accuracy", "precision", "recall", "f1", "log_loss", "brier"),
+    "multiclass": (
+        "accuracy", "balanced_accuracy", "f1_macro", "f1_weighted", "log_loss", "roc_auc_ovr",
+    ),
+    "regression": ("rmse", "mae", "r2"),
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -535,7 +547,22 @@ def _gate(raw: Mapping[str, Any], task: str, slices: tuple[str, ...]) -> GateCon
         worst_slice=rule,
         baseline=_baseline_rule(s["baseline"], task),
         disparity=_disparity_rule(s["disparity"], task, slices),
+        significant=_significant(s["significant"], task),
     )
+
+
+def _significant(value: Any, task: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise ConfigError(f"params: 'gate.significant' must be a list of metrics, got {value!r}")
+    for name in value:
+        if name not in INTERVAL_METRICS[task]:
+            raise ConfigError(
+                f"params: 'gate.significant' metrics must be {task} metrics with an interval "
+                f"({', '.join(INTERVAL_METRICS[task])}); got {name!r}"
+            )
+    return tuple(value)
 
 
 def _positive(value: Any, key: str) -> float:

@@ -8,6 +8,7 @@ the numbers the report shows.
 from __future__ import annotations
 
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -140,3 +141,49 @@ def test_the_report_reads_a_delta_inside_its_interval_as_no_real_change() -> Non
     assert "no real change" in by_name["**`roc_auc`** (primary)"]
     # Without intervals (a champion from committed metrics only), the table is as before.
     assert r._metric_table(rows, "champion", "PR")[0] == "| metric | champion | PR | Δ |"
+
+
+def test_the_significance_rule_passes_only_an_interval_clear_of_zero() -> None:
+    from gitops_ml.pr import gate as g
+
+    intervals = {
+        "roc_auc": {"delta": 0.004, "low": 0.0011, "high": 0.007, "real": True},
+        "accuracy": {"delta": 0.0007, "low": -0.0021, "high": 0.0026, "real": False},
+        "log_loss": {"delta": -0.0132, "low": -0.0171, "high": -0.0094, "real": True},
+        "f1": {"delta": -0.02, "low": -0.03, "high": -0.01, "real": True},
+    }
+    rules = {
+        r.name: r
+        for r in g.significance_rules(intervals, ["roc_auc", "accuracy", "log_loss", "f1"])
+    }
+    assert rules["significant:roc_auc"].passed
+    assert rules["significant:log_loss"].passed  # lower is better: the interval is below zero
+    assert not rules["significant:accuracy"].passed
+    assert "the interval holds zero, no real change" in rules["significant:accuracy"].message
+    assert not rules["significant:f1"].passed and "worse than the champion" in (
+        rules["significant:f1"].message
+    )
+    (skipped,) = g.significance_rules(None, ["roc_auc"], missing_reason="no champion yet")
+    assert skipped.skipped and skipped.passed and "no champion yet" in skipped.message
+
+
+def test_significant_metrics_are_checked_against_the_task(tmp_path: Path) -> None:
+    import shutil
+
+    import yaml
+
+    from gitops_ml.config import load_params
+    from gitops_ml.errors import ConfigError
+    from tests.conftest import ROOT
+
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    gitops = yaml.safe_load((ROOT / "gitops.yaml").read_text())
+    for value, ok in (([], True), (["roc_auc", "log_loss"], True), (["rmse"], False),
+                      (["average_precision"], False), ("roc_auc", False)):  # fmt: skip
+        gitops["gate"]["significant"] = value
+        (tmp_path / "gitops.yaml").write_text(yaml.safe_dump(gitops))
+        if ok:
+            assert load_params(tmp_path / "params.yaml").gate.significant == tuple(value)
+        else:
+            with pytest.raises(ConfigError, match=r"gate\.significant"):
+                load_params(tmp_path / "params.yaml")

@@ -40,7 +40,7 @@ import json
 import logging
 import math
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -481,6 +481,7 @@ def evaluate_gate(
     no_baseline_reason: str = "no baseline results",
     base: str | None = None,
     head: str | None = None,
+    intervals: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> GateResult:
     """Every rule of `cfg` on the PR's metrics, in a fixed order."""
     rules = threshold_rules(metrics, cfg.thresholds)
@@ -495,6 +496,11 @@ def evaluate_gate(
         )
     if cfg.disparity is not None:
         rules.append(disparity_rule(slices, cfg.disparity))
+    if cfg.significant:
+        why = no_champion_reason if champion is None else (
+            "the champion was not re-scored on the PR's test rows"
+        )
+        rules += significance_rules(intervals, cfg.significant, missing_reason=why)
     warnings: list[str] = []
     if lock_rule is not None:
         rules.append(lock_rule[0])
@@ -505,6 +511,38 @@ def evaluate_gate(
         "champion": _value(champion, cfg.primary),
     }
     return GateResult(rules, warnings, cfg.fail_on_violation, base, head, primary)
+
+
+def significance_rules(
+    intervals: Mapping[str, Mapping[str, Any]] | None,
+    metrics: Sequence[str],
+    *,
+    missing_reason: str = "the champion was not re-scored on the PR's test rows",
+) -> list[RuleResult]:
+    """``significant:<metric>``: the challenger's improvement must be real, the whole paired
+    bootstrap interval of the delta on the better side of zero (above it, or below it for
+    lower-is-better metrics). A delta whose interval holds zero is noise, not an improvement."""
+    rules = []
+    for name in metrics:
+        interval = (intervals or {}).get(name)
+        limit = "the 95% interval of the delta clears zero"
+        if interval is None:
+            rules.append(RuleResult(f"significant:{name}", True, None, limit,
+                                    f"no interval: {missing_reason}", skipped=True))  # fmt: skip
+            continue
+        low, high, delta = interval["low"], interval["high"], interval["delta"]
+        lower = name in LOWER_IS_BETTER
+        passed = high < 0 if lower else low > 0
+        bounds = f"{delta:+.4f}, 95% interval [{low:+.4f}, {high:+.4f}]"
+        if passed:
+            message = f"{name} {bounds}: a real improvement on the PR's test rows"
+        elif low <= 0 <= high:
+            message = f"{name} {bounds}: the interval holds zero, no real change"
+        else:
+            message = f"{name} {bounds}: worse than the champion"
+        rules.append(RuleResult(f"significant:{name}", passed, delta, limit, message,
+                                details=dict(interval)))  # fmt: skip
+    return rules
 
 
 def summary_lines(result: GateResult) -> list[str]:
@@ -574,6 +612,7 @@ def run_gate(
     rescore: Callable[[str], tuple[Mapping[str, Any] | None, str]] | None = None,
     new_baseline: str | None = None,
     baseline_path: Path | None = None,
+    intervals: Callable[[], Mapping[str, Mapping[str, Any]] | None] | None = None,
 ) -> GateResult:
     """Gather the inputs from the workspace and git, then evaluate every rule.
 
@@ -581,7 +620,8 @@ def run_gate(
     model came from); without it, or when it finds no model, the regression rules compare with
     the base's committed metrics, which were measured on the base's test split.
     `baseline_path` (default: `BASELINE_FILE` beside the metrics, where the evaluate stage
-    writes it) is read only when `cfg.baseline` is set.
+    writes it) is read only when `cfg.baseline` is set. `intervals()`, asked after `rescore`,
+    gives the deltas' bootstrap intervals that rescoring computed (None when it did not).
     """
     from gitops_ml.lineage import git
     from gitops_ml.pr.baseline import NewBaseline
@@ -637,6 +677,7 @@ def run_gate(
         no_baseline_reason=no_baseline,
         base=base_sha,
         head=head_sha,
+        intervals=intervals() if intervals is not None and champion_source else None,
     )
     return replace(result, champion_source=champion_source, new_baseline=new_baseline)
 

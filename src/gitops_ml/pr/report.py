@@ -585,13 +585,20 @@ def _mlflow_lineage(md5: str | None, experiment: str) -> tuple[str | None, list[
 
 
 def champion_metrics(
-    root: Path, base_sha: str, params: Any, *, rebuild: bool = True
+    root: Path,
+    base_sha: str,
+    params: Any,
+    *,
+    rebuild: bool = True,
+    intervals: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any] | None, str]:
     """The base's model scored on the PR's test split, and where it came from.
 
     (None, why) when the champion model or the test split is not to be had; the gate then
     falls back to the base's committed metrics. A rebuilt champion lands in the shared DVC cache,
-    so the report that follows finds it there instead of rebuilding it again.
+    so the report that follows finds it there instead of rebuilding it again. With `intervals`
+    (a dict), the challenger in the workspace is scored too and each delta's bootstrap interval
+    is put in it (`delta_intervals`).
     """
     base_lock = dvclock.lock_at(base_sha, root)
     test_file = root / TEST_PATH
@@ -607,7 +614,13 @@ def champion_metrics(
         seen = seen_in_training(root, base_sha, base_lock, test)
         if seen is not None and seen.any():  # the PR's committed metrics cover rows it saw
             return None, f"{source}. {_seen_sentence(seen, len(test))}."
-        metrics, _ = score(_fitting(champion.load(base_sha), test, params), test, params)
+        scored = measured(_fitting(champion.load(base_sha), test, params), test, params)
+        metrics = scored.metrics
+        if intervals is not None and (root / MODEL_PATH).exists():
+            challenger = measured(load_challenger(root), test, params)
+            intervals.update(
+                delta_intervals(scored, challenger, test[params.data.target], params.data.task)
+            )
     seen_note = _seen_sentence(seen, len(test))
     return metrics, f"{source}, scored on the PR's `{TEST_PATH}`. {seen_note}."
 

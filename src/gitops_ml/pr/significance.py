@@ -21,6 +21,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from gitops_ml.config import INTERVAL_METRICS
+
 #: Replicates; 1,000 puts the 2.5th percentile's own Monte Carlo error well under its width.
 REPLICATES = 1000
 CONFIDENCE = 0.95
@@ -173,13 +175,7 @@ METRICS: Mapping[str, Callable[[str, np.ndarray, np.ndarray, Answers], np.ndarra
     "regression": _regression_metric,
 }
 #: The metrics each task can have an interval for.
-SUPPORTED = {
-    "binary": ("roc_auc", "accuracy", "precision", "recall", "f1", "log_loss", "brier"),
-    "multiclass": (
-        "accuracy", "balanced_accuracy", "f1_macro", "f1_weighted", "log_loss", "roc_auc_ovr",
-    ),
-    "regression": ("rmse", "mae", "r2"),
-}  # fmt: skip
+SUPPORTED = INTERVAL_METRICS
 
 
 def weighted_metric(
