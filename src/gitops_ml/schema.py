@@ -71,6 +71,8 @@ class ColumnSpec:
     max: float | None = None
     max_missing_rate: float = 0.0
     max_unknown_rate: float = 0.0
+    #: a protected attribute (sex, race, age...): listed in the model card, worth a slice
+    sensitive: bool = False
 
 
 @dataclass(frozen=True)
@@ -245,7 +247,7 @@ def _parse_column(name: str, rules: Any, source: str) -> ColumnSpec:
         rules,
         source,
         f"columns.{name}",
-        ("dtype", "categories", "min", "max", "max_missing_rate", "max_unknown_rate"),
+        ("dtype", "categories", "min", "max", "max_missing_rate", "max_unknown_rate", "sensitive"),
     )
     dtype = r.required("dtype")
     if dtype not in DTYPES:
@@ -265,6 +267,7 @@ def _parse_column(name: str, rules: Any, source: str) -> ColumnSpec:
         max=r.number("max"),
         max_missing_rate=r.rate("max_missing_rate", 0.0),
         max_unknown_rate=r.rate("max_unknown_rate", 0.0),
+        sensitive=r.boolean("sensitive", False),
     )
     _check_range(r, spec.min, spec.max, r.prefix)
     return spec

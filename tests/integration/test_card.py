@@ -101,7 +101,9 @@ def test_promotion_writes_the_card_and_logs_it_with_the_version(
     assert f"| `sex` | {max(sex.values()) - min(sex.values()):.4g} |" in sliced
     assert importance, "evaluate wrote no permutation importance"
     assert f"| `{importance[0]['feature']}` |" in section(card, "Feature importance")
-    assert "None declared in `data/schema/adult.yaml`" in section(card, "Sensitive columns")
+    sensitive = section(card, "Sensitive columns")
+    assert "Declared in `data/schema/adult.yaml`" in sensitive
+    assert "| `race` | yes |" in sensitive and "| `sex` | yes |" in sensitive
     assert "1994 US census" in section(card, "Intended use")
     assert "Replace this text" in section(card, "Limitations")
     lineage = section(card, "Lineage")

@@ -449,3 +449,22 @@ def test_infer_refuses_a_target_no_schema_accepts(y: list[Any], task: str, messa
 def test_infer_needs_a_feature_column() -> None:
     with pytest.raises(ConfigError, match="no feature columns besides the target 'y'"):
         infer_schema(pd.DataFrame({"y": ["a", "b"]}), target="y", task="binary")
+
+
+def test_a_column_may_be_marked_sensitive() -> None:
+    raw = yaml.safe_load((Path(__file__).parents[2] / "data/schema/adult.yaml").read_text())
+    raw["columns"]["age"]["sensitive"] = True
+    schema = parse_schema(raw)
+    flagged = sorted(c.name for c in schema.columns if c.sensitive)
+    assert flagged == ["age", "race", "sex"]
+    raw["columns"]["age"]["sensitive"] = "yes"
+    with pytest.raises(ConfigError, match="must be true or false"):
+        parse_schema(raw)
+
+
+def test_the_adult_contract_marks_sex_and_race_sensitive() -> None:
+    from gitops_ml.schema import load_schema
+    from tests.conftest import ROOT
+
+    schema = load_schema(ROOT / "data/schema/adult.yaml")
+    assert sorted(c.name for c in schema.columns if c.sensitive) == ["race", "sex"]
