@@ -70,7 +70,7 @@ def _run(browser: str, page: Path, profile: Path, *args: str) -> subprocess.Comp
             "--virtual-time-budget=10000",
             *args,
             page.as_uri(),
-        ],  # fmt: skip
+        ],
         capture_output=True,
         text=True,
         timeout=60,

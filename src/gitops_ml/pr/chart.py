@@ -183,7 +183,9 @@ def _axis(rows: list[Row]) -> tuple[float, float]:
     """A range with zero and every interval inside it, a margin either side, in round steps."""
     lo = min(0.0, *(r.low for r in rows))
     hi = max(0.0, *(r.high for r in rows))
-    span = hi - lo or 0.01  # identical models: all zero
+    span = hi - lo
+    if span == 0:  # identical models
+        return -0.01, 0.01
     step = 10.0 ** (math.floor(math.log10(span)) - 1)
     bottom = math.floor(round((lo - 0.08 * span) / step, 9)) * step
     top = math.ceil(round((hi + 0.08 * span) / step, 9)) * step
