@@ -85,7 +85,7 @@ def test_nothing_to_draw() -> None:
     # Non-finite numbers are left out, not handed to the parser.
     odd = {"roc_auc": {"delta": math.nan}, "f1": interval(0.01, -math.inf, 0.02)}
     block = c.delta_chart({**odd, "accuracy": interval(0.01, 0.005, 0.02)}, "roc_auc")
-    assert _parts(block)["labels"] == ["accuracy", "f1 (no interval)"]
+    assert _parts(block)["labels"] == ["f1 (no interval)", "accuracy"]
     assert "nan" not in block.lower() and "inf" not in block.lower()
 
 

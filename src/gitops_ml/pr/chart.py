@@ -74,7 +74,7 @@ def delta_chart(intervals: Mapping[str, Mapping[str, Any]], primary: str) -> str
     """The ```mermaid block for `intervals` (metric -> {"delta", "low", "high", "real"}; entries
     with only "delta" are drawn without an interval), or None when there is nothing to draw.
 
-    The primary metric comes first, the others in the evaluate stage's order. Metrics in the
+    The primary metric comes first, the others in their order in `intervals`. Metrics in the
     target's units (rmse, mae) and unitless ones (scores, log loss, r2) do not share an axis:
     those of the primary's kind are charted."""
     rows = _rows(intervals, primary)
@@ -151,8 +151,7 @@ def _finite(value: Any) -> float | None:
 def _rows(intervals: Mapping[str, Mapping[str, Any]], primary: str) -> list[Row]:
     """The charted metrics, oriented; entries with a non-finite number are left out."""
     in_target_units = primary in TARGET_UNITS
-    names = [primary] + [m for m in _ORDER if m != primary]
-    names += sorted(set(intervals) - set(names))
+    names = [primary] + [m for m in intervals if m != primary]
     rows = []
     for name in names:
         entry = intervals.get(name)
