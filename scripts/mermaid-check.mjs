@@ -7,7 +7,7 @@
 // ending in .md, or any text with a ```mermaid fence). No FILE, or "-", reads stdin.
 // Exit 0 when every diagram parses and renders, 1 when one is rejected (the parser's message is
 // printed on stderr), 2 on a usage or setup error. --json prints one summary per diagram on
-// stdout: its type, title, bars (xychart), axis labels, or the error.
+// stdout: its type, title, bars and lines (xychart), axis labels and titles, or the error.
 
 import { readFileSync } from "node:fs";
 
@@ -79,16 +79,26 @@ function summarize(svg) {
   }
   const bars = [...svg.querySelectorAll("g.plot g[class^='bar-plot'] rect")].map((r) => ({
     series: r.parentNode.getAttribute("class"),
+    fill: r.getAttribute("fill"),
     x: Number(r.getAttribute("x")),
     y: Number(r.getAttribute("y")),
     width: Number(r.getAttribute("width")),
     height: Number(r.getAttribute("height")),
   }));
+  const lines = [...svg.querySelectorAll("g.plot g[class^='line-plot'] path")].map((p) => ({
+    series: p.parentNode.getAttribute("class"),
+    stroke: p.getAttribute("stroke"),
+    d: p.getAttribute("d"),
+  }));
+  const axis = (side, part) => texts(svg, `g.${side}-axis g.${part} text`);
   return {
     title: texts(svg, "g.chart-title text").join(" ") || null,
     bars,
-    xLabels: texts(svg, "g.bottom-axis g.label text"),
-    yTicks: texts(svg, "g.left-axis g.label text"),
+    lines,
+    // A vertical chart has its categories at the bottom and values on the left; a horizontal
+    // one has categories on the left and values at the top.
+    labels: { left: axis("left", "label"), bottom: axis("bottom", "label"), top: axis("top", "label") },
+    axisTitles: { left: axis("left", "title"), bottom: axis("bottom", "title"), top: axis("top", "title") },
     svgBytes: svg.outerHTML.length,
   };
 }
