@@ -45,15 +45,12 @@ def test_slice_rows() -> None:
     ]
 
 
-def test_mermaid_chart_one_bar_per_model_and_metric() -> None:
-    chart = r.mermaid_chart(BASE, HEAD, "roc_auc")
-    assert chart.startswith("```mermaid\nxychart-beta")
-    assert '"roc_auc champion", "roc_auc PR", "accuracy champion", "accuracy PR"' in chart
-    assert "bar [0.9300, 0.9200, 0.8700, 0.8700, 0.7000]" in chart  # f1: the PR's only
-    assert 'y-axis "score" 0.6 --> 1' in chart
-    assert "log_loss" not in chart
-    assert '"roc_auc"' in r.mermaid_chart(None, HEAD, "roc_auc")
-    assert r.mermaid_chart(None, {}, "roc_auc") is None
+def test_the_report_charts_each_delta_and_none_on_a_first_pr() -> None:
+    """The chart is the delta chart (`gitops_ml.pr.chart`): one row per metric, no champion, no
+    chart."""
+    with_champion = r.render_markdown(_data(champion=BASE, challenger=HEAD))
+    assert "```mermaid" in with_champion and "right is better" in with_champion
+    assert "```mermaid" not in r.render_markdown(_data(champion=None, base_metrics=None))
 
 
 def _data(**kw) -> r.ReportData:

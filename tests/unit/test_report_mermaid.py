@@ -148,10 +148,10 @@ def test_mermaid_draws_every_series_to_scale(
 
 
 def test_whole_report_charts(rendered: dict[str, dict]) -> None:
-    """The report's chart renders (whichever report.py draws)."""
+    """The report's chart is the delta chart, and renders; a first PR's report has none."""
     assert rendered["report"]["ok"] and rendered["report"]["type"] == "xychart"
-    if "report_first_pr" in rendered:
-        assert rendered["report_first_pr"]["ok"]
+    assert rendered["report"]["labels"]["left"] == rendered["committed_metrics"]["labels"]["left"]
+    assert "report_first_pr" not in rendered
 
 
 def test_a_broken_chart_is_rejected(charts: dict[str, str], tmp_path: Path) -> None:

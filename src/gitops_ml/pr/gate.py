@@ -497,8 +497,10 @@ def evaluate_gate(
     if cfg.disparity is not None:
         rules.append(disparity_rule(slices, cfg.disparity))
     if cfg.significant:
-        why = no_champion_reason if champion is None else (
-            "the champion was not re-scored on the PR's test rows"
+        why = (
+            no_champion_reason
+            if champion is None
+            else ("the champion was not re-scored on the PR's test rows")
         )
         rules += significance_rules(intervals, cfg.significant, missing_reason=why)
     warnings: list[str] = []

@@ -49,15 +49,11 @@ from gitops_ml.lineage.dvclock import (
     out_md5,
     read_lock,
 )
+from gitops_ml.pr.chart import delta_chart, metric_deltas
 from gitops_ml.pr.tuning import TUNED_PATH, read_tuned_file, render_tuning
 
 log = logging.getLogger(__name__)
 
-#: Metrics shown in the chart besides the primary one (those on a 0-1 scale, higher is better).
-CHART_METRICS = (
-    "roc_auc", "average_precision", "accuracy", "f1",
-    "roc_auc_ovr", "balanced_accuracy", "f1_macro", "r2",
-)  # fmt: skip
 #: Deltas smaller than this are "unchanged" (metrics are rounded to 6 decimals).
 EPS = 5e-7
 MISSING = object()
@@ -166,70 +162,6 @@ def fmt_delta(name: str, delta: float | None, direction: str | None = None) -> s
 def _cell(value: Any) -> str:
     text = fmt(value)
     return "`" + text.replace("|", "\\|").replace("`", "'") + "`" if value is not MISSING else text
-
-
-def mermaid_chart(
-    champion: Mapping[str, Any] | None, challenger: Mapping[str, Any], primary: str
-) -> str | None:
-    """A Mermaid xychart-beta bar chart, champion and challenger side by side, per key metric.
-
-    Mermaid draws several bar series on top of each other, so each model gets its own bar.
-    It draws every bar up from the bottom of the y axis and, given no range, puts the smallest
-    value there, so that bar would vanish: the range is always given, and starts at zero (or
-    below the lowest negative value) outside the 0-1 scale. A primary metric off the 0-1 scale
-    (an rmse of 3200, say) is charted alone, as the other metrics' bars would be flat on its
-    axis. Non-finite values are left out: the parser takes only plain decimals.
-    """
-
-    def finite(value: Any) -> float | None:
-        number = _num(value)
-        return number if number is not None and math.isfinite(number) else None
-
-    names = [primary] + [m for m in CHART_METRICS if m != primary]
-    labels: list[str] = []
-    values: list[float] = []
-    for name in names:
-        new = finite(challenger.get(name))
-        old = finite((champion or {}).get(name))
-        if new is None or (name != primary and name in LOWER_IS_BETTER):
-            continue
-        if name != primary and not (0 <= new <= 1 and all(0 <= v <= 1 for v in values)):
-            continue  # off the primary's scale, or the primary is off the 0-1 scale
-        if old is not None:
-            labels.append(f"{name} champion")
-            values.append(old)
-        labels.append(f"{name} PR" if champion else name)
-        values.append(new)
-    if not values:
-        return None
-    lo, hi = min(values), max(values)
-    if lo >= 0 and hi <= 1:
-        floor = max(0.0, math.floor(lo * 10) / 10 - 0.1)
-        axis = f"{floor:.1f} --> 1"
-    else:
-        bottom, top = min(0.0, lo), max(0.0, hi)
-        span = top - bottom
-        exponent = math.floor(math.log10(span)) - 1
-        step = 10.0**exponent
-        if bottom < 0:
-            bottom = math.floor(round((bottom - 0.05 * span) / step, 9)) * step
-        top = math.ceil(round(top / step, 9)) * step
-        decimals = max(0, -exponent)
-        axis = f"{bottom:.{decimals}f} --> {top:.{decimals}f}"
-    x_axis = ", ".join('"' + label.replace('"', "'") + '"' for label in labels)
-    bars = ", ".join(f"{v:.4f}" for v in values)
-    title = "Champion vs challenger" if champion else "Challenger"
-    return "\n".join(
-        [
-            "```mermaid",
-            "xychart-beta",
-            f'    title "{title} on the PR\'s test set"',
-            f"    x-axis [{x_axis}]",
-            f'    y-axis "score" {axis}',
-            f"    bar [{bars}]",
-            "```",
-        ]
-    )
 
 
 @dataclass
@@ -392,9 +324,10 @@ def render_markdown(d: ReportData) -> str:
                 "draws, seeded): where it contains zero, this test set cannot tell the two models "
                 "apart.",
             ]
-    chart = mermaid_chart(
-        d.champion if d.champion is not None else base_metrics, challenger, d.primary
-    )
+    champion = d.champion if d.champion is not None else base_metrics
+    chart = None
+    if not d.new_baseline and champion is not None:
+        chart = delta_chart({**metric_deltas(champion, challenger), **d.intervals}, d.primary)
     if chart:
         out += ["", chart]
     out.append("")
