@@ -141,11 +141,11 @@ def test_hyperparameter_pr_report(repo: Path, tmp_path: Path) -> None:
     assert f"| base (`main`) | `{main_sha}` |" in md
     assert f"| merge base | `{main_sha}` |" in md
     assert "loaded from the DVC cache" in md
-    assert "| metric | champion | challenger (PR) | Δ |" in md
+    assert "| metric | champion | challenger (PR) | Δ | 95% interval of Δ |" in md
     assert "| `train.hyperparams.max_iter` | — | `30` |" in md
     assert "| `train.hyperparams.learning_rate` | — | `0.05` |" in md
-    assert "🟢 better" in md or "🔴 worse" in md
-    assert "```mermaid\nxychart-beta" in md
+    assert "🟢 better" in md or "🔴 worse" in md or "⚪ no real change" in md
+    assert "xychart-beta horizontal" in md and "95% interval, right is better" in md
     assert "### Slices: `roc_auc`" in md and "sex=Female" in md
     assert "### Data validation\n\n✅ passed" in md
 

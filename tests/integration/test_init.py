@@ -23,6 +23,8 @@ PIPELINE_FILES = {
     "reports/slices.json",
     "reports/classes.json",
     "reports/validation.json",
+    "reports/baseline.json",
+    "reports/tuned.json",
     "reports/.gitignore",
     "data/raw/.gitignore",
     "data/processed/.gitignore",
