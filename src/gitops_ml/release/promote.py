@@ -33,7 +33,12 @@ already exists, so `promote` moves ``@champion`` back to it without registering 
    tag the version with its location (``gitops_ml.model_card``). A version's logged card is
    never replaced; a no-op promotion (step 1) only writes the local file.
 6. Move aliases: ``previous`` to the version ``champion`` leaves, then ``champion``. Versions
-   are never deleted.
+   are never deleted, with one exception: two promotions running at once (two people, or CI and
+   a person) can both find no version and both register one. After registering, the versions of
+   the md5 are listed again and the oldest is the one kept: a newer one, just made by this run
+   and named by no alias, is deleted, and this run goes on with the oldest. Every run converges
+   on the same version, so one version per model md5 remains and ``previous`` never lands on a
+   copy of ``champion``.
 
 Every step is idempotent, so a rerun after a crash at any point converges to the same state:
 the version is found by its tag, the run by its tags, and the aliases are moved in an order a
@@ -266,6 +271,23 @@ def versions_with_md5(client: MlflowClient, name: str, md5: str) -> list[ModelVe
         f"name = '{name}' and tags.`{tracking.TAG_MODEL_MD5}` = '{md5}'"
     )
     return sorted(found, key=lambda v: int(v.version))
+
+
+def _keep_oldest(client: MlflowClient, name: str, md5: str, mine: str) -> ModelVersion | None:
+    """After this run registered version `mine`: None when it is the oldest version of `md5`
+    (the one every concurrent run keeps); else the oldest, once `mine` (a copy another
+    promotion beat, which no alias names yet) is deleted."""
+    versions = versions_with_md5(client, name, md5)
+    if not versions or str(versions[0].version) == mine:
+        return None
+    oldest = versions[0]
+    if mine not in (aliases_of(client, name) or {}).values():
+        client.delete_model_version(name, mine)
+    log.info(
+        "another promotion registered model md5 %s as version %s first: version %s deleted",
+        md5, oldest.version, mine,
+    )  # fmt: skip
+    return oldest
 
 
 def aliases_of(client: MlflowClient, name: str) -> dict[str, str] | None:
@@ -604,6 +626,11 @@ def promote(
             )
         version, created, logged_card = str(mv.version), True, None
         log.info("registered '%s' version %s (model md5 %s)", name, version, declared.md5)
+        with registry_errors(f"checking the versions of '{name}' for a concurrent promotion"):
+            oldest = _keep_oldest(client, name, declared.md5, version)
+        if oldest is not None:
+            version, created = str(oldest.version), False
+            run_id, logged_card = oldest.run_id, oldest.tags.get(model_card.TAG_MODEL_CARD)
         _checkpoint("register", crash_after)
 
     result = PromoteResult(
