@@ -101,6 +101,20 @@ def adult_sample(n: int) -> pd.DataFrame:
     return df.sample(n=n, random_state=7)
 
 
+def in_repo(repo: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """For in-process calls: in `repo`, against its own SQLite registry, with no PR number and
+    no injected crash."""
+    from gitops_ml import tracking
+    from gitops_ml.release import promote
+
+    monkeypatch.chdir(repo)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{repo / 'mlflow.db'}")
+    monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
+    monkeypatch.delenv(tracking.PR_NUMBER_ENV, raising=False)
+    monkeypatch.delenv(promote.CRASH_ENV, raising=False)
+    return repo
+
+
 def lock_hashes(repo: Path) -> dict[str, str]:
     """Every output's md5 in dvc.lock, keyed by stage and path."""
     lock = yaml.safe_load((repo / "dvc.lock").read_text())

@@ -24,7 +24,7 @@ from gitops_ml.files import file_md5
 from gitops_ml.lineage.dvclock import METRICS_PATH, SLICES_PATH, VALIDATION_PATH
 from gitops_ml.release import card as mc
 from gitops_ml.release import promote as pm
-from tests.integration.conftest import run_in, sample_repo, set_params
+from tests.integration.conftest import in_repo, run_in, sample_repo, set_params
 
 pytestmark = pytest.mark.slow
 
@@ -58,12 +58,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def at_repo(repo: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(repo)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{repo / 'mlflow.db'}")
-    monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
-    monkeypatch.delenv(tracking.PR_NUMBER_ENV, raising=False)
-    monkeypatch.delenv(pm.CRASH_ENV, raising=False)
-    return repo
+    return in_repo(repo, monkeypatch)
 
 
 def test_promotion_writes_the_card_and_logs_it_with_the_version(

@@ -29,7 +29,7 @@ from gitops_ml.files import file_md5
 from gitops_ml.lineage.artifacts import ArtifactError
 from gitops_ml.lineage.dvclock import METRICS_PATH, MODEL_PATH, TEST_PATH, TRAIN_PATH
 from gitops_ml.release import promote as pm
-from tests.integration.conftest import copy_template, run_in, set_params
+from tests.integration.conftest import copy_template, in_repo, run_in, set_params
 from tests.integration.mlflow_server import MlflowServer, free_port
 
 pytestmark = pytest.mark.slow
@@ -122,12 +122,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory, server: MlflowServer) -> Path
 @pytest.fixture
 def at_repo(repo: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """In-process calls: in the repository, against its own SQLite registry, no PR number."""
-    monkeypatch.chdir(repo)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{repo / 'mlflow.db'}")
-    monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
-    monkeypatch.delenv(tracking.PR_NUMBER_ENV, raising=False)
-    monkeypatch.delenv(pm.CRASH_ENV, raising=False)
-    return repo
+    return in_repo(repo, monkeypatch)
 
 
 @pytest.fixture

@@ -79,6 +79,11 @@ def wait_for_workers(address: str, n: int, processes: list[subprocess.Popen], lo
     pytest.fail(f"the Dask cluster at {address} did not come up ({dead or 'timeout'}):\n{text}")
 
 
+def start_scheduler(port: int, log: Path) -> subprocess.Popen:
+    """`dask scheduler` on loopback `port`, without its dashboard, logging to `log`."""
+    return start(["scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"], log)
+
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """A scheduler and two single-threaded workers on loopback, for the module."""
@@ -87,12 +92,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     address = f"tcp://127.0.0.1:{port}"
     processes: list[subprocess.Popen] = []
     try:
-        processes.append(
-            start(
-                ["scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
-                logs / "scheduler.log",
-            )
-        )
+        processes.append(start_scheduler(port, logs / "scheduler.log"))
         processes.append(
             start(
                 [
@@ -200,12 +200,7 @@ def test_a_scheduler_without_workers_is_one_line_and_writes_nothing(
     address = f"tcp://127.0.0.1:{port}"
     processes: list[subprocess.Popen] = []
     try:
-        processes.append(
-            start(
-                ["scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
-                tmp_path / "scheduler.log",
-            )
-        )
+        processes.append(start_scheduler(port, tmp_path / "scheduler.log"))
         wait_for_workers(address, 0, processes, tmp_path)
         frame = pd.DataFrame({"age": range(30), "income": ["a", "b"] * 15})
         ws = workspace(tmp_path / "ws", frame, settings(backend="dask", connect_timeout=2))
