@@ -211,13 +211,18 @@ def load_tune(path: str | os.PathLike[str]) -> tuple[Params, TuneConfig]:
 
 
 def check_space(model: str, task: str, grid: Mapping[str, tuple[Any, ...]], base: Mapping) -> None:
-    """Every candidate value must build the estimator; a ConfigError names the key and value."""
-    from gitops_ml.models import make_estimator
+    """Every candidate value must build the estimator; a ConfigError names the key and value.
+    scikit-learn's constraints are read from the shipped table first (`check_hyperparams`), so
+    `check-params` does not import scikit-learn for them."""
+    from gitops_ml.hyperparams import check_hyperparams
 
     for name, values in grid.items():
         for value in values:
             try:
-                make_estimator(model, task, {**base, name: value}, seed=0)
+                if not check_hyperparams(model, task, {**base, name: value}):
+                    from gitops_ml.models import make_estimator
+
+                    make_estimator(model, task, {**base, name: value}, seed=0)
             except ConfigError as exc:
                 why = str(exc).split(": ", 1)[-1]
                 raise ConfigError(
