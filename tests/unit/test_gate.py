@@ -385,7 +385,7 @@ def test_the_baseline_file_is_the_evaluate_output_beside_the_metrics() -> None:
     words = stage["cmd"].split()
     path = words[words.index("--baseline") + 1]
     assert path == str(Path(METRICS_PATH).with_name(g.BASELINE_FILE))
-    assert {path: {"cache": False}} in stage["outs"]
+    assert {path: {"cache": False, "persist": True}} in stage["outs"]
     train = words[words.index("--train") + 1]
     assert train in stage["deps"]
 
