@@ -1,4 +1,4 @@
-"""Two or three `gitops-ml promote` at once leave one version per model md5 and sane aliases.
+"""Two `gitops-ml promote` at once leave one version per model md5 and sane aliases.
 
 Each round starts two promotions of the same dvc.lock at the same moment, against the local
 SQLite registry and, for rounds 1 and 2, a real `mlflow server`. Round 1 promotes model A, round
@@ -6,7 +6,7 @@ SQLite registry and, for rounds 1 and 2, a real `mlflow server`. Round 1 promote
 md5 has exactly one version, `@champion` holds the round's model and `@previous` the one before,
 never a copy of the champion.
 
-Not covered: three processes creating a brand-new SQLite store at the same moment fail in
+Not covered: several processes creating a brand-new SQLite store at the same moment fail in
 MLflow's own table creation; the test starts from an existing store.
 """
 
