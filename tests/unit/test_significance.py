@@ -187,3 +187,14 @@ def test_significant_metrics_are_checked_against_the_task(tmp_path: Path) -> Non
         else:
             with pytest.raises(ConfigError, match=r"gate\.significant"):
                 load_params(tmp_path / "params.yaml")
+
+
+def test_the_draws_do_not_depend_on_how_replicates_are_chunked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Memory is bounded by chunking the replicates; the intervals must not change with it."""
+    task, actual, weak, strong, positive = _answers("breast_cancer")
+    args = (task, actual, weak, strong, ("roc_auc", "log_loss"))
+    whole = sig.paired_intervals(*args, positive=positive, replicates=120)
+    monkeypatch.setattr(sig, "CHUNK_ELEMENTS", 7 * len(actual))  # 7 replicates a chunk
+    assert sig.paired_intervals(*args, positive=positive, replicates=120) == whole
