@@ -470,12 +470,6 @@ def measured(model: Any, test: Any, params: Any) -> Any:
     )
 
 
-def score(model: Any, test: Any, params: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(metrics, slice metrics) of `model` on `test`, measured as the evaluate stage does."""
-    result = measured(model, test, params)
-    return result.metrics, result.slices
-
-
 def delta_intervals(
     champion: Any, challenger: Any, actual: Any, task: str
 ) -> dict[str, dict[str, Any]]:
