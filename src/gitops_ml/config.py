@@ -104,6 +104,7 @@ class EvaluateConfig:
     threshold: float
     importance_rows: int
     importance_repeats: int
+    baseline_rows: int
 
 
 @dataclass(frozen=True)
@@ -418,6 +419,7 @@ def _evaluate(raw: Mapping[str, Any], data: DataConfig) -> EvaluateConfig:
         threshold=_fraction(s["threshold"], "evaluate.threshold"),
         importance_rows=_int(s["importance_rows"], "evaluate.importance_rows", minimum=0),
         importance_repeats=_int(s["importance_repeats"], "evaluate.importance_repeats", minimum=1),
+        baseline_rows=_int(s["baseline_rows"], "evaluate.baseline_rows", minimum=100),
     )
 
 

@@ -109,3 +109,22 @@ def test_train_and_baseline_arguments_go_together(capsys: pytest.CaptureFixture[
         evaluate.main([*args, "--train", "train.parquet"])
     assert exc.value.code == 2
     assert "--train and --baseline go together" in capsys.readouterr().err
+
+
+def test_a_large_train_split_is_sampled_down_to_baseline_rows() -> None:
+    """Above evaluate.baseline_rows the baseline sees a seeded sample of that many train rows,
+    the same on every run; at or below it, the whole split (the shipped Adult split is)."""
+    data = penguins()
+    train, test = halves(data)
+    raw = template_settings()
+    assert raw["evaluate"]["baseline_rows"] > 40_000  # Adult's train split is used whole
+    params = params_for(data)
+    small = parse_params(
+        {**params.raw, "evaluate": {**params.raw["evaluate"], "baseline_rows": 150}}
+    )
+    sampled = evaluate.baseline_results(train, test, small)
+    assert sampled["n_train"] == 150 < len(train)
+    assert sampled == evaluate.baseline_results(train, test, small)
+    rows = train.sample(n=150, random_state=small.train.seed).sort_index()
+    assert sampled == evaluate.baseline_results(rows, test, params)
+    assert sampled["metrics"] != evaluate.baseline_results(train, test, params)["metrics"]

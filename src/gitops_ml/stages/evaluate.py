@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from gitops_ml import forked, tracking
 from gitops_ml import metrics as m
-from gitops_ml import tracking
 from gitops_ml.config import Params, estimator_kind, load_params
 from gitops_ml.errors import DataError, cli_entry
 from gitops_ml.figures import render_figures
@@ -88,11 +88,19 @@ BASELINE_MODELS = {"classification": "logistic_regression", "regression": "ridge
 
 def baseline_results(train: pd.DataFrame, test: pd.DataFrame, params: Params) -> dict[str, Any]:
     """Fit the task's baseline on `train` (default hyperparameters, train.seed) and score it on
-    `test` as the model is scored: ``{"model", "n_train", "metrics"}`` (reports/baseline.json)."""
+    `test` as the model is scored: ``{"model", "n_train", "metrics"}`` (reports/baseline.json).
+
+    A larger train split is sampled down to evaluate.baseline_rows rows (seeded, in their
+    original order): a linear model's test score has long stopped moving by then, while its
+    one-hot encoding of a million rows would cost more time and memory than the model's own fit.
+    """
     from gitops_ml.models import build_pipeline, feature_columns
 
     data = params.data
     name = BASELINE_MODELS[estimator_kind(data.task)]
+    if len(train) > params.evaluate.baseline_rows:
+        train = train.sample(n=params.evaluate.baseline_rows, random_state=params.train.seed)
+        train = train.sort_index()
     X, y = _features_target(train, data.target, "train")
     numeric, categorical = feature_columns(train, data.target)
     pipeline = build_pipeline(name, data.task, {}, params.train.seed, numeric, categorical)
@@ -115,6 +123,10 @@ def baseline_results(train: pd.DataFrame, test: pd.DataFrame, params: Params) ->
         threshold=params.evaluate.threshold,
     )
     return {"model": name, "n_train": len(X), "metrics": measured.metrics}
+
+
+def _baseline_of(train: Path, test: pd.DataFrame, params: Params) -> dict[str, Any]:
+    return baseline_results(read_parquet(train), test, params)
 
 
 def _warn_unseen(y: pd.Series, classes: np.ndarray) -> None:
@@ -292,10 +304,10 @@ def main(argv: list[str] | None = None) -> int:
     params = load_params(args.params)
     model = load_model(args.model)
     test = read_parquet(args.test)
+    # The baseline is fitted in a forked child while this process scores the model.
+    baseline_job = forked.call(_baseline_of, args.train, test, params) if args.train else None
     result = evaluate(model, test, params)
-    baseline = None
-    if args.train is not None:
-        baseline = baseline_results(read_parquet(args.train), test, params)
+    baseline = baseline_job() if baseline_job is not None else None
     with atomic_dir(args.figures) as figures, atomic_dir(args.plots) as plots:
         render_figures(result.plots, figures, result.metrics)
         write_plot_data(result.plots, plots)
