@@ -30,6 +30,7 @@ from typing import Any
 
 import yaml
 
+from gitops_ml import forked
 from gitops_ml.config import LOWER_IS_BETTER, TASK_METRICS
 from gitops_ml.errors import GitopsMLError
 from gitops_ml.files import load_yaml
@@ -470,6 +471,10 @@ def measured(model: Any, test: Any, params: Any) -> Any:
     )
 
 
+def _measure_challenger(root: Path, test: Any, params: Any) -> Any:
+    return measured(load_challenger(root), test, params)
+
+
 def delta_intervals(
     champion: Any, challenger: Any, actual: Any, task: str
 ) -> dict[str, dict[str, Any]]:
@@ -746,10 +751,15 @@ def _score_both(
         import pandas as pd
 
         test, seen_note = _unseen(root, base_sha, base_lock, pd.read_parquet(test_file))
+        # The challenger is loaded and scored in a forked child while this process does the
+        # champion: each pays scikit-learn's import and its model's scoring on its own core.
+        challenger_job = (
+            forked.call(_measure_challenger, root, test, params) if model_file.exists() else None
+        )
         champion = measured(_fitting(found.load(base_sha), test, params), test, params)
         data.champion, data.base_slices = champion.metrics, champion.slices
-        if model_file.exists():
-            challenger = measured(load_challenger(root), test, params)
+        if challenger_job is not None:
+            challenger = challenger_job()
             data.challenger, data.head_slices = challenger.metrics, challenger.slices
             data.intervals = delta_intervals(
                 champion, challenger, test[params.data.target], params.data.task
