@@ -100,7 +100,9 @@ def test_the_summary_says_ok_stale_or_out_of_sync() -> None:
     assert old.too_old
     text = summary_markdown(old, 90)
     assert text.startswith("## Model age: **stale champion**\n\ntoo old: churn@champion")
-    assert "Registered 100.0 days ago" in text and "Retrain it" in text
+    assert "was registered 100.0 days ago" in text and "Registered" not in text
+    assert "\n\nThe limit is 90 days (gitops.yaml monitoring.max_model_age_days).\n" in text
+    assert "Retrain it" in text
 
     other = replace(_verified(), ok=False, message="mismatch: churn@champion is another model")
     text = summary_markdown(other, 90)

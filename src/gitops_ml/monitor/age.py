@@ -54,18 +54,14 @@ def summary_markdown(result: Any, limit: int | None) -> str:
     else:
         head = "ok"
         todo = ""
-    age = (
-        f"Registered {result.age_days:.1f} days ago ({result.registered_at}); "
-        if result.age_days is not None
-        else ""
-    )
-    lines = [
-        f"## Model age: {head}",
-        "",
-        result.message,
-        "",
-        f"{age}the limit is {limit} days ({SETTING}).",
-    ]
+    limit_line = f"the limit is {limit} days ({SETTING})."
+    if result.age_days is not None and not result.too_old:  # a stale one's message says it
+        limit_line = (
+            f"Registered {result.age_days:.1f} days ago ({result.registered_at}); {limit_line}"
+        )
+    else:
+        limit_line = limit_line[0].upper() + limit_line[1:]
+    lines = [f"## Model age: {head}", "", result.message, "", limit_line]
     if todo:
         lines += ["", todo]
     return "\n".join(lines) + "\n"
