@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gitops_ml.config import Params, read_yaml
+from gitops_ml.config import MAX_MODEL_AGE_KEY, Params, read_yaml
 from gitops_ml.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -308,11 +308,11 @@ def retention_config(raw: Mapping[str, Any]) -> RetentionConfig:
     if not isinstance(section, Mapping):
         raise ConfigError(f"params: section 'monitoring' must be a mapping, got {section!r}")
     expected = ("retention_days", "retention_rows")
-    unknown = sorted(set(section) - set(expected))
+    known = (*expected, MAX_MODEL_AGE_KEY)  # the model-age check's (`config.max_model_age_days`)
+    unknown = sorted(set(section) - set(known))
     if unknown:
         raise ConfigError(
-            f"params: unknown key 'monitoring.{unknown[0]}' (expected one of: "
-            f"{', '.join(expected)})"
+            f"params: unknown key 'monitoring.{unknown[0]}' (expected one of: {', '.join(known)})"
         )
     values = {}
     for key in expected:

@@ -334,9 +334,10 @@ def build_parser() -> argparse.ArgumentParser:
     from gitops_ml.release import promote
 
     promote.register(sub)
-    from gitops_ml.monitor import retrain
+    from gitops_ml.monitor import age, retrain
 
     retrain.register(sub)
+    age.register(sub)
     from gitops_ml.lineage import cache
     from gitops_ml.pr import changes
 

@@ -660,8 +660,29 @@ def read_yaml(path: str | os.PathLike[str], what: str) -> Any:
 GITOPS_FILE = "gitops.yaml"
 GITOPS_SECTIONS = ("gate", "drift", "monitoring", "card")
 #: Optional sections that the module using them parses from `Params.raw`, not `Params`:
-#: monitoring (the prediction log's retention) -> `gitops_ml.batches.retention_config`.
+#: monitoring (the prediction log's retention) -> `gitops_ml.batches.retention_config`, and its
+#: `MAX_MODEL_AGE_KEY` -> `max_model_age_days`.
 OWN_SECTIONS = ("monitoring",)
+#: gitops.yaml ``monitoring.max_model_age_days``: the scheduled model-age check (monitor.yml,
+#: `gitops-ml model-age`) fails when @champion was registered more than this many days ago.
+MAX_MODEL_AGE_KEY = "max_model_age_days"
+
+
+def max_model_age_days(raw: Mapping[str, Any]) -> int | None:
+    """``monitoring.max_model_age_days`` of the merged settings (`Params.raw`): a whole number of
+    days >= 1, or None (null, or a gitops.yaml from before the key: no age limit)."""
+    section = raw.get("monitoring")
+    if section is None:
+        return None
+    if not isinstance(section, Mapping):
+        raise ConfigError(f"params: section 'monitoring' must be a mapping, got {section!r}")
+    value = section.get(MAX_MODEL_AGE_KEY)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ConfigError(
+            f"params: 'monitoring.{MAX_MODEL_AGE_KEY}' must be a whole number of days >= 1 or "
+            f"null (no age limit), got {value!r}"
+        )
+    return value
 
 
 def gitops_path(params_path: str | os.PathLike[str]) -> Path:

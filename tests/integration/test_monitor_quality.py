@@ -58,7 +58,9 @@ def test_flipped_labels_alert_and_clean_labels_do_not(repo: Path, tmp_path: Path
 
 def test_predict_keeps_the_log_within_retention_rows(repo: Path, tmp_path: Path) -> None:
     gitops = yaml.safe_load((repo / "gitops.yaml").read_text())
-    assert gitops["monitoring"] == {"retention_days": None, "retention_rows": None}
+    assert gitops["monitoring"] == {
+        "retention_days": None, "retention_rows": None, "max_model_age_days": 90,
+    }  # fmt: skip
     gitops["monitoring"]["retention_rows"] = 150
     (repo / "gitops.yaml").write_text(yaml.safe_dump(gitops, sort_keys=False))
     try:

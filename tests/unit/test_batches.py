@@ -205,7 +205,8 @@ def test_the_title_names_the_drifted_features_or_the_predictions(tmp_path: Path)
     drift = _drift(tmp_path, {"drift": True, "drifted_features": [], "prediction": {}})
     assert retrain.pr_title(drift) == "Retrain: drift detected in the model's predictions"
     body = retrain.pr_body(drift, "data/source/batches/x.parquet", pushed=False)
-    assert body.startswith("## Data drift") and "not pushed" in body
+    assert body.startswith("**Why: data drift.**") and "\n\n## Data drift" in body
+    assert "not pushed" in body
     for long in ("| row |\n" * 10_000, "x" * 70_000):  # cut at a line break, or hard when none
         body = retrain.pr_body(replace(drift, markdown=long), "x.parquet", pushed=True)
         assert len(body) <= retrain.MAX_BODY_CHARS and "(drift report truncated)" in body

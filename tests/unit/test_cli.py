@@ -43,6 +43,7 @@ def test_the_walk_finds_every_command() -> None:
     expected = {
         "check-params", "schema", "schema infer", "comment", "gate", "report", "summary",
         "predict", "serve", "drift", "demo-batch", "promote", "verify", "retrain",
+        "model-age",
     }  # fmt: skip
     assert expected <= set(COMMANDS), sorted(expected - set(COMMANDS))
 
@@ -58,10 +59,10 @@ def test_every_command_has_a_description_and_states_its_exit_codes(name: str) ->
 
 
 def test_only_the_checks_exit_1() -> None:
-    """Exit code 1 is a failed check (gate, verify, drift); every other command either works
-    (0) or has bad input (2)."""
+    """Exit code 1 is a failed check (gate, verify, model-age, drift); every other command
+    either works (0) or has bad input (2)."""
     with_1 = {name for name, p in COMMANDS.items() if re.search(r"\b1 ", p.epilog or "")}
-    assert with_1 == {"gate", "verify", "drift"}
+    assert with_1 == {"gate", "verify", "model-age", "drift"}
 
 
 def test_exit_codes_wording() -> None:

@@ -324,16 +324,17 @@ def test_own_data_without_its_label_matches_donors_on_nothing() -> None:
     assert not np.isin(row_hashes(batch), row_hashes(frame)).any()
 
 
-def test_own_data_none_batch_does_not_drift(own) -> None:
+@pytest.mark.parametrize("shift", ["none", "labels"])
+def test_own_data_none_batch_does_not_drift(own, shift) -> None:
     """Against the training split at the shipped drift thresholds (min_rows lowered: these sets
     are small). Auto MPG's `Name` (304 car names, nearly one per row) is left out: 200 real
-    training rows drift on it too."""
+    training rows drift on it too. Changed labels move no feature."""
     import dataclasses
 
     ds, tr, _ = own
     cfg = dataclasses.replace(load_params(ROOT / "params.yaml").drift, min_rows=50)
     reference = tr.drop(columns=["Name"], errors="ignore")
-    batch = own_batch(own, 2)[reference.columns]
+    batch = own_batch(own, 2, shift)[reference.columns]
     scores = np.zeros(len(batch))
     report = drift.detect_drift(
         reference, batch, cfg, ref_scores=scores, cur_scores=scores, target=ds.target
@@ -362,3 +363,50 @@ def test_demo_batch_cli_on_own_data_reads_the_target_from_params(
     written = pd.read_parquet(tmp_path / "b.parquet")
     expected = demo.make_batch(tr, 100, 5, "none", {"t": te}, ds.target, ds.task)
     pd.testing.assert_frame_equal(written, expected)
+
+
+# --------------------------------------------------------------------------------------------
+# the labels shift: the features of `none`, every label changed
+
+
+def test_the_labels_shift_changes_every_label_and_nothing_else(train, held_out) -> None:
+    plain = demo.make_batch(train, 1000, 4, "none", {"test": held_out})
+    flipped = demo.make_batch(train, 1000, 4, "labels", {"test": held_out})
+    features = [c for c in train.columns if c != "income"]
+    pd.testing.assert_frame_equal(plain[features], flipped[features])
+    assert (plain["income"] != flipped["income"]).all()
+    swapped = {">50K": "<=50K", "<=50K": ">50K"}
+    assert (plain["income"].map(swapped) == flipped["income"]).all()
+    assert flipped["income"].dtype == train["income"].dtype
+
+
+def test_own_data_labels_shift_changes_every_label_to_a_known_one(own) -> None:
+    ds, tr, _ = own
+    plain, flipped = own_batch(own, 5), own_batch(own, 5, "labels")
+    pd.testing.assert_frame_equal(plain[ds.features], flipped[ds.features])
+    labelled = plain[ds.target].notna()
+    assert (plain[ds.target][labelled] != flipped[ds.target][labelled]).all()
+    if ds.task == "regression":  # mirrored in the training range
+        assert flipped[ds.target].between(tr[ds.target].min(), tr[ds.target].max()).all()
+    else:  # another class the training data has
+        assert set(flipped[ds.target].dropna()) <= set(tr[ds.target].dropna())
+
+
+def test_own_data_regression_labels_are_mirrored_in_the_sources_range() -> None:
+    ds = datasets.cars()
+    target = ds.frame[ds.target]
+    plain = demo.make_batch(ds.frame, 200, 0, "none", target=ds.target, task="regression")
+    flipped = demo.make_batch(ds.frame, 200, 0, "labels", target=ds.target, task="regression")
+    mirrored = target.min() + target.max() - plain[ds.target]
+    pd.testing.assert_series_equal(flipped[ds.target], mirrored, check_names=False)
+    assert flipped[ds.target].between(target.min(), target.max()).all()
+    real = ds.frame[["Weight_in_lbs", ds.target]].corr().iloc[0, 1]
+    made = flipped[["Weight_in_lbs", ds.target]].corr().iloc[0, 1]
+    assert real < -0.7 and made > 0.7  # heavier cars now go further: the relation turned
+
+
+def test_the_labels_shift_needs_a_label_column() -> None:
+    ds = datasets.penguins()
+    frame = ds.frame.drop(columns=[ds.target])
+    with pytest.raises(DataError, match=r"^shift 'labels' changes the label, and the source has"):
+        demo.make_batch(frame, 50, 0, "labels", target=ds.target, task=ds.task)

@@ -751,7 +751,7 @@ def test_the_monitor_workflow_warns_on_a_quality_alert(tmp_path, alert) -> None:
     import subprocess
     import sys
 
-    (job,) = yaml.safe_load((ROOT / ".github/workflows/monitor.yml").read_text())["jobs"].values()
+    job = yaml.safe_load((ROOT / ".github/workflows/monitor.yml").read_text())["jobs"]["drift"]
     step = next(s for s in job["steps"] if s.get("name") == "Job summary")
     (tmp_path / "reports").mkdir()
     (tmp_path / "reports" / "drift.md").write_text("## Data drift: no drift\n")

@@ -158,13 +158,17 @@ def test_only_promote_on_the_default_branch_gets_the_registry_credentials() -> N
         }
 
 
-@pytest.mark.parametrize("name", ["pr.yml", "monitor.yml"])
-def test_pull_requests_and_retraining_log_to_the_experiments_store(name: str) -> None:
+@pytest.mark.parametrize(("name", "job_id"), [("pr.yml", None), ("monitor.yml", "drift")])
+def test_pull_requests_and_retraining_log_to_the_experiments_store(
+    name: str, job_id: str | None
+) -> None:
     """A variable, never a secret: empty means the local sqlite store (tests/integration/test_act.py
     runs pr.yml both ways)."""
-    (job,) = _load(name)["jobs"].values()
+    jobs = _load(name)["jobs"]
+    job = jobs[job_id] if job_id else next(iter(jobs.values()))
+    assert job_id or len(jobs) == 1
     assert job["env"]["MLFLOW_TRACKING_URI"] == "${{ vars.MLFLOW_EXPERIMENTS_URI }}"
-    text = (ROOT / ".github" / "workflows" / name).read_text()
+    text = yaml.safe_dump(job)
     for key in MLFLOW_SECRETS[1:]:
         assert key not in text, (name, key)
 
@@ -172,11 +176,55 @@ def test_pull_requests_and_retraining_log_to_the_experiments_store(name: str) ->
 def test_pull_requests_read_no_secret_and_retraining_reads_its_environments() -> None:
     """pr.yml runs the PR's code: a secret there is readable by every branch's code."""
     assert _secrets_read(_load("pr.yml")) == set()
-    (job,) = _load("monitor.yml")["jobs"].values()
-    assert job["environment"] == "retrain"  # RETRAIN_TOKEN and the DVC write keys live there
-    assert _secrets_read(_load("monitor.yml")) == {
+    jobs = _load("monitor.yml")["jobs"]
+    assert jobs["drift"]["environment"] == "retrain"  # RETRAIN_TOKEN, the DVC write keys
+    assert _secrets_read(jobs["drift"]) == {
         "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "RETRAIN_TOKEN",
     }  # fmt: skip
+    assert _secrets_read(jobs["model-age"]) == set(MLFLOW_READ_SECRETS)
+
+
+MLFLOW_READ_SECRETS = ("MLFLOW_READ_URI", "MLFLOW_READ_TOKEN", "MLFLOW_READ_USERNAME",
+                       "MLFLOW_READ_PASSWORD")  # fmt: skip
+
+
+def test_the_model_age_check_reads_the_registry_with_its_own_read_credentials() -> None:
+    """The daily age check runs in the `registry-read` environment, apart from the retrain
+    job's write credentials and promote.yml's; only its verify step sees the registry's read
+    credentials, handed to MLflow under its own variable names, and the job can write nothing."""
+    jobs = _load("monitor.yml")["jobs"]
+    job = jobs["model-age"]
+    assert job["environment"] == "registry-read"
+    assert job["if"] == jobs["drift"]["if"]  # scheduled, or by hand on the default branch
+    assert job["permissions"] == {"contents": "read"}
+    assert "env" not in job or not set(job["env"]) & set(MLFLOW_SECRETS)
+    with_registry = [s for s in job["steps"] if set(s.get("env", {})) & set(MLFLOW_SECRETS)]
+    assert [s["name"] for s in with_registry] == ["Model age"]
+    env = with_registry[0]["env"]
+    assert {k: env[k] for k in MLFLOW_SECRETS} == {
+        k: f"${{{{ secrets.{k.replace('TRACKING', 'READ')} }}}}" for k in MLFLOW_SECRETS
+    }
+    assert "gitops-ml model-age" in with_registry[0]["run"]
+    assert not [s for s in job["steps"] if "aws-actions" in s.get("uses", "")]
+
+
+def test_the_model_age_check_is_skipped_with_a_notice_without_a_registry(tmp_path: Path) -> None:
+    """The template's default: no MLFLOW_READ_URI, no registry to read; the step says so."""
+    step = next(s for s in _load("monitor.yml")["jobs"]["model-age"]["steps"]
+                if s.get("name") == "Model age")  # fmt: skip
+    script = tmp_path / "step.sh"
+    script.write_text(step["run"])
+    summary = tmp_path / "summary.md"
+    env = {"PATH": os.environ["PATH"], "GITHUB_STEP_SUMMARY": str(summary),
+           "MLFLOW_TRACKING_URI": ""}  # fmt: skip
+    proc = subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert summary.read_text().startswith("## Model age: not checked\n\nnot checked: no ")
+    assert proc.stdout.startswith("::notice title=Model age::not checked: no MLFLOW_READ_URI")
+    assert not (tmp_path / "reports").exists()
 
 
 def test_ci_sets_up_node_and_cancels_only_pull_request_runs() -> None:
@@ -191,7 +239,7 @@ def test_ci_sets_up_node_and_cancels_only_pull_request_runs() -> None:
 
 
 def _monitor_step(name: str) -> dict:
-    (job,) = _load("monitor.yml")["jobs"].values()
+    job = _load("monitor.yml")["jobs"]["drift"]
     return next(s for s in job["steps"] if s.get("name") == name)
 
 

@@ -40,8 +40,9 @@ same machinery runs in a generic layout (`generic_layout`): the label is the tar
 params.yaml, each feature column is a block of its own, and donors share the anchor's label (its
 class; for a regression target, its decile `TARGET_BANDS` band of the source; nothing when the
 source has no label column). Copies are avoided as above, on every column but the label, and
-the test split is excluded as above. The shifts ``none`` and ``missing`` (the first two feature
-columns blanked) work on any data; the Adult ones (age, sex, income_mix) refuse it.
+the test split is excluded as above. The shifts ``none``, ``missing`` (the first two feature
+columns blanked) and ``labels`` work on any data; the Adult ones (age, sex, income_mix) refuse
+it.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ np = lazy.module("numpy")
 pd = lazy.module("pandas")
 
 #: The shifts `demo-batch` can apply (see `make_batch`).
-SHIFTS = ("none", "age", "sex", "income_mix", "missing")
+SHIFTS = ("none", "age", "sex", "income_mix", "missing", "labels")
 
 
 #: age: anchors are drawn with weight exp(AGE_TILT * (age - mean age)): about 9 years older.
@@ -121,7 +122,7 @@ DEFAULT_PARAMS = "params.yaml"
 
 
 #: The shifts that work on any data; the others need the Adult columns.
-GENERIC_SHIFTS = ("none", "missing")
+GENERIC_SHIFTS = ("none", "missing", "labels")
 
 
 #: Generic layout, regression target: donors share the anchor's band of this many quantiles.
@@ -214,7 +215,7 @@ def _draw_groups(
 def _anchors(pool: pd.DataFrame, rows: int, rng: np.random.Generator, shift: str) -> np.ndarray:
     """The row numbers of the anchors of the batch (its people and labels), shifted as asked."""
     n = len(pool)
-    if shift in ("none", "missing"):
+    if shift in ("none", "missing", "labels"):
         idx = rng.choice(n, size=rows, replace=False)
     elif shift == "age":
         age = pd.to_numeric(pool["age"]).to_numpy(dtype=float)
@@ -441,6 +442,9 @@ def make_batch(
       feature shows strongly but the model's scores do.
     - ``missing``: workclass and occupation blanked in `MISSING_SHARE` of the rows that have
       them (an upstream form that stopped asking).
+    - ``labels``: the rows of ``none`` with every label changed (`flip_labels`): the features
+      do not drift, the relation between them and the label does (concept drift, or a broken
+      label feed), which only the drift check's quality alert sees.
 
     No row equals a row of `pool`, of a frame of `exclude` (name: frame) or another row of the
     batch on `compared_columns`. The same pool, exclude, rows, seed, shift and target give the
@@ -477,6 +481,11 @@ def make_batch(
     donors = _Donors(pool, layout)
     chosen = donors.draw(rng, anchors)
     blank = np.zeros(rows, dtype=bool)
+    if shift == "labels" and layout.label is None:
+        raise DataError(
+            "shift 'labels' changes the label, and the source has no label column "
+            f"({target!r}, params.yaml's data.target)"
+        )
     if shift == "missing":
         first = _compose(pool, anchors, chosen, blank, layout)
         has = np.flatnonzero(first.loc[:, list(layout.blanked)].notna().all(axis=1).to_numpy())
@@ -487,7 +496,25 @@ def make_batch(
     for row in range(rows):
         if draft.is_copy(row):
             _make_new(draft, row, rows_of_group[group_of[row]], donors, rng)
-    return _compose(pool, anchors, draft.donors, blank, layout)
+    batch = _compose(pool, anchors, draft.donors, blank, layout)
+    if shift == "labels":
+        label = str(layout.label)
+        batch[label] = flip_labels(batch[label], pool[label], layout.regression)
+    return batch
+
+
+def flip_labels(labels: pd.Series, source: pd.Series, regression: bool) -> pd.Series:
+    """Every label changed, none new: a class becomes the next of the source's classes in sorted
+    order (two classes swap), a regression target is mirrored in the source's range
+    (``min + max - y``). Missing labels stay missing."""
+    if regression:
+        values = pd.to_numeric(source, errors="coerce")
+        return values.min() + values.max() - pd.to_numeric(labels, errors="coerce")
+    classes = sorted(source.dropna().unique().tolist(), key=str)
+    if len(classes) < 2:
+        raise DataError("shift 'labels' needs at least two classes in the source's labels")
+    following = dict(zip(classes, classes[1:] + classes[:1], strict=True))
+    return labels.map(following).astype(labels.dtype)
 
 
 def adult_columns_missing(pool: pd.DataFrame) -> list[str]:

@@ -713,9 +713,9 @@ def regression_labels(labels: pd.Series, target: str) -> pd.Series:
 
 
 def gate_rules(metrics: Mapping[str, Any], thresholds: Mapping[str, float]) -> list[dict]:
-    """The gate's threshold rules (`gitops_ml.pr.gate.threshold_rules`) on the batch's metrics.
-    A metric the batch leaves undefined (an AUC on one class) is skipped, not failed."""
-    from gitops_ml.pr.gate import threshold_rules
+    """The gate's threshold rules (`gitops_ml.thresholds.threshold_rules`) on the batch's
+    metrics. A metric the batch leaves undefined (an AUC on one class) is skipped, not failed."""
+    from gitops_ml.thresholds import threshold_rules
 
     out = []
     for rule in threshold_rules(metrics, thresholds):

@@ -5,7 +5,22 @@ whether the batch drifted, its markdown becomes the pull request's description).
 deployed: the pull request gets the usual reproduction, report and quality gate (pr.yml), and
 merging it is what promotes the retrained model.
 
-On drift, step by step:
+Two reasons retrain (`Drift.reason`), and the pull request's title and description say which:
+
+- data drift (``drift`` in the report): the batch no longer looks like the training data;
+- a quality alert alone (``quality.alert``, no data drift): the model breaks ``gate.thresholds``
+  on the batch's labelled rows although its features did not move. The relation between the
+  features and the label changed (concept drift), which training on these labels fixes, or the
+  labels are wrong, which the reviewer checks before merging; either way the pull request's gate
+  measures the retrained model on a test split that now holds part of the batch, so labels that
+  contradict the rest of the data show up as a worse model there.
+
+A quality alert that comes from labels the model has no class for (a new class, or a broken
+label feed such as ``>50K.``) retrains nothing: appending those rows would teach the model a
+broken label; the label feed needs fixing first (a message, exit 0). Without drift or alert
+there is nothing to retrain (exit 0).
+
+On either reason, step by step:
 
 1. Refuse (exit 2) when no default DVC remote is configured: the batch would stay in this
    machine's DVC cache, so CI could never fetch it and the pull request would be red by design.
@@ -43,7 +58,7 @@ workflow checks out with ``persist-credentials: false`` and gives the token to t
 and pull-requests write access: the events of the workflow's own ``github.token`` start no
 workflows, so a pull request opened with it would get no CI run (no report, no gate).
 
-Exit codes: 0 a pull request was opened, or one is already open, or the report says no drift;
+Exit codes: 0 a pull request was opened, or one is already open, or there is nothing to retrain;
 2 on errors, no DVC remote included (one line; nothing is left half-done in the checkout).
 """
 
@@ -101,13 +116,41 @@ class RetrainError(GitopsMLError):
 
 @dataclass(frozen=True)
 class Drift:
-    """What `gitops-ml drift` wrote about the batch."""
+    """What `gitops-ml drift` wrote about the batch: data drift and the quality check."""
 
     drift: bool
     current: str | None
     drifted_features: tuple[str, ...]
     summary: str
     markdown: str
+    quality_alert: bool = False
+    #: why the quality alerts (the report's ``quality.reasons``)
+    quality_reasons: tuple[str, ...] = ()
+    #: the gate.thresholds metrics the labelled rows fail
+    failed_metrics: tuple[str, ...] = ()
+    labelled_rows: int = 0
+    #: labelled rows whose label the model has no class for
+    unseen_label_rows: int = 0
+
+    @property
+    def reason(self) -> str | None:
+        """Why retrain: ``"drift"``, ``"quality"`` (an alert without data drift), or None."""
+        if self.drift:
+            return "drift"
+        if self.quality_alert and not self.unseen_label_rows:
+            return "quality"
+        return None
+
+    def no_retrain_message(self, json_path: Path) -> str:
+        """What retrain says when `reason` is None."""
+        if self.quality_alert:
+            return (
+                f"{json_path}: no data drift, and the quality alert comes from "
+                f"{self.unseen_label_rows} labelled row(s) with labels the model has no class "
+                "for; not retraining on them: fix the label feed (or the schema, for a new "
+                "class) first"
+            )
+        return f"{json_path}: no drift and no quality alert; nothing to retrain"
 
 
 # -- inputs -------------------------------------------------------------------------------------
@@ -124,8 +167,31 @@ def read_drift(json_path: Path, markdown_path: Path) -> Drift:
     if not isinstance(data, Mapping) or not isinstance(data.get("drift"), bool):
         raise RetrainError(f"{json_path}: not a drift report (no boolean 'drift' key)")
     features = data.get("drifted_features") or []
-    markdown = ""
-    if data["drift"]:
+    quality = data.get("quality")  # absent in a report from before the quality check
+    quality = quality if isinstance(quality, Mapping) else {}
+    if not isinstance(quality.get("alert", False), bool):
+        raise RetrainError(f"{json_path}: not a drift report ('quality.alert' is not a boolean)")
+    rules = quality.get("rules") if isinstance(quality.get("rules"), list) else []
+    unseen = (
+        quality.get("unseen_labels") if isinstance(quality.get("unseen_labels"), Mapping) else {}
+    )
+    drift = Drift(
+        drift=data["drift"],
+        current=data.get("current") if isinstance(data.get("current"), str) else None,
+        drifted_features=tuple(f for f in features if isinstance(f, str)),
+        summary=str(data.get("summary", "")),
+        markdown="",
+        quality_alert=bool(quality.get("alert", False)),
+        quality_reasons=tuple(str(r) for r in quality.get("reasons") or ()),
+        failed_metrics=tuple(
+            str(r.get("metric"))
+            for r in rules
+            if isinstance(r, Mapping) and r.get("passed") is False and not r.get("skipped")
+        ),
+        labelled_rows=_count(quality.get("labelled_rows")),
+        unseen_label_rows=sum(_count(v) for v in unseen.values()),
+    )
+    if drift.reason is not None:
         try:
             markdown = Path(markdown_path).read_text(encoding="utf-8")
         except FileNotFoundError:
@@ -136,17 +202,25 @@ def read_drift(json_path: Path, markdown_path: Path) -> Drift:
             raise RetrainError(f"{markdown_path}: cannot read it: {exc}") from None
         if not markdown.strip():
             raise RetrainError(f"{markdown_path}: is empty; refusing to open an empty PR")
-    return Drift(
-        drift=data["drift"],
-        current=data.get("current") if isinstance(data.get("current"), str) else None,
-        drifted_features=tuple(f for f in features if isinstance(f, str)),
-        summary=str(data.get("summary", "")),
-        markdown=markdown,
-    )
+        drift = dataclasses.replace(drift, markdown=markdown)
+    return drift
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 def pr_title(drift: Drift) -> str:
-    """``Retrain: drift detected in age, sex (+2 more)``, or the predictions' drift."""
+    """``Retrain: drift detected in age, sex (+2 more)``, or the predictions' drift; for a
+    quality alert alone, ``Retrain: roc_auc, log_loss break gate.thresholds on labelled data``."""
+    if drift.reason == "quality":
+        failed = list(drift.failed_metrics)
+        if not failed:
+            return "Retrain: quality alert on a labelled batch"
+        shown = ", ".join(failed[:TITLE_FEATURES])
+        more = f" (+{len(failed) - TITLE_FEATURES} more)" if len(failed) > TITLE_FEATURES else ""
+        verb = "breaks" if len(failed) == 1 else "break"
+        return f"Retrain: {shown}{more} {verb} gate.thresholds on a labelled batch"
     names = list(drift.drifted_features)
     if not names:
         return "Retrain: drift detected in the model's predictions"
@@ -155,8 +229,34 @@ def pr_title(drift: Drift) -> str:
     return f"Retrain: drift detected in {shown}{more}"
 
 
+def reason_text(drift: Drift) -> str:
+    """The pull request's first paragraph: why it retrains."""
+    if drift.reason == "quality":
+        reasons = "; ".join(drift.quality_reasons) or "see the report below"
+        return (
+            "**Why: a quality alert, without data drift.** The features of the batch still look "
+            "like the training data, but the model breaks gate.thresholds on its "
+            f"{drift.labelled_rows} labelled rows: {reasons}. Either the relation between the "
+            "features and the label has changed (concept drift), which retraining on these "
+            "labels fixes, or the labels are wrong: **check a sample of the batch's labels "
+            "before merging**. The batch's rows are now split into train and test like any "
+            "data, so labels that contradict the rest show up below as a worse model."
+        )
+    extra = (
+        f" The model also breaks gate.thresholds on its labelled rows: "
+        f"{'; '.join(drift.quality_reasons)}."
+        if drift.quality_alert and drift.quality_reasons
+        else ""
+    )
+    return (
+        "**Why: data drift.** The batch no longer looks like the data the model was trained "
+        f"on (the report below).{extra}"
+    )
+
+
 def pr_body(drift: Drift, batch_path: str, pushed: bool) -> str:
-    """The drift markdown plus what the pull request changes, within GitHub's limit."""
+    """Why it retrains, the drift markdown and what the pull request changes, within GitHub's
+    limit."""
     storage = (
         "pushed to the DVC remote"
         if pushed
@@ -170,7 +270,7 @@ def pr_body(drift: Drift, batch_path: str, pushed: bool) -> str:
         "Merge only if the report and the quality gate of this pull request are good: "
         "merging promotes the retrained model.\n"
     )
-    text = drift.markdown.strip("\n")
+    text = reason_text(drift) + "\n\n" + drift.markdown.strip("\n")
     room = MAX_BODY_CHARS - len(footer) - 100
     if len(text) > room:
         cut = text.rfind("\n", 0, room)
@@ -342,8 +442,8 @@ def retrain(
     from gitops_ml.pr.github import GitHubClient
 
     drift = read_drift(drift_json, drift_markdown)
-    if not drift.drift:
-        print(f"{drift_json}: no drift; nothing to retrain")
+    if drift.reason is None:
+        print(drift.no_retrain_message(drift_json))
         return
     batch = batch.resolve()
     if drift.current is not None and Path(drift.current).resolve() != batch:
@@ -406,7 +506,7 @@ def retrain(
         _git(root, "add", "-u")
         message = (
             f"{pr_title(drift)}\n\nThe batch ({rows} rows) is appended to the training data and "
-            f"the pipeline reproduced.\n{drift.summary}\n\n"
+            f"the pipeline reproduced, for {_REASONS[drift.reason]}.\n{drift.summary}\n\n"
             f"{BATCH_TRAILER}: {rel_dest}\n{MD5_TRAILER}: {digest}\n"
             f"{DATA_TRAILER}: {'yes' if pushed else 'no'}\n"
         )
@@ -432,6 +532,14 @@ def retrain(
         raise
     print(f"this checkout is on {branch}; `git checkout {original} && dvc checkout` to go back")
     _opened(pull)
+
+
+#: The retraining commit's words for `Drift.reason`.
+_REASONS = {
+    "drift": "data drift",
+    "quality": "a quality alert without data drift (the model breaks gate.thresholds on the "
+    "batch's labels)",
+}
 
 
 def _opened(pull: Mapping[str, Any]) -> None:
@@ -533,12 +641,14 @@ def register(sub: Any) -> None:
     """Add the `retrain` subcommand to the `gitops-ml` parser."""
     p = sub.add_parser(
         "retrain",
-        help="open a PR that retrains on a drifted batch (never deploys)",
-        description="After `gitops-ml drift` found drift in a batch: append the batch to the "
-        "DVC-tracked training data on a branch, reproduce the pipeline, push, and open one "
-        "pull request (none when one is already open).",
+        help="open a PR that retrains on a drifted or failing batch",
+        description="After `gitops-ml drift` found drift in a batch, or a quality alert on its "
+        "labels: append the batch to the DVC-tracked training data on a branch, reproduce the "
+        "pipeline, push, and open one pull request (none when one is already open) that says "
+        "which reason it retrains for.",
         epilog=exit_codes(
-            "pull request opened, one already open, or no drift",
+            "pull request opened, one already open, or nothing to retrain (no drift, no quality "
+            "alert, or one from labels the model has no class for)",
             bad="no default DVC remote, the checkout is not clean or up to date, git, DVC or "
             "GitHub failed, or bad usage",
         ),

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -55,24 +54,15 @@ from gitops_ml.config import (
 from gitops_ml.errors import DataError
 from gitops_ml.lineage import dvclock
 
+# The threshold rules (and the rule result every rule returns) live in a module of their own,
+# shared with the drift check's quality alert; gate.threshold_rules etc. stay importable here.
+from gitops_ml.thresholds import EPS, RuleResult, threshold_rules
+from gitops_ml.thresholds import fmt as _fmt
+from gitops_ml.thresholds import metric_value as _value
+
 log = logging.getLogger(__name__)
 
 STALE_MESSAGE = "dvc.lock is stale: run `dvc repro` and commit dvc.lock"
-#: Tolerance for float comparisons: metrics are rounded to 6 decimals.
-EPS = 1e-9
-
-
-@dataclass(frozen=True)
-class RuleResult:
-    """One rule's outcome; a skipped rule counts as passed."""
-
-    name: str
-    passed: bool
-    observed: Any
-    limit: Any
-    message: str
-    skipped: bool = False
-    details: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -105,46 +95,7 @@ class GateResult:
         }
 
 
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    return str(value)
-
-
-def _value(metrics: Mapping[str, Any] | None, name: str) -> float | None:
-    if metrics is None:
-        return None
-    value = metrics.get(name)
-    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
-        return None
-    return float(value)
-
-
 # -- metric rules ------------------------------------------------------------------------------
-
-
-def threshold_rules(
-    metrics: Mapping[str, Any], thresholds: Mapping[str, float]
-) -> list[RuleResult]:
-    """Absolute limits: a minimum, or a maximum for lower-is-better metrics."""
-    results = []
-    for name, limit in thresholds.items():
-        lower = name in LOWER_IS_BETTER
-        kind = "maximum" if lower else "minimum"
-        observed = _value(metrics, name)
-        if observed is None:
-            results.append(
-                RuleResult(f"threshold:{name}", False, None, limit,
-                           f"{name} is missing or null in the metrics; the {kind} is {limit}")
-            )  # fmt: skip
-            continue
-        passed = observed <= limit + EPS if lower else observed >= limit - EPS
-        op = ("<=" if passed else ">") if lower else (">=" if passed else "<")
-        results.append(
-            RuleResult(f"threshold:{name}", passed, observed, limit,
-                       f"{name} {_fmt(observed)} {op} {_fmt(limit)} ({kind})")
-        )  # fmt: skip
-    return results
 
 
 def worsening(name: str, champion: float, challenger: float) -> float:

@@ -134,6 +134,8 @@ class ColumnRule:
     high: float | None = None
     categories: frozenset[str] | None = None
     max_unknown_rate: float = 0.0
+    #: an ``int`` column of the schema: a number with a fraction breaks it, as in `predict`
+    integer: bool = False
 
 
 @dataclass(frozen=True)
@@ -150,9 +152,9 @@ class Contract:
         """The rules of a `gitops_ml.schema.Schema` that `predict` checks on every batch."""
         rules = []
         for spec in schema.columns:
-            if spec.dtype in ("int", "float"):
-                if spec.min is not None or spec.max is not None:
-                    rules.append(ColumnRule(spec.name, low=spec.min, high=spec.max))
+            if spec.dtype in ("int", "float"):  # numbers, even without a range
+                rules.append(ColumnRule(spec.name, low=spec.min, high=spec.max,
+                                        integer=spec.dtype == "int"))  # fmt: skip
             elif spec.dtype == "category" and spec.categories is not None:
                 known = frozenset(str(c) for c in spec.categories)
                 rules.append(ColumnRule(spec.name, categories=known,
@@ -224,6 +226,14 @@ class Contract:
                         f"Invalid input. Column '{rule.name}' must hold numbers (data contract "
                         f"{self.source})"
                     ) from None
+                if rule.integer:
+                    fraction = np.isfinite(number) & (number != np.floor(number))
+                    if fraction.any():
+                        raise RequestError(
+                            f"Invalid input. Column '{rule.name}' breaks the data contract "
+                            f"{self.source}: {int(fraction.sum())} value(s) not whole numbers "
+                            f"(e.g. {number[fraction][0]:g})"
+                        )
                 for limit, side, bad in (
                     (rule.low, "below the minimum", number < (rule.low or 0)),
                     (rule.high, "above the maximum", number > (rule.high or 0)),
