@@ -369,15 +369,20 @@ def prune_prediction_log(
     logged = []
     for entry in os.scandir(folder):
         match = LOG_FILE_NAME.fullmatch(entry.name)
-        if match is None or not stat.S_ISREG(entry.stat(follow_symlinks=False).st_mode):
+        info = entry.stat(follow_symlinks=False)
+        if match is None or not stat.S_ISREG(info.st_mode):
             continue
         stamp = pd.Timestamp(match.group(1)).tz_localize("UTC")
-        logged.append((stamp, entry.name, folder / entry.name))
+        path = folder / entry.name
+        # Names carry whole seconds: batches of the same second are ordered by when they were
+        # written, and the batch just logged counts as the newest.
+        just_logged = keep is not None and path == Path(keep)
+        logged.append((just_logged, stamp, info.st_mtime_ns, entry.name, path))
     logged.sort(reverse=True)  # newest first
     doomed: dict[Path, int] = {}
     total = 0
     newest = True
-    for stamp, _, path in logged:
+    for _, stamp, _, _, path in logged:
         rows = _log_rows(path)
         if rows is None:
             continue
