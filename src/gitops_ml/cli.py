@@ -23,10 +23,14 @@ log = logging.getLogger(__name__)
 
 
 def _check_params(args: argparse.Namespace) -> int:
-    from gitops_ml.batches import schema_path
+    from gitops_ml.batches import retention_config, schema_path
+    from gitops_ml.config import max_model_age_days
     from gitops_ml.schema import check_params_against, load_schema
 
     params = load_params(args.params, check_estimator=True)
+    # gitops.yaml's monitoring section, read by predict --log-dir and model-age
+    retention_config(params.raw)
+    max_model_age_days(params.raw)
     if "tune" in params.raw:  # the tune stage's own section, checked as that stage checks it
         from gitops_ml.stages.tune import check_space, parse_tune
 

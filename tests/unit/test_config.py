@@ -333,3 +333,24 @@ def test_check_params_finds_slices_and_labels_in_the_schema(
     assert cli_main(["check-params", "--params", str(tmp_path / "params.yaml")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and re.search(message, err[0]), err
+
+
+def test_check_params_checks_the_monitoring_section(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """gitops.yaml's monitoring section is read by `predict --log-dir` and `model-age` only, so
+    check-params is where a bad value shows before either runs."""
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    gitops = yaml.safe_load((ROOT / "gitops.yaml").read_text())
+    for change, needle in (
+        ({"retention_rows": 0}, "error: params: 'monitoring.retention_rows' must be a whole"),
+        ({"max_model_age_days": "90d"}, "error: params: 'monitoring.max_model_age_days' must be"),
+        ({"retention_weeks": 3}, "error: params: unknown key 'monitoring.retention_weeks'"),
+    ):
+        section = {**gitops["monitoring"], **change}
+        (tmp_path / "gitops.yaml").write_text(yaml.safe_dump({**gitops, "monitoring": section}))
+        assert cli_main(["check-params", "--params", str(tmp_path / "params.yaml")]) == 2
+        (line,) = capsys.readouterr().err.strip().splitlines()
+        assert line.startswith(needle), line
+    (tmp_path / "gitops.yaml").write_text(yaml.safe_dump(gitops))
+    assert cli_main(["check-params", "--params", str(tmp_path / "params.yaml")]) == 0
