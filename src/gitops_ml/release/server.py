@@ -423,6 +423,14 @@ class Scorer:
 
         self.model = model
         self.columns = tuple(columns) if columns else None
+        inputs = {str(c) for c in getattr(model, "feature_names_in_", ())}
+        if self.columns and inputs:
+            # A signature column the model does not take (one the schema marks `exclude: true`,
+            # from a signature made before it was left out) may be sent or not: it is ignored.
+            self.columns = tuple(
+                c if c.name in inputs else Column(c.name, c.type, required=False)
+                for c in self.columns
+            )
         self.contract = contract
         self._np = np
         self._pd = pd
