@@ -204,3 +204,21 @@ def test_the_server_ignores_the_excluded_column(fitted, data) -> None:
             answer = scorer.score([rows])[0]
             assert answer.status == 200, answer.body
             assert json.loads(answer.body)["predictions"] == expected
+
+
+def test_the_server_contract_does_not_judge_an_excluded_column(tmp_path: Path, data) -> None:
+    schema = load_schema(schema_file(tmp_path, data[0], sex={"exclude": True}))
+    contract = server.Contract.from_schema(schema, 100, 10_000)
+    assert "sex" not in {rule.name for rule in contract.rules}
+    assert "island" in {rule.name for rule in contract.rules}
+    frame = data[1].drop(columns=[TARGET]).head(3).assign(sex="unknown")
+    scorer = server.Scorer(train.train(data[0], penguin_params(), exclude=("sex",)).pipeline,
+                           None, contract)  # fmt: skip
+    body = json.dumps({"dataframe_split": json.loads(frame.to_json(orient="split"))})
+    assert isinstance(scorer.parse(body.encode(), "application/json"), server.Rows)
+    body = json.dumps(
+        {"dataframe_split": json.loads(frame.assign(island="Mars").to_json(orient="split"))}
+    )
+    answer = scorer.parse(body.encode(), "application/json")
+    assert isinstance(answer, server.Answer) and answer.status == 400
+    assert b"Column 'island' breaks the data contract" in answer.body

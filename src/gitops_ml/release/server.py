@@ -147,9 +147,13 @@ class Contract:
 
     @classmethod
     def from_schema(cls, schema: Any, max_rows: int, max_bytes: int) -> Contract:
-        """The rules of a `gitops_ml.schema.Schema` that `predict` checks on every batch."""
+        """The rules of a `gitops_ml.schema.Schema` that `predict` checks on every batch. A
+        column the schema excludes from the model (`exclude: true`) has none: the model ignores
+        it, so no value of it can make an answer wrong."""
         rules = []
         for spec in schema.columns:
+            if getattr(spec, "exclude", False):
+                continue
             if spec.dtype in ("int", "float"):
                 if spec.min is not None or spec.max is not None:
                     rules.append(ColumnRule(spec.name, low=spec.min, high=spec.max))
