@@ -222,3 +222,32 @@ def test_the_server_contract_does_not_judge_an_excluded_column(tmp_path: Path, d
     answer = scorer.parse(body.encode(), "application/json")
     assert isinstance(answer, server.Answer) and answer.status == 400
     assert b"Column 'island' breaks the data contract" in answer.body
+
+
+# -- the model card ----------------------------------------------------------------------------
+
+
+def test_the_card_lists_excluded_columns_from_the_schema_train_read(tmp_path: Path, data) -> None:
+    from gitops_ml.files import file_md5
+    from gitops_ml.lineage.dvclock import Declared
+    from gitops_ml.release import card as mc
+
+    path = schema_file(tmp_path, data[0], sex={"sensitive": True, "exclude": True})
+    rel = path.name
+    params = penguin_params()
+
+    def excluded(deps: dict) -> str:
+        declared = Declared("train", "models/model.joblib", "m", "l", {"deps": deps}, {})
+        reader = mc._Reader(tmp_path, {})
+        lines = mc._excluded_section(reader, params, {"schema": rel}, declared)
+        return "\n".join([*lines, *reader.notes])
+
+    read = [{"path": rel, "md5": file_md5(path)}]
+    shown = excluded(read)
+    assert "| column | sensitive | sliced |" in shown and "| `sex` | yes | yes |" in shown
+    assert "read no schema" in excluded([])
+    path.write_text(path.read_text().replace("exclude: true", "exclude: false"))
+    stale = excluded(read)
+    assert "`sex`" not in stale
+    assert f"{rel} differs from the one the train stage read: not shown" in stale
+    assert "None: every column" in excluded([{"path": rel, "md5": file_md5(path)}])
