@@ -82,11 +82,44 @@ def validate_model(model: str, task: str, hyperparams: dict[str, Any]) -> None:
     make_estimator(model, task, hyperparams, seed=0)
 
 
-def feature_columns(df: pd.DataFrame, target: str) -> tuple[list[str], list[str]]:
-    """Split the feature columns into numeric and categorical, in frame order."""
+def check_excluded(
+    columns: Sequence[Any], target: str, exclude: Sequence[str], source: str = "the schema"
+) -> None:
+    """Columns kept out of the model (a schema's `exclude: true`) must be features of the data:
+    excluding the target, a column the data does not have, or every feature is a ConfigError."""
+    names = [str(c) for c in columns]
+    for col in exclude:
+        if col == target:
+            raise ConfigError(
+                f"{source}: column '{col}' is excluded (exclude: true) but it is the target "
+                "(data.target)"
+            )
+        if col not in names:
+            raise ConfigError(
+                f"{source}: column '{col}' is excluded (exclude: true) but is not in the "
+                f"training data (columns: {', '.join(names)})"
+            )
+    if not [c for c in names if c != target and c not in exclude]:
+        raise ConfigError(
+            f"{source}: every feature is excluded (exclude: true): the model would have no input"
+        )
+
+
+def model_features(df: pd.DataFrame, target: str, exclude: Sequence[str] = ()) -> list[str]:
+    """The columns the model is fitted on, in frame order: all but the target and `exclude`."""
+    check_excluded(df.columns, target, exclude)
+    dropped = {target, *exclude}
+    return [col for col in df.columns if col not in dropped]
+
+
+def feature_columns(
+    df: pd.DataFrame, target: str, exclude: Sequence[str] = ()
+) -> tuple[list[str], list[str]]:
+    """Split the feature columns (all but the target and `exclude`) into numeric and
+    categorical, in frame order."""
     numeric, categorical = [], []
     for col in df.columns:
-        if col == target:
+        if col == target or col in exclude:
             continue
         if pd.api.types.is_numeric_dtype(df[col]) and not pd.api.types.is_bool_dtype(df[col]):
             numeric.append(col)

@@ -24,6 +24,12 @@ Schema format (all rates are fractions in [0, 1]):
         categories: [Private, ...]
         max_missing_rate: 0.1    # default 0.0
         max_unknown_rate: 0.01   # share of non-missing values outside categories (default 0.0)
+      sex: {dtype: category, categories: [Female, Male], sensitive: true, exclude: true}
+
+`sensitive: true` marks a protected attribute (listed in the model card). `exclude: true` keeps a
+column out of the model's inputs (the train and tune stages drop it) while it stays in the data,
+so evaluate.slices, the gate's slice rules and the model card still see it; a request or batch
+that carries it is scored as if it did not (the model ignores it).
 
 The target always has two fixed rules: no missing labels, and (classification) at least two
 classes.
@@ -73,6 +79,8 @@ class ColumnSpec:
     max_unknown_rate: float = 0.0
     #: a protected attribute (sex, race, age...): listed in the model card, worth a slice
     sensitive: bool = False
+    #: not a model input: train and tune drop it; it stays in the data for slices and the card
+    exclude: bool = False
 
 
 @dataclass(frozen=True)
@@ -104,6 +112,11 @@ class Schema:
     allow_extra_columns: bool
     target: TargetSpec
     columns: tuple[ColumnSpec, ...]
+
+    @property
+    def excluded(self) -> tuple[str, ...]:
+        """The columns marked `exclude: true`, in the schema's order."""
+        return tuple(c.name for c in self.columns if c.exclude)
 
 
 def load_schema(path: str | os.PathLike[str]) -> Schema:
@@ -247,7 +260,16 @@ def _parse_column(name: str, rules: Any, source: str) -> ColumnSpec:
         rules,
         source,
         f"columns.{name}",
-        ("dtype", "categories", "min", "max", "max_missing_rate", "max_unknown_rate", "sensitive"),
+        (
+            "dtype",
+            "categories",
+            "min",
+            "max",
+            "max_missing_rate",
+            "max_unknown_rate",
+            "sensitive",
+            "exclude",
+        ),
     )
     dtype = r.required("dtype")
     if dtype not in DTYPES:
@@ -268,6 +290,7 @@ def _parse_column(name: str, rules: Any, source: str) -> ColumnSpec:
         max_missing_rate=r.rate("max_missing_rate", 0.0),
         max_unknown_rate=r.rate("max_unknown_rate", 0.0),
         sensitive=r.boolean("sensitive", False),
+        exclude=r.boolean("exclude", False),
     )
     _check_range(r, spec.min, spec.max, r.prefix)
     return spec

@@ -247,6 +247,9 @@ def model_signature(model: Any, sample: pd.DataFrame) -> ModelSignature:
     from mlflow.models.signature import ModelSignature
     from mlflow.types.schema import ColSpec, Schema
 
+    names = set(getattr(model, "feature_names_in_", ()))
+    if names:  # a column the schema excludes (`exclude: true`) is no input of the model
+        sample = sample.loc[:, [c for c in sample.columns if c in names]]
     with warnings.catch_warnings():
         # MLflow's hint that integer columns cannot hold missing values: true, and by design here.
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")

@@ -42,6 +42,7 @@ from gitops_ml.lineage.dvclock import (
     METRICS_PATH,
     MODEL_PATH,
     PARAMS_PATH,
+    PLOTS_DIR,
     SLICES_PATH,
     TEST_PATH,
     TRAIN_PATH,
@@ -57,6 +58,8 @@ log = logging.getLogger(__name__)
 
 #: Deltas smaller than this are "unchanged" (metrics are rounded to 6 decimals).
 EPS = 5e-7
+#: evaluate's permutation importance (a file of its `reports/plots` output).
+IMPORTANCE_PATH = f"{PLOTS_DIR}/importance.json"
 MISSING = object()
 
 
@@ -198,6 +201,8 @@ class ReportData:
     intervals: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     tuned: Mapping[str, Any] | None = None  # the PR's reports/tuned.json (the tune stage)
     base_tuned: Mapping[str, Any] | None = None
+    #: the "Feature flags" section (`gitops_ml.pr.flags`); empty: not shown
+    flags: Sequence[str] = ()
 
 
 def _short(sha: str) -> str:
@@ -382,6 +387,9 @@ def render_markdown(d: ReportData) -> str:
             for name, n, old, new, delta in rows_s
         ]
         out.append("")
+
+    # Features the model barely uses or that repeat another: warnings only.
+    out += list(d.flags)
 
     # Data validation.
     out += ["### Data validation", ""]
@@ -720,6 +728,7 @@ def build_report(
         (data.champion, data.champion_source),
         data.new_baseline,
     )
+    data.flags = feature_flag_lines(root, params, params_path)
     figures = root / FIGURES_DIR
     data.figures = sorted(p.name for p in figures.glob("*.png")) if figures.is_dir() else []
     data.workflow_url = _workflow_url(os.environ)
@@ -769,6 +778,48 @@ def _score_both(
             f"{source}; champion and challenger scored on the PR's `{TEST_PATH}` "
             f"({len(test)} rows) with the pipeline's metric functions. {seen_note}"
         )
+
+
+def feature_flag_lines(root: Path, params: Any, params_path: Path) -> list[str]:
+    """The "Feature flags" section: evaluate's permutation importance as written (not
+    recomputed) and the near duplicates among the model's inputs on the train split, that is its
+    columns less the target and those the schema marks `exclude: true`."""
+    from gitops_ml.pr import flags
+
+    try:
+        importance = json.loads((root / IMPORTANCE_PATH).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        importance = None
+    if not isinstance(importance, list) or not importance:
+        importance = None
+    train = None
+    features: list[str] = []
+    if (root / TRAIN_PATH).is_file():
+        import pandas as pd
+
+        try:
+            train = pd.read_parquet(root / TRAIN_PATH)
+        except (OSError, ValueError) as exc:
+            log.warning("%s unreadable (%s): no duplicate check", TRAIN_PATH, exc)
+    if train is not None:
+        excluded = set(_excluded(params_path))
+        features = [str(c) for c in train.columns if c != params.data.target and c not in excluded]
+    found, seconds = flags.feature_flags(importance, train, features, seed=params.train.seed)
+    log.info("feature flags: %d in %.0f ms", len(found), seconds * 1000)
+    return flags.render_flags(
+        found, importance_known=importance is not None, duplicates_known=train is not None
+    )
+
+
+def _excluded(params_path: Path) -> tuple[str, ...]:
+    """The columns the workspace's schema marks `exclude: true` (none when it is unreadable)."""
+    from gitops_ml.batches import schema_path
+    from gitops_ml.schema import load_schema
+
+    try:
+        return load_schema(schema_path(None, params_path)).excluded
+    except GitopsMLError:
+        return ()
 
 
 def _workflow_url(env: Mapping[str, str]) -> str | None:

@@ -143,18 +143,28 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     ]
 
 
-def is_sensitive(rules: Any) -> bool:
-    """A schema column's ``sensitive`` flag, read tolerantly: true, "true", "yes", 1."""
-    flag = _mapping(rules).get("sensitive")
+def _flag(rules: Any, key: str) -> bool:
+    flag = _mapping(rules).get(key)
     if isinstance(flag, str):
         return flag.strip().lower() in ("true", "yes", "y", "1", "on")
     return flag is True or (isinstance(flag, int) and flag == 1)
+
+
+def is_sensitive(rules: Any) -> bool:
+    """A schema column's ``sensitive`` flag, read tolerantly: true, "true", "yes", 1."""
+    return _flag(rules, "sensitive")
 
 
 def sensitive_columns(schema: Any) -> list[str]:
     """Columns a schema marks ``sensitive: true``, in the schema's order."""
     columns = _mapping(_mapping(schema).get("columns"))
     return [str(name) for name, rules in columns.items() if is_sensitive(rules)]
+
+
+def excluded_columns(schema: Any) -> list[str]:
+    """Columns a schema marks ``exclude: true`` (no model input), in the schema's order."""
+    columns = _mapping(_mapping(schema).get("columns"))
+    return [str(name) for name, rules in columns.items() if _flag(rules, "exclude")]
 
 
 def slice_gaps(
@@ -381,6 +391,42 @@ def _sensitive_section(r: _Reader, params: Params, validation: Any) -> list[str]
     return [*lines, ""]
 
 
+def _excluded_section(r: _Reader, params: Params, validation: Any, declared: Declared) -> list[str]:
+    """The columns left out of the model's inputs, as the schema the train stage read says."""
+    lines = ["## Excluded columns", ""]
+    schema_path = _mapping(validation).get("schema")
+    if not isinstance(schema_path, str):
+        return [*lines, "_Unknown: no schema named in the validation report._", ""]
+    deps = declared.deps
+    if schema_path not in deps:
+        lines.append(
+            "None: the train stage that built this model read no schema (dvc.lock), so every "
+            "column of the data but the target is an input."
+        )
+        return [*lines, ""]
+    path = r.root / schema_path
+    if path.is_file() and file_md5(path) != deps[schema_path]:
+        r.notes.append(f"{schema_path} differs from the one the train stage read: not shown")
+        return [*lines, f"_Not shown: `{schema_path}` is not the one dvc.lock records._", ""]
+    schema = r.yaml(schema_path)
+    found = excluded_columns(schema)
+    if not found:
+        lines.append(f"None: every column of `{schema_path}` is a model input "
+                     "(mark one `exclude: true` to leave it out).")  # fmt: skip
+        return [*lines, ""]
+    sensitive, sliced = set(sensitive_columns(schema)), set(params.evaluate.slices)
+    rows = [
+        (f"`{c}`", "yes" if c in sensitive else "no", "yes" if c in sliced else "no") for c in found
+    ]
+    lines += [
+        f"Left out of the model's inputs (`exclude: true` in `{schema_path}`): the model never "
+        "sees them and ignores them in a request; they stay in the data for slices.",
+        "",
+        *_table(["column", "sensitive", "sliced"], rows),
+    ]
+    return [*lines, ""]
+
+
 def _use_section(params: Params) -> list[str]:
     card = params.card
     if card is None:
@@ -425,6 +471,7 @@ def render_card(root: str | Path, params: Params, declared: Declared, lineage: C
         *_slices_section(params, slices),
         *_importance_section(r, params),
         *_sensitive_section(r, params, validation),
+        *_excluded_section(r, params, validation, declared),
         *_use_section(params),
         *_lineage_section(lineage),
     ]

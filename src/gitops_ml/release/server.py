@@ -149,9 +149,13 @@ class Contract:
 
     @classmethod
     def from_schema(cls, schema: Any, max_rows: int, max_bytes: int) -> Contract:
-        """The rules of a `gitops_ml.schema.Schema` that `predict` checks on every batch."""
+        """The rules of a `gitops_ml.schema.Schema` that `predict` checks on every batch. A
+        column the schema excludes from the model (`exclude: true`) has none: the model ignores
+        it, so no value of it can make an answer wrong."""
         rules = []
         for spec in schema.columns:
+            if getattr(spec, "exclude", False):
+                continue
             if spec.dtype in ("int", "float"):  # numbers, even without a range
                 rules.append(ColumnRule(spec.name, low=spec.min, high=spec.max,
                                         integer=spec.dtype == "int"))  # fmt: skip
@@ -433,6 +437,14 @@ class Scorer:
 
         self.model = model
         self.columns = tuple(columns) if columns else None
+        inputs = {str(c) for c in getattr(model, "feature_names_in_", ())}
+        if self.columns and inputs:
+            # A signature column the model does not take (one the schema marks `exclude: true`,
+            # from a signature made before it was left out) may be sent or not: it is ignored.
+            self.columns = tuple(
+                c if c.name in inputs else Column(c.name, c.type, required=False)
+                for c in self.columns
+            )
         self.contract = contract
         self._np = np
         self._pd = pd

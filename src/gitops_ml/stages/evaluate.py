@@ -8,6 +8,10 @@ Given the train split (`--train`) and `--baseline`, it also fits a simple baseli
 split and scores it on the same test rows with the same metric code, for the gate's
 `baseline:<metric>` rule: a linear model on the preprocessing the catalogue gives linear models
 (`gitops_ml.models`), logistic regression for classification and ridge for regression.
+
+The model's inputs are its `feature_names_in_`: columns the schema excludes from them (`exclude:
+true`) stay in the test data for the slices, and the baseline and the permutation importance use
+the model's inputs only.
 """
 
 from __future__ import annotations
@@ -86,9 +90,15 @@ def _features_target(
 BASELINE_MODELS = {"classification": "logistic_regression", "regression": "ridge"}
 
 
-def baseline_results(train: pd.DataFrame, test: pd.DataFrame, params: Params) -> dict[str, Any]:
+def baseline_results(
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    params: Params,
+    features: list[str] | None = None,
+) -> dict[str, Any]:
     """Fit the task's baseline on `train` (default hyperparameters, train.seed) and score it on
     `test` as the model is scored: ``{"model", "n_train", "metrics"}`` (reports/baseline.json).
+    `features` (the model's inputs) limits its inputs to the model's; None: every column.
 
     A larger train split is sampled down to evaluate.baseline_rows rows (seeded, in their
     original order): a linear model's test score has long stopped moving by then, while its
@@ -102,6 +112,14 @@ def baseline_results(train: pd.DataFrame, test: pd.DataFrame, params: Params) ->
         train = train.sample(n=params.evaluate.baseline_rows, random_state=params.train.seed)
         train = train.sort_index()
     X, y = _features_target(train, data.target, "train")
+    if features is not None and list(X.columns) != features:
+        missing = [c for c in features if c not in X.columns]
+        if missing:
+            raise DataError(
+                f"feature column '{missing[0]}' the model was trained on is not in the train data"
+            )
+        X = X.loc[:, features]
+        train = train.loc[:, [*features, data.target]]
     numeric, categorical = feature_columns(train, data.target)
     pipeline = build_pipeline(name, data.task, {}, params.train.seed, numeric, categorical)
     start = time.perf_counter()
@@ -125,8 +143,10 @@ def baseline_results(train: pd.DataFrame, test: pd.DataFrame, params: Params) ->
     return {"model": name, "n_train": len(X), "metrics": measured.metrics}
 
 
-def _baseline_of(train: Path, test: pd.DataFrame, params: Params) -> dict[str, Any]:
-    return baseline_results(read_parquet(train), test, params)
+def _baseline_of(
+    train: Path, test: pd.DataFrame, params: Params, features: list[str] | None
+) -> dict[str, Any]:
+    return baseline_results(read_parquet(train), test, params, features)
 
 
 def _warn_unseen(y: pd.Series, classes: np.ndarray) -> None:
@@ -171,10 +191,19 @@ def _predictions(y: pd.Series, scored: Scored, task: str) -> pd.DataFrame:
     )
 
 
+def model_inputs(model: Any, X: pd.DataFrame) -> list[str]:
+    """The columns of `X` the model takes: its `feature_names_in_` (a column the schema
+    excludes is in the test data, not in them), or every column of `X` when it names none."""
+    names = [str(c) for c in getattr(model, "feature_names_in_", ())]
+    return names or [str(c) for c in X.columns]
+
+
 def _importance(model: Any, X: pd.DataFrame, y: pd.Series, params: Params) -> m.Records:
+    """Permutation importance of the model's inputs (an excluded column would score 0)."""
+    inputs = model_inputs(model, X)
     return m.permutation_importance_rows(
         model,
-        X,
+        X if list(X.columns) == inputs else X.loc[:, inputs],
         y,
         task=params.data.task,
         max_rows=params.evaluate.importance_rows,
@@ -304,8 +333,12 @@ def main(argv: list[str] | None = None) -> int:
     params = load_params(args.params)
     model = load_model(args.model)
     test = read_parquet(args.test)
-    # The baseline is fitted in a forked child while this process scores the model.
-    baseline_job = forked.call(_baseline_of, args.train, test, params) if args.train else None
+    # The baseline is fitted on the model's inputs, in a forked child while this process
+    # scores the model.
+    inputs = [str(c) for c in getattr(model, "feature_names_in_", ())] or None
+    baseline_job = (
+        forked.call(_baseline_of, args.train, test, params, inputs) if args.train else None
+    )
     result = evaluate(model, test, params)
     baseline = baseline_job() if baseline_job is not None else None
     with atomic_dir(args.figures) as figures, atomic_dir(args.plots) as plots:

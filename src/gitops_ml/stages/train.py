@@ -1,5 +1,9 @@
 """Train stage: fit the Pipeline on the train split, save it, and record the run in MLflow.
 
+The model's inputs are every column of the split but the target and those the schema marks
+`exclude: true` (`--schema`): those stay in the data for slices and the model card, and the
+fitted Pipeline ignores them in anything it scores.
+
 The saved file is the DVC artifact; it is byte-identical for the same data, params and library
 versions, whatever the machine's core count. The MLflow run records params, training metrics and
 the md5 of that file, so evaluate and promote find it again; the MLflow model itself is made at
@@ -13,7 +17,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +32,7 @@ from gitops_ml import tracking
 from gitops_ml.config import Params, is_classification, load_params
 from gitops_ml.errors import DataError, cli_entry
 from gitops_ml.files import atomic_path, file_md5, read_parquet
-from gitops_ml.models import build_pipeline, feature_columns, normalize_fitted
+from gitops_ml.models import build_pipeline, check_excluded, feature_columns, normalize_fitted
 from gitops_ml.scoring import check_classes
 from gitops_ml.stages.tune import read_tuned
 
@@ -43,8 +47,11 @@ class TrainResult:
     metrics: dict[str, float]
 
 
-def split_features(df: pd.DataFrame, target: str, task: str) -> tuple[pd.DataFrame, pd.Series]:
-    """Features and target; a DataError names a missing, incomplete or unusable target."""
+def split_features(
+    df: pd.DataFrame, target: str, task: str, exclude: Sequence[str] = ()
+) -> tuple[pd.DataFrame, pd.Series]:
+    """Features (all columns but the target and `exclude`) and target; a DataError names a
+    missing, incomplete or unusable target, a ConfigError a bad exclusion."""
     if target not in df.columns:
         raise DataError(
             f"target column '{target}' (data.target) is not in the training data "
@@ -67,7 +74,9 @@ def split_features(df: pd.DataFrame, target: str, task: str) -> tuple[pd.DataFra
         raise DataError(
             f"target column '{target}' is {y.dtype}, but data.task regression needs numbers"
         )
-    X = df.drop(columns=[target])
+    if exclude:
+        check_excluded(df.columns, target, exclude)
+    X = df.drop(columns=[target, *exclude])
     if X.shape[1] == 0:
         raise DataError(f"the training data has no feature columns besides '{target}'")
     return X, y
@@ -103,13 +112,17 @@ def _train_metrics(
 
 
 def configured_pipeline(
-    df: pd.DataFrame, params: Params, hyperparams: Mapping[str, Any] | None = None
+    df: pd.DataFrame,
+    params: Params,
+    hyperparams: Mapping[str, Any] | None = None,
+    exclude: Sequence[str] = (),
 ) -> Pipeline:
     """The unfitted Pipeline params.yaml describes, with column roles read from `df`.
 
-    `hyperparams` (the tune stage's choice) replace `train.hyperparams` when given.
+    `hyperparams` (the tune stage's choice) replace `train.hyperparams` when given; the columns
+    in `exclude` are no input of it.
     """
-    numeric, categorical = feature_columns(df, params.data.target)
+    numeric, categorical = feature_columns(df, params.data.target, exclude)
     cardinality = max((df[col].nunique() for col in categorical), default=0)
     return build_pipeline(
         params.train.model,
@@ -142,11 +155,14 @@ def _fit(pipeline: Pipeline, X: pd.DataFrame, y: pd.Series) -> None:
 
 
 def train(
-    df: pd.DataFrame, params: Params, hyperparams: Mapping[str, Any] | None = None
+    df: pd.DataFrame,
+    params: Params,
+    hyperparams: Mapping[str, Any] | None = None,
+    exclude: Sequence[str] = (),
 ) -> TrainResult:
-    """Fit the configured Pipeline on `df` (features + target) and measure it."""
-    X, y = split_features(df, params.data.target, params.data.task)
-    pipeline = configured_pipeline(df, params, hyperparams)
+    """Fit the configured Pipeline on `df` (features + target, less `exclude`) and measure it."""
+    X, y = split_features(df, params.data.target, params.data.task, exclude)
+    pipeline = configured_pipeline(df, params, hyperparams, exclude)
     start = time.perf_counter()
     _fit(pipeline, X, y)
     fit_seconds = time.perf_counter() - start
@@ -218,18 +234,38 @@ def log_run(
     model_file: Path,
     train_file: Path,
     search: Mapping[str, Any] | None = None,
+    exclude: Sequence[str] = (),
 ) -> str:
-    """Record the training run in MLflow; return its id."""
+    """Record the training run in MLflow; return its id. Excluded columns are the param
+    ``schema.exclude`` (comma-separated; absent when none is)."""
     tags = tracking.lineage_tags(model_path=model_file, data_paths={"train": train_file})
     md5 = tags[tracking.TAG_MODEL_MD5]
     cv_params, cv_metrics = search_record(search)
+    excluded = {"schema.exclude": ",".join(exclude)} if exclude else {}
     return tracking.log_training_run(
         experiment=params.mlflow.experiment,
         run_name=f"{params.train.model}-{md5[:8]}",
-        params={**run_params(params), **estimator_params(result.pipeline), **cv_params},
+        params={
+            **run_params(params),
+            **estimator_params(result.pipeline),
+            **cv_params,
+            **excluded,
+        },
         metrics={**result.metrics, **cv_metrics},
         tags={**tags, tracking.TAG_MODEL_TYPE: params.train.model},
     )
+
+
+def excluded_columns(schema: Path | None) -> tuple[str, ...]:
+    """The columns the schema file marks `exclude: true` (none without a schema)."""
+    if schema is None:
+        return ()
+    from gitops_ml.schema import load_schema
+
+    excluded = load_schema(schema).excluded
+    if excluded:
+        log.info("left out of the features (exclude: true in %s): %s", schema, ", ".join(excluded))
+    return excluded
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -242,6 +278,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--tuned",
         type=Path,
         help="the tune stage's output (json): its hyperparameters replace train.hyperparams",
+    )
+    parser.add_argument(
+        "--schema",
+        type=Path,
+        help="the data contract (YAML): its `exclude: true` columns are left out of the features",
     )
     parser.add_argument("--params", default="params.yaml", type=Path, help="params file")
     return parser
@@ -256,8 +297,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.tuned is not None
         else None
     )
+    exclude = excluded_columns(args.schema)
     df = read_parquet(args.train)
-    result = train(df, params, None if tuned is None else tuned["hyperparams"])
+    if exclude:
+        check_excluded(df.columns, params.data.target, exclude, source=str(args.schema))
+    result = train(df, params, None if tuned is None else tuned["hyperparams"], exclude)
     # The model moves into place only after MLflow has the run: a failure keeps the last good one.
     with atomic_path(args.model) as tmp:
         save_model(result.pipeline, tmp)
@@ -269,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
                 model_file=tmp,
                 train_file=args.train,
                 search=None if tuned is None else tuned["search"],
+                exclude=exclude,
             )
     log.info("wrote %s (md5 %s); mlflow run %s", args.model, md5, run_id)
     return 0

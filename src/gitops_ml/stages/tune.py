@@ -21,7 +21,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -301,10 +301,14 @@ def _plain(value: Any) -> Any:
     return item() if callable(item) else value
 
 
-def search(df: pd.DataFrame, params: Params, cfg: TuneConfig) -> dict[str, Any]:
+def search(
+    df: pd.DataFrame, params: Params, cfg: TuneConfig, exclude: Sequence[str] = ()
+) -> dict[str, Any]:
     """Cross-validate every candidate of the space; return the `search` record of tuned.json.
 
-    The fits go to joblib's current backend: `main` opens the Dask one for `tune.backend: dask`.
+    The candidates are fitted on the features train fits (`exclude`: the schema's excluded
+    columns). The fits go to joblib's current backend: `main` opens the Dask one for
+    `tune.backend: dask`.
     """
     from sklearn.model_selection import GridSearchCV, ParameterGrid, RandomizedSearchCV
 
@@ -318,11 +322,11 @@ def search(df: pd.DataFrame, params: Params, cfg: TuneConfig) -> dict[str, Any]:
             f"(tune.enabled is true and train.model is {model})"
         )
     check_space(model, task, grid, params.train.hyperparams)
-    X, y = split_features(df, params.data.target, task)
+    X, y = split_features(df, params.data.target, task, exclude)
     folds = _folds(cfg, task, y)
     metric, scorer, sign = _scorer(cfg, task)
     space = {f"model__{name}": list(values) for name, values in grid.items()}
-    pipeline = configured_pipeline(df, params)
+    pipeline = configured_pipeline(df, params, exclude=exclude)
     n_jobs = -1 if cfg.backend == "dask" else cfg.n_jobs
     common = {"scoring": scorer, "cv": folds, "n_jobs": n_jobs, "refit": False}
     common["error_score"] = "raise"
@@ -372,15 +376,18 @@ def search(df: pd.DataFrame, params: Params, cfg: TuneConfig) -> dict[str, Any]:
     }
 
 
-def tune(df: pd.DataFrame | None, params: Params, cfg: TuneConfig) -> dict[str, Any]:
-    """What tuned.json holds: the hyperparameters train fits and, when tuned, the search."""
+def tune(
+    df: pd.DataFrame | None, params: Params, cfg: TuneConfig, exclude: Sequence[str] = ()
+) -> dict[str, Any]:
+    """What tuned.json holds: the hyperparameters train fits and, when tuned, the search (on
+    the features less `exclude`)."""
     base = dict(params.train.hyperparams)
     record: dict[str, Any] = {"model": params.train.model, "task": params.data.task}
     if not cfg.enabled:
         return {**record, "hyperparams": base, "search": None}
     if df is None:
         raise DataError("the tune stage needs the train split when tune.enabled is true")
-    found = search(df, params, cfg)
+    found = search(df, params, cfg, exclude)
     return {**record, "hyperparams": {**base, **found["best"]["params"]}, "search": found}
 
 
@@ -411,6 +418,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--train", required=True, type=Path, help="train split (parquet)")
     parser.add_argument("--output", required=True, type=Path, help="tuned hyperparameters (json)")
+    parser.add_argument(
+        "--schema",
+        type=Path,
+        help="the data contract (YAML): its `exclude: true` columns are left out of the search",
+    )
     parser.add_argument("--params", default="params.yaml", type=Path, help="params file")
     return parser
 
@@ -423,7 +435,15 @@ def main(argv: list[str] | None = None) -> int:
     on_dask = cfg.enabled and cfg.backend == "dask"
     with dask_backend(cfg.connect_timeout) if on_dask else contextlib.nullcontext():
         df = read_parquet(args.train) if cfg.enabled else None
-        record = tune(df, params, cfg)
+        exclude: tuple[str, ...] = ()
+        if df is not None and args.schema is not None:  # off, the schema is not even read
+            from gitops_ml.models import check_excluded
+            from gitops_ml.stages.train import excluded_columns
+
+            exclude = excluded_columns(args.schema)
+            if exclude:
+                check_excluded(df.columns, params.data.target, exclude, source=str(args.schema))
+        record = tune(df, params, cfg, exclude)
     # Written only when the search has finished: a failure keeps the last good file.
     write_json(args.output, record)
     log.info("wrote %s", args.output)
