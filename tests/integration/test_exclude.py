@@ -22,17 +22,12 @@ from gitops_ml.lineage.dvclock import SLICES_PATH
 from gitops_ml.release import card as mc
 from tests import datasets
 from tests.integration.conftest import copy_template, in_repo, run_in, set_params
+from tests.integration.test_card import section
 from tests.integration.test_serve import _env, free_port, invoke, start_server, stop_with
 
 pytestmark = pytest.mark.slow
 
 SCHEMA = "data/schema/penguins.yaml"
-
-
-def section(card: str, title: str) -> str:
-    start = card.index(f"\n## {title}\n")
-    end = card.find("\n## ", start + 1)
-    return card[start : end if end != -1 else len(card)]
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,32 +30,26 @@ def helper_files(run_dir: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
 
 
+def _processes(read: str) -> Iterator[tuple[int, bytes]]:
+    """Each process's pid and one of its /proc files (gone or unreadable ones are skipped)."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                yield int(entry.name), (entry / read).read_bytes()
+            except OSError:
+                continue
+
+
 def processes_mentioning(text: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if text in cmdline:
-            found.append(int(entry.name))
-    return found
+    return [pid for pid, cmd in _processes("cmdline") if text.encode() in cmd.replace(b"\0", b" ")]
 
 
-def children_of(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_bytes()
-        except OSError:
-            continue
-        if int(stat[stat.rindex(b")") + 2 :].split()[1]) == pid:
-            found.append(int(entry.name))
-    return found
+def children_of(parent: int) -> list[int]:
+    return [
+        pid
+        for pid, stat in _processes("stat")
+        if int(stat[stat.rindex(b")") + 2 :].split()[1]) == parent
+    ]
 
 
 def wait_for(predicate, timeout: float = 20.0, what: str = "") -> None:
