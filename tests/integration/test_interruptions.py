@@ -7,7 +7,7 @@ SIGKILL, real MLflow stores, real DVC.
   nothing; one that holds runs, or a file that is not a database, is one line and exit 2, never a
   traceback. Three processes creating a brand-new store at once all succeed.
 - Runs a killed process left RUNNING become FAILED on the next command, while a live process's
-  run and another host's stay RUNNING.
+  run and another host's stay RUNNING (in the SQLite store and on a real `mlflow server`).
 - DVC's ``.dvc/tmp/rwlock`` emptied by a kill is removed (no DVC command running); a corrupted
   one is one line naming `rm .dvc/tmp/rwlock`, exit 2, and the command works after it.
 """
@@ -17,6 +17,7 @@ from __future__ import annotations
 import fcntl
 import functools
 import json
+import os
 import signal
 import sqlite3
 import subprocess
@@ -31,6 +32,7 @@ import yaml
 
 from gitops_ml import runstore, tracking
 from tests.integration.conftest import lock_hashes, run_in, sample_repo, template_env
+from tests.integration.mlflow_server import run_mlflow_server
 
 pytestmark = pytest.mark.slow
 
@@ -300,6 +302,37 @@ def test_runs_of_a_killed_process_become_failed_on_the_next_command(
     assert client.get_run(reused).info.status == "FAILED"
     assert client.get_run(live_run[0]).info.status == "RUNNING"
     client.set_terminated(elsewhere)
+
+
+def test_a_tracking_server_gets_the_same_repair(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Against a real `mlflow server`: the training run logged through its REST API closes the
+    RUNNING run of a killed process of this host, and only that one."""
+    with run_mlflow_server(tmp_path / "server") as uri:
+        client = mlflow.MlflowClient(tracking_uri=uri)
+        experiment = client.create_experiment("served")
+        killed = subprocess.Popen([sys.executable, "-c", "pass"])
+        killed.wait()
+        mine = runstore.process_tags()
+        runs = {
+            "killed": {**mine, runstore.TAG_PID: str(killed.pid)},
+            "live": {**mine, runstore.TAG_PID: str(os.getppid())},
+            "elsewhere": {runstore.TAG_HOST: "another-host", runstore.TAG_PID: str(killed.pid)},
+        }
+        runs["live"].pop(runstore.TAG_PID_STARTED, None)
+        ids = {key: client.create_run(experiment, tags=tags).info.run_id
+               for key, tags in runs.items()}  # fmt: skip
+        monkeypatch.setenv(tracking.TRACKING_URI_ENV, uri)
+        run_id = tracking.log_training_run(
+            experiment="served", run_name="r", params={}, metrics={"m": 1.0}, tags={}
+        )
+        status = {key: client.get_run(i).info.status for key, i in ids.items()}
+        assert status == {"killed": "FAILED", "live": "RUNNING", "elsewhere": "RUNNING"}
+        assert client.get_run(ids["killed"]).info.end_time is not None
+        logged = client.get_run(run_id)
+        assert logged.info.status == "FINISHED"
+        assert logged.data.tags[runstore.TAG_PID] == str(os.getpid())
 
 
 # -- DVC's rwlock ------------------------------------------------------------------------------
