@@ -69,7 +69,10 @@ $(NODE_STAMP): package.json package-lock.json
 
 install: $(STAMP) ## Create .venv and install the pinned dependencies (requirements.lock)
 
+# DVC's .dvc/tmp/rwlock, emptied by a killed DVC command, makes `dvc repro` fail with no hint: the
+# pre-check removes an empty one when no DVC command runs, and names the fix for any other.
 repro: $(STAMP) ## Run the DVC pipeline (dvc repro), then say where its outputs are
+	@$(BIN)/python -c 'import sys; from gitops_ml.lineage.dvclock import check_rwlock_main as c; sys.exit(c())'
 	$(BIN)/dvc repro
 	@echo
 	@$(BIN)/gitops-ml summary

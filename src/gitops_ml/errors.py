@@ -42,10 +42,27 @@ class DataError(GitopsMLError):
     """Input data cannot be read or breaks the schema."""
 
 
+#: Packages whose errors come from the tracking database itself (a locked, corrupted or
+#: half-created SQLite file, a database server refusing): one line at the CLI, never a traceback.
+STORE_ERROR_MODULES = ("sqlalchemy", "sqlite3", "_sqlite3", "alembic", "pymysql", "psycopg2")
+
+
+def store_error_line(exc: BaseException) -> str | None:
+    """The first line of a database error raised under MLflow (SQLAlchemy, sqlite3, alembic),
+    naming its type; None for any other exception."""
+    module = type(exc).__module__ or ""
+    if module.split(".", 1)[0] not in STORE_ERROR_MODULES:
+        return None
+    text = str(exc).strip()
+    first = text.splitlines()[0].strip() if text else ""
+    return f"{type(exc).__name__}: {first[:300]}" if first else type(exc).__name__
+
+
 def cli_entry(func: F) -> F:
-    """Run a `main()`: set up logging, and turn a GitopsMLError into `error: ...` and exit 2,
-    and Ctrl-C into one line and exit 130 (outputs are written atomically, so running the
-    command again repairs whatever it was doing)."""
+    """Run a `main()`: set up logging, and turn a GitopsMLError or a tracking database error
+    (`store_error_line`) into `error: ...` and exit 2, and Ctrl-C into one line and exit 130
+    (outputs are written atomically, so running the command again repairs whatever it was
+    doing)."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
@@ -61,6 +78,12 @@ def cli_entry(func: F) -> F:
         except KeyboardInterrupt:
             print("interrupted: run the same command again to finish", file=sys.stderr)
             return INTERRUPTED
+        except Exception as exc:
+            line = store_error_line(exc)
+            if line is None:
+                raise
+            print(f"error: tracking database: {line}", file=sys.stderr)
+            return USER_ERROR
         return 0 if code is None else code
 
     return wrapper  # type: ignore[return-value]

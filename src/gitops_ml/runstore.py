@@ -11,7 +11,12 @@ few files. This module does exactly that, in milliseconds, for the two stores th
   through the server's proxy (``mlflow-artifacts:``).
 
 `champion_files` reads what an alias of a local SQLite registry points to, for `verify`'s fast
-path; it only reads.
+path; it only reads. `store_health` tells a complete SQLite store (its schema at the revision the
+installed MLflow expects) from a half-built one, and whether it holds anything worth keeping.
+
+Runs the MLflow client starts are RUNNING until their process ends them; a process killed before
+that leaves them RUNNING. Such runs carry `process_tags` (host, pid, start time), and
+`fail_runs_of_gone_processes` closes as FAILED those of a process of this host that is gone.
 
 Anything else raises `Unsupported` before writing, and tracking.py does the same work with the
 MLflow client: a store not created yet, a schema this module does not know, an experiment that
@@ -22,11 +27,16 @@ value longer than MLflow accepts. `StoreError` means the store itself refused or
 
 from __future__ import annotations
 
+import ast
 import base64
+import functools
+import importlib.util
 import json
 import math
 import os
+import re
 import shutil
+import socket
 import sqlite3
 import ssl
 import time
@@ -36,6 +46,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -91,8 +102,81 @@ class Unsupported(Exception):
     """This store or request needs the MLflow client; the message says why. Nothing was written."""
 
 
+class MissingExperiment(Unsupported):
+    """The experiment does not exist yet: the MLflow client creates it, then this module writes."""
+
+
 class StoreError(Exception):
     """The store refused a request or did not answer; the message is one line."""
+
+
+# --- the process that owns a RUNNING run ---------------------------------------------------------
+
+TAG_HOST = "gitops_ml.host"
+TAG_PID = "gitops_ml.pid"
+#: When that process started (seconds since the epoch): a pid reused by a new process is not it.
+TAG_PID_STARTED = "gitops_ml.pid_started"
+#: Linux's pid namespace: containers sharing a host name number their processes apart.
+TAG_PID_NAMESPACE = "gitops_ml.pid_namespace"
+PROCESS_TAGS = (TAG_HOST, TAG_PID, TAG_PID_STARTED, TAG_PID_NAMESPACE)
+#: Two start times of one process never differ by this much (seconds).
+START_TOLERANCE = 1.0
+
+
+def _started(pid: int) -> float | None:
+    try:
+        import psutil
+
+        return float(psutil.Process(pid).create_time())
+    except Exception:  # psutil missing, the process gone or not readable
+        return None
+
+
+def _pid_namespace() -> str | None:
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+
+
+def process_tags() -> dict[str, str]:
+    """Tags naming this process, for a run it starts RUNNING (see `process_gone`)."""
+    tags = {TAG_HOST: socket.gethostname(), TAG_PID: str(os.getpid())}
+    started = _started(os.getpid())
+    if started is not None:
+        tags[TAG_PID_STARTED] = f"{started:.2f}"
+    namespace = _pid_namespace()
+    if namespace:
+        tags[TAG_PID_NAMESPACE] = namespace
+    return tags
+
+
+def process_gone(tags: Mapping[str, str]) -> bool:
+    """True when `tags` (`process_tags` of a run) name a process of this host that has ended:
+    its pid is free, or holds a process started at another time. A process of another host,
+    another pid namespace, or one that cannot be told apart is never gone."""
+    if tags.get(TAG_HOST) != socket.gethostname():
+        return False
+    if tags.get(TAG_PID_NAMESPACE, "") != (_pid_namespace() or "") and TAG_PID_NAMESPACE in tags:
+        return False
+    pid_text = tags.get(TAG_PID, "")
+    if not pid_text.isdigit() or int(pid_text) == os.getpid():
+        return False
+    pid = int(pid_text)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # another user's process: alive
+        pass
+    except OSError:
+        return False
+    try:
+        recorded = float(tags.get(TAG_PID_STARTED, ""))
+    except ValueError:
+        return False
+    started = _started(pid)
+    return started is not None and abs(started - recorded) > START_TOLERANCE
 
 
 #: A file or directory to add to a run: (folder inside the run's artifacts, local path).
@@ -121,6 +205,11 @@ class RunStore(Protocol):
     ) -> str | None:
         """Add metrics, tags and artifacts to the newest FINISHED active run of `experiment`
         carrying `tag` (key, value); its id, or None when there is no such run."""
+        ...
+
+    def fail_runs_of_gone_processes(self, experiment: str) -> list[str]:
+        """Mark FAILED (with an end time) the RUNNING runs of `experiment` whose process, on
+        this host, is gone (`process_gone`); their ids."""
         ...
 
 
@@ -201,6 +290,94 @@ def _append(location: str, *parts: str) -> str:
     return urllib.parse.urlunsplit(split._replace(path="/".join([split.path.rstrip("/"), *parts])))
 
 
+_REVISION_RE = re.compile(r"^(revision|down_revision)\s*(?::[^=\n]*)?=\s*(.+?)\s*$", re.M)
+
+
+@functools.cache
+def schema_head() -> str | None:
+    """The schema revision the installed MLflow creates and expects (the head of its alembic
+    migrations), read from its migration files without importing it; None when they cannot be
+    read or do not name one head."""
+    spec = importlib.util.find_spec("mlflow")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(next(iter(spec.submodule_search_locations))) / "store/db_migrations/versions"
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    try:
+        for file in folder.glob("*.py"):
+            found = dict(_REVISION_RE.findall(file.read_text(encoding="utf-8")))
+            if "revision" not in found:
+                continue
+            revisions.add(str(ast.literal_eval(found["revision"])))
+            down = ast.literal_eval(found.get("down_revision", "None"))
+            parents.update(down if isinstance(down, tuple | list) else [down] if down else [])
+    except (OSError, ValueError, SyntaxError):
+        return None
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
+
+
+def _revision(db: sqlite3.Connection) -> str | None:
+    try:
+        rows = db.execute("SELECT version_num FROM alembic_version").fetchall()
+    except sqlite3.OperationalError:  # no such table: MLflow had not started its migrations
+        return None
+    return str(rows[0][0]) if len(rows) == 1 else None
+
+
+#: Tables whose rows MLflow itself puts in a new store, or that hold nothing a user made.
+_BOOKKEEPING = frozenset({"alembic_version", "experiments", "experiment_tags", "workspaces"})
+
+
+@dataclass(frozen=True)
+class StoreHealth:
+    """What a local SQLite tracking store holds: `revision` (None: no migration recorded),
+    `head` (what the installed MLflow expects; None: unknown) and whether any table holds
+    runs, models, traces or anything else a user made (`valuable`)."""
+
+    revision: str | None
+    head: str | None
+    valuable: bool
+    tables: int
+
+    @property
+    def complete(self) -> bool:
+        return self.head is not None and self.revision == self.head
+
+
+def store_health(path: Path) -> StoreHealth:
+    """`StoreHealth` of the SQLite file `path`; `StoreError` when it is not a database SQLite
+    can read. It writes nothing, but opens the file for writing: a transaction a kill left
+    half-done (a hot ``-journal``) is rolled back by SQLite on that open, as on any other."""
+    try:
+        db = sqlite3.connect(
+            f"file:{urllib.parse.quote(str(path))}?mode=rw", uri=True, timeout=SQLITE_BUSY_SECONDS
+        )
+    except sqlite3.Error as exc:
+        raise StoreError(f"{path}: {exc}") from None
+    try:
+        revision = _revision(db)
+        head = schema_head()
+        tables = [
+            row[0]
+            for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            if not row[0].startswith(("sqlite_", "_alembic_tmp_"))
+        ]
+        valuable = False
+        if revision is None or revision != head:
+            valuable = any(
+                db.execute(f'SELECT 1 FROM "{name}" LIMIT 1').fetchone() is not None
+                for name in tables
+                if name not in _BOOKKEEPING
+            )
+    except sqlite3.Error as exc:
+        raise StoreError(f"{path}: {exc}") from None
+    finally:
+        db.close()
+    return StoreHealth(revision, head, valuable, len(tables))
+
+
 class SqliteRuns:
     """Runs written straight into an existing MLflow SQLite store, one transaction per call."""
 
@@ -243,6 +420,9 @@ class SqliteRuns:
         return {row[1] for row in db.execute(f'PRAGMA table_info("{table}")')}
 
     def _check_schema(self, db: sqlite3.Connection) -> None:
+        head = schema_head()
+        if head is None or _revision(db) != head:
+            raise Unsupported(f"{self.path} is not at the schema revision MLflow expects")
         for table, expected in SQLITE_TABLES.items():
             if self._columns(db, table) != expected:
                 raise Unsupported(f"table '{table}' of {self.path} is not the schema known here")
@@ -312,7 +492,7 @@ class SqliteRuns:
         with self._transaction() as db:
             found = self._experiment(db, experiment)
             if found is None:
-                raise Unsupported(f"experiment '{experiment}' does not exist yet")
+                raise MissingExperiment(f"experiment '{experiment}' does not exist yet")
             experiment_id, location = found
             run_id = uuid.uuid4().hex
             start = _now_ms()
@@ -371,12 +551,35 @@ class SqliteRuns:
                     raise StoreError(f"copying {local} to {dest}: {exc.strerror or exc}") from None
         return run_id
 
+    def fail_runs_of_gone_processes(self, experiment: str) -> list[str]:
+        marks = ", ".join("?" * len(PROCESS_TAGS))
+        with self._transaction() as db:
+            found = self._experiment(db, experiment)
+            if found is None:
+                return []
+            owners: dict[str, dict[str, str]] = {}
+            for run_id, key, value in db.execute(
+                'SELECT r.run_uuid, t."key", t.value FROM runs r JOIN tags t '
+                f'ON t.run_uuid = r.run_uuid AND t."key" IN ({marks}) '
+                "WHERE r.experiment_id = ? AND r.status = 'RUNNING'",
+                (*PROCESS_TAGS, found[0]),
+            ):
+                owners.setdefault(run_id, {})[key] = value
+            gone = sorted(run_id for run_id, tags in owners.items() if process_gone(tags))
+            db.executemany(
+                "UPDATE runs SET status = 'FAILED', end_time = ? "
+                "WHERE run_uuid = ? AND status = 'RUNNING'",
+                [(_now_ms(), run_id) for run_id in gone],
+            )
+        return gone
+
 
 def champion_files(uri: str, name: str, alias: str, files: Sequence[str]) -> dict[str, Any]:
     """The version an alias of a local SQLite registry names, its run and tags, and the bytes of
     `files` in its model's artifacts: ``{"version": str | None, "run_id": str | None, "tags":
     {key: value}, <file>: bytes | None}`` (version None: no such alias; a file None: not there).
-    `Unsupported` for any other store or a version not READY."""
+    `Unsupported` for any other store (or one not at the schema revision MLflow expects) or a
+    version not READY."""
     if urllib.parse.urlsplit(uri).scheme != "sqlite":
         raise Unsupported("a registry that is not a local SQLite file")
     path = sqlite_path(uri)
@@ -389,6 +592,8 @@ def champion_files(uri: str, name: str, alias: str, files: Sequence[str]) -> dic
     except sqlite3.Error as exc:
         raise Unsupported(f"{path}: {exc}") from None
     try:
+        if _revision(db) != schema_head():  # MLflow refuses this store: it says why
+            raise Unsupported(f"{path} is not at the schema revision MLflow expects")
         aliases = {row[1] for row in db.execute('PRAGMA table_info("registered_model_aliases")')}
         versions = {row[1] for row in db.execute('PRAGMA table_info("model_versions")')}
         if not {"alias", "version", "name"} <= aliases or not {
@@ -553,7 +758,10 @@ class RestRuns:
                 "run_name": run_name,
                 "user_id": tags.get("mlflow.user", ""),
                 "start_time": _now_ms(),
-                "tags": [{"key": "mlflow.runName", "value": run_name}],
+                "tags": [
+                    {"key": key, "value": value}
+                    for key, value in {"mlflow.runName": run_name, **process_tags()}.items()
+                ],
             },
         )
         run_id = str(run["run"]["info"]["run_id"])
@@ -609,6 +817,31 @@ class RestRuns:
                 {**self.headers, "Content-Type": "application/octet-stream"},
             )
         return run_id
+
+    def fail_runs_of_gone_processes(self, experiment: str) -> list[str]:
+        host = socket.gethostname()
+        experiment_id = self._experiment_id(experiment, create=False)
+        if experiment_id is None or "'" in host or "`" in host:
+            return []
+        runs = self._call(
+            "runs/search",
+            {
+                "experiment_ids": [experiment_id],
+                "filter": f"attributes.status = 'RUNNING' and tags.`{TAG_HOST}` = '{host}'",
+                "run_view_type": "ALL",
+                "max_results": 1000,
+            },
+        ).get("runs", [])
+        gone = []
+        for run in runs:
+            tags = {t["key"]: t.get("value", "") for t in run.get("data", {}).get("tags", [])}
+            if process_gone(tags):
+                run_id = str(run["info"]["run_id"])
+                self._call(
+                    "runs/update", {"run_id": run_id, "status": "FAILED", "end_time": _now_ms()}
+                )
+                gone.append(run_id)
+        return sorted(gone)
 
 
 def _http_error(exc: urllib.error.HTTPError, path: str) -> str:

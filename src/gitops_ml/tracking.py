@@ -4,6 +4,13 @@ The DVC pipeline is the source of truth; MLflow is the searchable record of it. 
 with the md5 of the model file DVC tracks (``gitops_ml.model_md5``), so a stage, a report or the
 promotion step can go from ``dvc.lock`` to the run (and its logged model) without guessing.
 
+The local SQLite store is created whole or not at all (`ensure_store`): MLflow builds its tables
+in a temporary file that is renamed into place, one process at a time, so a kill during the
+creation leaves no half-built ``mlflow.db``; one left by an older version or by MLflow itself is
+rebuilt when it holds nothing, and refused in one line when it does. Runs the MLflow client
+starts carry the host and pid of their process, and the next command that logs runs marks those
+a killed process left RUNNING as FAILED (`close_runs_of_gone_processes`).
+
 mlflow is imported inside the functions: importing it costs a second or two, and nothing here
 may configure MLflow at import time. The train and evaluate stages write through `runstore`
 first, which needs no MLflow import for the default SQLite store and for a tracking server, and
@@ -12,12 +19,15 @@ fall back to the MLflow client for any other store.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
+import glob
 import json
 import logging
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -26,8 +36,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from gitops_ml.errors import GitopsMLError
-from gitops_ml.files import file_md5
+from gitops_ml.errors import GitopsMLError, store_error_line
+from gitops_ml.files import clean_leftovers, file_md5
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -81,17 +91,20 @@ def tracking_uri() -> str:
 
 
 def configure() -> str:
-    """Point MLflow at `tracking_uri()` and return it; call at the start of any MLflow work."""
+    """Point MLflow at `tracking_uri()` and return it; call at the start of any MLflow work.
+    A local SQLite store is made whole first (`ensure_store`)."""
     import mlflow
 
     uri = tracking_uri()
+    ensure_store(uri)
     mlflow.set_tracking_uri(uri)
     return uri
 
 
 @contextmanager
 def tracking_errors(action: str) -> Iterator[None]:
-    """Turn an MLflow failure into a one-line TrackingError that says what was being done."""
+    """Turn an MLflow failure (or a database error under it) into a one-line TrackingError that
+    says what was being done."""
     from mlflow.exceptions import MlflowException
 
     try:
@@ -99,6 +112,208 @@ def tracking_errors(action: str) -> Iterator[None]:
     except MlflowException as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise TrackingError(f"mlflow ({tracking_uri()}): {action} failed: {first_line}") from exc
+    except Exception as exc:
+        line = store_error_line(exc)
+        if line is None:
+            raise
+        raise TrackingError(f"mlflow ({tracking_uri()}): {action} failed: {line}") from exc
+
+
+# -- the local SQLite store: created whole, or rebuilt when a kill left it half-made -------------
+
+#: Seconds a process waits while another one creates the local store.
+STORE_LOCK_SECONDS = 300.0
+
+
+@contextmanager
+def _folder_lock(folder: Path) -> Iterator[None]:
+    """An exclusive lock on `folder` (flock on the directory itself: no lock file is left
+    behind), so that one process at a time creates a store in it; the others wait."""
+    import fcntl
+
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        deadline = time.monotonic() + STORE_LOCK_SECONDS
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise TrackingError(
+                        f"another process has been creating the MLflow store in {folder} for "
+                        f"{STORE_LOCK_SECONDS:.0f} s; stop it, then run the command again"
+                    ) from None
+                time.sleep(0.1)
+            except OSError as exc:  # a file system without flock: create unlocked
+                log.debug("no lock on %s (%s)", folder, exc)
+                break
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _clean_store_leftovers(path: Path) -> None:
+    """Remove the temporary stores of creators that were killed, and the SQLite journals they
+    left (a journal whose database is gone is of no use)."""
+    clean_leftovers(path)
+    for journal in path.parent.glob(f"{glob.escape(f'.{path.name}.')}*.tmp-journal"):
+        if not Path(str(journal).removesuffix("-journal")).exists():
+            journal.unlink(missing_ok=True)
+
+
+def _health(path: Path, uri: str) -> runstore.StoreHealth:
+    from gitops_ml import runstore
+
+    try:
+        return runstore.store_health(path)
+    except runstore.StoreError as exc:
+        raise TrackingError(
+            f"mlflow ({redact(uri)}): {exc}; move {path} away and run the command again"
+        ) from None
+
+
+def _create_tables(tmp: Path) -> None:
+    """MLflow's own creation of its tables and default experiment, in the file `tmp`."""
+    uri = f"sqlite:///{tmp.resolve()}"
+    try:  # what MLflow's client uses for a sqlite URI (artifact root and workspaces honoured)
+        from mlflow.tracking._tracking_service.utils import _get_sqlalchemy_store as make
+    except ImportError:
+        from mlflow.store.tracking import DEFAULT_LOCAL_FILE_AND_ARTIFACT_PATH
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+        def make(db_uri: str, artifact_uri: str | None) -> Any:
+            return SqlAlchemyStore(db_uri, artifact_uri or DEFAULT_LOCAL_FILE_AND_ARTIFACT_PATH)
+
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    store = make(uri, None)
+    store.engine.dispose()
+    getattr(type(store), "_engine_map", {}).pop(uri, None)  # MLflow's per-URI engine cache
+
+
+def _build_store(path: Path) -> None:
+    """Create the store in ``.<name>.<pid>.*.tmp`` beside `path`, then rename it into place."""
+    umask = os.umask(0)
+    os.umask(umask)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp",
+                                dir=path.parent)  # fmt: skip
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        _create_tables(tmp)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~umask)
+        for suffix in ("-journal", "-wal", "-shm"):  # the replaced file's, never the new one's
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        os.replace(tmp, path)
+        with contextlib.suppress(OSError):
+            dir_fd = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+    finally:
+        tmp.unlink(missing_ok=True)
+        Path(f"{tmp}-journal").unlink(missing_ok=True)
+
+
+def ensure_store(uri: str | None = None) -> None:
+    """For a local SQLite tracking URI, make sure the file is a complete MLflow store before
+    MLflow opens it (MLflow's own creation, killed midway, leaves a file it cannot open again).
+
+    A complete store (its schema at the revision the installed MLflow expects) costs one read.
+    A missing one is built in a temporary file and renamed into place, under a lock on its
+    folder: a kill leaves no store, or a whole one, and processes that create it at the same
+    time wait for the first. A half-built or outdated one is rebuilt the same way when it holds
+    no runs, models or traces; otherwise a one-line TrackingError says what to do."""
+    from gitops_ml import runstore
+
+    uri = uri or tracking_uri()
+    if urlsplit(uri).scheme != "sqlite":
+        return
+    try:
+        path = runstore.sqlite_path(uri)
+    except runstore.Unsupported:
+        return
+    if path.is_file() and _health(path, uri).complete:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _folder_lock(path.parent):
+        _clean_store_leftovers(path)
+        if path.exists():
+            health = _health(path, uri)
+            if health.complete:
+                return  # another process made it while this one waited
+            if health.head is None:
+                return  # the installed MLflow's schema is unknown here: MLflow decides
+            if health.valuable:
+                raise TrackingError(
+                    f"mlflow ({redact(uri)}): {path} is at schema revision "
+                    f"{health.revision or '(none)'}, not {health.head} which this MLflow expects, "
+                    "and holds runs or models: back it up, then run "
+                    f"`mlflow db upgrade {redact(uri)}`"
+                )
+            log.warning("%s was left half-created (schema revision %s) and holds nothing: "
+                        "creating it again", path, health.revision or "none")  # fmt: skip
+        with timed(f"creating the MLflow store {path}"):
+            _build_store(path)
+
+
+# -- runs a killed process left RUNNING ----------------------------------------------------------
+
+
+def close_runs_of_gone_processes(experiment: str) -> list[str]:
+    """Mark FAILED the RUNNING runs of `experiment` that a process of this host left when it was
+    killed (`runstore.process_gone`: never a live process's run, never another host's); their
+    ids. Call before logging runs."""
+    from gitops_ml import runstore
+
+    gone: list[str] | None = None
+    store = _fast_store("closing runs of processes that are gone")
+    if store is not None:
+        try:
+            with _store_errors("closing runs of processes that are gone"):
+                gone = store.fail_runs_of_gone_processes(experiment)
+        except runstore.Unsupported as why:
+            log.debug("closing runs through the MLflow client: %s", why)
+    if gone is None:
+        gone = _fail_runs_with_client(experiment)
+    for run_id in gone:
+        log.warning("run %s was left RUNNING by a process that is gone: marked FAILED", run_id)
+    return gone
+
+
+def _fail_runs_with_client(experiment: str) -> list[str]:
+    import mlflow
+    from mlflow.entities import ViewType
+
+    from gitops_ml import runstore
+
+    configure()
+    host = runstore.process_tags()[runstore.TAG_HOST]
+    if "'" in host:
+        return []
+    gone = []
+    with tracking_errors("closing runs of processes that are gone"):
+        client = mlflow.MlflowClient()
+        exp = client.get_experiment_by_name(experiment)
+        if exp is None:
+            return []
+        runs = client.search_runs(
+            experiment_ids=[exp.experiment_id],
+            filter_string=(
+                f"attributes.status = 'RUNNING' and tags.`{runstore.TAG_HOST}` = '{host}'"
+            ),
+            run_view_type=ViewType.ALL,
+            max_results=1000,
+        )
+        for run in runs:
+            if runstore.process_gone(run.data.tags):
+                client.set_terminated(run.info.run_id, "FAILED")
+                gone.append(run.info.run_id)
+    return sorted(gone)
 
 
 @contextmanager
@@ -287,6 +502,7 @@ def _fast_store(action: str) -> runstore.RunStore | None:
     from gitops_ml import runstore
 
     uri = tracking_uri()
+    ensure_store(uri)  # a local store is whole before anything reads or writes it
     try:
         return runstore.open_store(uri)
     except runstore.Unsupported as why:
@@ -318,27 +534,68 @@ def log_training_run(
     MLflow model (skops, signature, input example, pinned requirements) is made once, by
     `gitops-ml promote`, from bytes checked against the reviewed dvc.lock: building it here
     too would cost every `dvc repro` seconds (skops alone takes two to import) for a copy
-    nothing loads.
+    nothing loads. The run carries its process (`runstore.process_tags`); runs that killed
+    processes left RUNNING are then closed as FAILED (`close_runs_of_gone_processes`).
     """
+    run_id = _log_training_run(experiment, run_name, params, metrics, tags)
+    try:
+        close_runs_of_gone_processes(experiment)
+    except TrackingError as exc:  # the run is logged; the next command tries again
+        log.warning("%s", exc)
+    return run_id
+
+
+def _log_training_run(
+    experiment: str,
+    run_name: str,
+    params: Mapping[str, str],
+    metrics: Mapping[str, float],
+    tags: Mapping[str, str],
+) -> str:
     from gitops_ml import runstore
 
     store = _fast_store("the training run")
     if store is not None:
         context = run_context_tags(tags.get(TAG_GIT_SHA))
-        try:
-            with _store_errors("logging the training run"):
-                return store.log_run(experiment, run_name, params, metrics, {**context, **tags})
-        except runstore.Unsupported as why:
-            log.debug("the training run through the MLflow client: %s", why)
+        run_tags = {**context, **tags, **runstore.process_tags()}
+        for attempt in (1, 2):
+            try:
+                with _store_errors("logging the training run"):
+                    return store.log_run(experiment, run_name, params, metrics, run_tags)
+            except runstore.MissingExperiment as why:
+                if attempt == 2:
+                    log.debug("the training run through the MLflow client: %s", why)
+                    break
+                _create_experiment(experiment)  # then the run is written whole, never RUNNING
+            except runstore.Unsupported as why:
+                log.debug("the training run through the MLflow client: %s", why)
+                break
     import mlflow
 
     configure()
     with tracking_errors("logging the training run"):
         mlflow.set_experiment(experiment)
-        with mlflow.start_run(run_name=run_name, tags=dict(tags)) as run:
+        run_tags = {**tags, **runstore.process_tags()}
+        with mlflow.start_run(run_name=run_name, tags=run_tags) as run:
             mlflow.log_params(dict(params))
             mlflow.log_metrics(dict(metrics))
     return run.info.run_id
+
+
+def _create_experiment(name: str) -> None:
+    """Create experiment `name` with the MLflow client (one made meanwhile by another process
+    is fine)."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    configure()
+    with tracking_errors(f"creating the experiment '{name}'"):
+        client = mlflow.MlflowClient()
+        try:
+            client.create_experiment(name)
+        except MlflowException as exc:
+            if exc.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
+                raise
 
 
 def log_evaluation(

@@ -4,6 +4,13 @@
 The gate (is the committed lock stale?), the report (which model is the champion?), promotion
 (which artifact goes to the registry?) and retraining all read the same few facts from a lock
 and run DVC the same way. The paths below are outputs of dvc.yaml (a test checks that they are).
+
+DVC keeps the locks of running stages in ``.dvc/tmp/rwlock``, rewritten in place: a DVC command
+killed while writing it leaves it empty, and every later `dvc repro` or `dvc status` fails with
+"JSON structure is corrupted" and no hint. `check_rwlock` runs before DVC here (and before
+`make repro`): an empty one, when no DVC command is running, is removed (it records nothing, and
+DVC treats a missing file as no locks); any other unreadable one is a one-line error naming the
+command that clears it.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from gitops_ml.errors import GitopsMLError
+from gitops_ml.errors import GitopsMLError, cli_entry
 from gitops_ml.files import file_md5, load_yaml
 
 log = logging.getLogger(__name__)
@@ -194,10 +201,111 @@ def dvc_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+#: DVC's record of the locks its running stages hold, and the lock a running DVC command holds.
+RWLOCK_PATH = ".dvc/tmp/rwlock"
+REPO_LOCK_PATH = ".dvc/tmp/lock"
+#: What DVC prints for an unreadable rwlock ("Unable to read RWLock-file ...", "RWLock-file ...
+#: format error").
+_RWLOCK_ERROR = re.compile(r"RWLock-file")
+
+
+class RwlockError(GitopsMLError):
+    """DVC's ``.dvc/tmp/rwlock`` cannot be read: DVC refuses to run until it is removed."""
+
+
+def rwlock_hint(what: str = "is corrupted") -> str:
+    return (
+        f"{RWLOCK_PATH} {what} (a DVC command killed while writing it?): remove it with "
+        f"`rm {RWLOCK_PATH}` (safe when no dvc command is running), then run the command again"
+    )
+
+
+def _rwlock_readable(raw: bytes) -> bool:
+    """Whether DVC can read this rwlock: a JSON object with only `read` and `write` entries."""
+    try:
+        lock = json.loads(raw)
+    except ValueError:
+        return False
+    return isinstance(lock, dict) and all(
+        key in ("read", "write") and isinstance(value, dict) for key, value in lock.items()
+    )
+
+
+def _hardlink_lock(root: Path) -> bool:
+    """Whether DVC is configured to lock with hard links (then its lock is not an flock)."""
+    for name in ("config", "config.local"):
+        try:
+            text = (root / ".dvc" / name).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        if re.search(r"^\s*hardlink_lock\s*=\s*(true|1|yes)\s*$", text, re.M | re.I):
+            return True
+    return False
+
+
+def check_rwlock(root: Path) -> None:
+    """Make sure DVC can read ``.dvc/tmp/rwlock`` before running it in `root`.
+
+    A readable one, or none, is left alone. An empty one is what a DVC command killed while
+    rewriting it leaves: it records no lock, so it is removed, under DVC's own repository lock
+    so that no DVC command starts meanwhile; when a DVC command holds that lock, nothing is
+    done (DVC itself then says the repository is busy). Anything else (text that is not DVC's
+    JSON, or an empty file with a hard-link lock configured) is an RwlockError naming the one
+    command that clears it."""
+    import fcntl
+
+    path = root / RWLOCK_PATH
+    try:
+        raw = path.read_bytes()
+    except OSError:  # none, the usual case (or unreadable: DVC says so itself)
+        return
+    if _rwlock_readable(raw):
+        return
+    if raw.strip() or _hardlink_lock(root):
+        raise RwlockError(rwlock_hint("is empty" if not raw.strip() else "is corrupted"))
+    try:
+        fd = os.open(root / REPO_LOCK_PATH, os.O_RDWR)
+    except FileNotFoundError:
+        fd = None
+    except OSError:
+        raise RwlockError(rwlock_hint("is empty")) from None
+    try:
+        if fd is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return  # a DVC command is running: it may be rewriting the file right now
+            except OSError:
+                raise RwlockError(rwlock_hint("is empty")) from None
+        try:
+            if path.read_bytes().strip():
+                return  # rewritten meanwhile: DVC reads it
+            path.unlink()
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise RwlockError(rwlock_hint(f"is empty and cannot be removed ({exc})")) from None
+        log.warning("removed the empty %s a killed DVC command left (no DVC command is running)",
+                    RWLOCK_PATH)  # fmt: skip
+    finally:
+        if fd is not None:
+            os.close(fd)  # releases the lock
+
+
+@cli_entry
+def check_rwlock_main() -> int:
+    """`make repro`'s pre-check: `check_rwlock` in the current directory; exit 2 with one line
+    when DVC could not run."""
+    check_rwlock(Path.cwd())
+    return 0
+
+
 def run_dvc(
     root: Path, *args: str, env: Mapping[str, str] | None = None, timeout: int = 3600
 ) -> subprocess.CompletedProcess[str]:
-    """`dvc <args>` in `root` with this interpreter's DVC; the caller checks the return code."""
+    """`dvc <args>` in `root` with this interpreter's DVC, once DVC's rwlock is readable
+    (`check_rwlock`); the caller checks the return code."""
+    check_rwlock(root)
     return subprocess.run(
         [sys.executable, "-m", "dvc", *args],
         cwd=root,
@@ -210,7 +318,10 @@ def run_dvc(
 
 
 def error_line(proc: subprocess.CompletedProcess[str]) -> str:
-    """The first ``ERROR``/``fatal`` line of a failed command's output, else its last line."""
+    """The first ``ERROR``/``fatal`` line of a failed command's output, else its last line; for
+    DVC's unreadable rwlock, the command that clears it."""
+    if _RWLOCK_ERROR.search(proc.stderr or "") or _RWLOCK_ERROR.search(proc.stdout or ""):
+        return rwlock_hint()
     lines = [line.strip() for line in (proc.stderr + "\n" + proc.stdout).splitlines()]
     lines = [line for line in lines if line]
     errors = [line for line in lines if line.lower().startswith(("error", "fatal"))]

@@ -71,9 +71,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from gitops_ml import tracking
+from gitops_ml import runstore, tracking
 from gitops_ml.cliargs import exit_codes, whole_number
-from gitops_ml.errors import GitopsMLError
+from gitops_ml.errors import GitopsMLError, store_error_line
 from gitops_ml.files import atomic_path, file_md5, write_json
 from gitops_ml.lineage import dvclock, formats
 from gitops_ml.lineage.artifacts import (
@@ -248,7 +248,8 @@ def _checkpoint(step: str, crash_after: str | None) -> None:
 
 @contextmanager
 def registry_errors(action: str) -> Iterator[None]:
-    """MLflow failures (a server down, a refused request) as one-line TrackingErrors."""
+    """MLflow failures (a server down, a refused request, a database error under the store) as
+    one-line TrackingErrors."""
     from mlflow.exceptions import MlflowException
 
     try:
@@ -258,6 +259,13 @@ def registry_errors(action: str) -> Iterator[None]:
         first = text.splitlines()[0] if text else type(exc).__name__
         raise tracking.TrackingError(
             f"mlflow ({redact(tracking.tracking_uri())}): {action} failed: {first[:300]}"
+        ) from exc
+    except Exception as exc:
+        line = store_error_line(exc)
+        if line is None:
+            raise
+        raise tracking.TrackingError(
+            f"mlflow ({redact(tracking.tracking_uri())}): {action} failed: {line}"
         ) from exc
 
 
@@ -376,7 +384,7 @@ def _log_promotion_run(
         tempfile.TemporaryDirectory(prefix="gitops-ml-promote-") as tmp,
         mlflow.start_run(
             run_name=f"promote-{tags[tracking.TAG_MODEL_MD5][:8]}",
-            tags={**tags, TAG_PROMOTION: "true"},
+            tags={**tags, TAG_PROMOTION: "true", **runstore.process_tags()},
         ) as run,
     ):
         if run_params:
@@ -577,10 +585,12 @@ def promote(
                 k: v
                 for k, v in run.data.tags.items()
                 if k.startswith(tracking.TAG_PREFIX)
-                and k not in (TAG_PROMOTION, tracking.TAG_MODEL_URI)
+                and k not in (TAG_PROMOTION, tracking.TAG_MODEL_URI, *runstore.PROCESS_TAGS)
             }
             log.info("reusing the finished promotion run %s", run_id)
         else:
+            # Promotion runs a killed promote left RUNNING are closed before this one starts.
+            tracking.close_runs_of_gone_processes(params.mlflow.experiment)
             with tempfile.TemporaryDirectory(prefix="gitops-ml-promote-") as tmp:
                 artifact = obtain_artifact(root, declared, Path(tmp), rebuild=rebuild)
                 with registry_errors("finding the training run"):
@@ -926,7 +936,6 @@ def champion_from_bytes(uri: str, name: str, md5: str) -> dict[str, Any] | None:
     expected = remembered_digest(md5)
     if expected is None:
         return None
-    from gitops_ml import runstore
 
     exact = f"{EXACT_DIR}/{Path(MODEL_PATH).name}"
     try:

@@ -1,0 +1,124 @@
+"""The pieces that let a command repair what an interrupted one left: which process owns a RUNNING
+run, the schema revision a store must have, database errors as one line, DVC's rwlock."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gitops_ml import runstore
+from gitops_ml.errors import USER_ERROR, cli_entry, store_error_line
+from gitops_ml.lineage import dvclock
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_a_run_is_only_closed_when_its_process_on_this_host_is_gone() -> None:
+    mine = runstore.process_tags()
+    assert mine[runstore.TAG_HOST] == socket.gethostname()
+    assert mine[runstore.TAG_PID] == str(os.getpid())
+    assert not runstore.process_gone(mine)  # this process
+    parent = {**mine, runstore.TAG_PID: str(os.getppid())}
+    parent.pop(runstore.TAG_PID_STARTED, None)
+    assert not runstore.process_gone(parent)  # alive
+    dead = {**mine, runstore.TAG_PID: str(_dead_pid())}
+    assert runstore.process_gone(dead)
+    assert not runstore.process_gone({**dead, runstore.TAG_HOST: "another-host"})
+    if runstore.TAG_PID_NAMESPACE in mine:  # a container's numbering is not this one's
+        assert not runstore.process_gone({**dead, runstore.TAG_PID_NAMESPACE: "pid:[1]"})
+    if runstore.TAG_PID_STARTED in mine:  # the pid is alive, but another process holds it
+        assert runstore.process_gone({**parent, runstore.TAG_PID_STARTED: "1000.00"})
+    assert not runstore.process_gone({**mine, runstore.TAG_PID: "not-a-pid"})
+    assert not runstore.process_gone({})
+
+
+def test_the_schema_head_is_the_one_mlflow_migrates_to() -> None:
+    from mlflow.store.db.utils import _get_latest_schema_revision
+
+    assert runstore.schema_head() == _get_latest_schema_revision()
+
+
+def test_a_database_error_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    error = sqlite3.OperationalError("table assessments already exists\n[SQL: CREATE TABLE ...]")
+    assert store_error_line(error) == "OperationalError: table assessments already exists"
+    assert store_error_line(ValueError("x")) is None
+
+    @cli_entry
+    def main() -> int:
+        raise error
+
+    assert main() == USER_ERROR
+    err = capsys.readouterr().err
+    assert err == "error: tracking database: OperationalError: table assessments already exists\n"
+
+    @cli_entry
+    def other() -> int:
+        raise ValueError("a bug is still a traceback")
+
+    with pytest.raises(ValueError):
+        other()
+
+
+def _rwlock(root: Path, content: bytes) -> Path:
+    path = root / dvclock.RWLOCK_PATH
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    return path
+
+
+def test_an_empty_rwlock_is_removed_unless_a_dvc_command_runs(tmp_path: Path) -> None:
+    readable = b'{"read": {}, "write": {"models": {"pid": 1, "cmd": "dvc repro"}}}'
+    path = _rwlock(tmp_path, readable)
+    dvclock.check_rwlock(tmp_path)
+    assert path.read_bytes() == readable  # DVC's own business
+    _rwlock(tmp_path, b"")
+    dvclock.check_rwlock(tmp_path)
+    assert not path.exists()
+
+    _rwlock(tmp_path, b"")
+    with open(tmp_path / dvclock.REPO_LOCK_PATH, "a") as held:  # as DVC holds it while it runs
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        dvclock.check_rwlock(tmp_path)
+        assert path.exists()
+    dvclock.check_rwlock(tmp_path)
+    assert not path.exists()
+
+    (tmp_path / ".dvc" / "config").write_text("[core]\n    hardlink_lock = true\n")
+    _rwlock(tmp_path, b"")
+    with pytest.raises(dvclock.RwlockError, match="is empty"):
+        dvclock.check_rwlock(tmp_path)
+    assert path.exists()
+
+
+@pytest.mark.parametrize(
+    "content", [b'{"write": {', b"[]", b'{"locks": {}}', b'{"read": []}', b"\xff\xfe"]
+)
+def test_any_other_unreadable_rwlock_names_the_command_that_clears_it(
+    tmp_path: Path, content: bytes
+) -> None:
+    path = _rwlock(tmp_path, content)
+    with pytest.raises(dvclock.RwlockError) as err:
+        dvclock.check_rwlock(tmp_path)
+    assert f"`rm {dvclock.RWLOCK_PATH}`" in str(err.value) and "\n" not in str(err.value)
+    assert path.read_bytes() == content
+
+
+def test_dvcs_own_rwlock_error_becomes_the_hint() -> None:
+    proc = subprocess.CompletedProcess(
+        ["dvc", "status"],
+        1,
+        "",
+        "ERROR: Unable to read RWLock-file '.dvc/tmp/rwlock'. JSON structure is corrupted: x\n",
+    )
+    assert dvclock.error_line(proc) == dvclock.rwlock_hint()
