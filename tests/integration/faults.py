@@ -131,6 +131,50 @@ def on_partial(rel: str) -> Trigger:
     return fired
 
 
+def on_migration(times: int = 1, db: str = "mlflow.db") -> Trigger:
+    """MLflow is migrating a new SQLite store and the schema has moved ahead of its recorded
+    version (``alembic_version``) for the `times`-th time: a migration's statements are in,
+    its version not yet (read-only reads, between the writer's transactions)."""
+    state: dict[str, object] = {"seen": 0, "ahead": False}
+
+    def fired(run: Run) -> bool:
+        path = run.repo / db
+        if not path.is_file():
+            return False
+        try:
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=0.05)
+            try:
+                schema = conn.execute("select count(*), total(length(sql)) from sqlite_master")
+                shape = schema.fetchone()
+                version = conn.execute("select version_num from alembic_version").fetchall()
+            finally:
+                conn.close()
+        except sqlite3.Error:  # no version table yet, or the writer holds the file
+            return False
+        if state.get("version") != version:
+            state.update(version=version, shape=shape, ahead=False)
+        elif shape != state["shape"] and not state["ahead"]:
+            state.update(ahead=True, seen=int(state["seen"]) + 1)
+        return int(state["seen"]) >= times
+
+    return fired
+
+
+def on_running_run(db: str = "mlflow.db") -> Trigger:
+    """An MLflow run in the SQLite store `db` is RUNNING (a read-only query each time)."""
+
+    def fired(run: Run) -> bool:
+        rows = _query(run.repo / db, f"select count(*) from runs where status = '{RUNNING}'", 0.05)
+        return bool(rows and rows[0][0])
+
+    return fired
+
+
+def either(*triggers: Trigger) -> Trigger:
+    """Whichever of `triggers` fires first (each is tried every time)."""
+    return lambda run: any([trigger(run) for trigger in triggers])
+
+
 def after(seconds: float, first: Trigger | None = None) -> Trigger:
     """`seconds` after the start, or after `first` fired."""
     state: dict[str, float] = {}
@@ -263,13 +307,18 @@ def workspace_tree(repo: Path) -> str:
     return out.stdout.strip()
 
 
-def _query(db: Path, sql: str) -> list[tuple]:
+def _query(db: Path, sql: str, timeout: float = 30.0) -> list[tuple]:
+    """Rows of a read-only query; none when the store or its tables do not exist (yet), or
+    (with a short `timeout`) while a writer holds the file."""
     if not db.is_file():
         return []
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=timeout)
+    except sqlite3.OperationalError:
+        return []
     try:
         return conn.execute(sql).fetchall()
-    except sqlite3.OperationalError:  # a store without these tables yet
+    except sqlite3.OperationalError:
         return []
     finally:
         conn.close()
@@ -340,7 +389,8 @@ class State:
         )
 
     def differences(self, reference: State) -> list[str]:
-        """What differs from the uninterrupted run's state, one line per finding."""
+        """What differs from the uninterrupted run's state, one line per finding (runs left
+        RUNNING are counted apart: see `running`)."""
         found = []
         if self.lock != reference.lock:
             changed = sorted(k for k in {*self.lock, *reference.lock}
@@ -356,8 +406,6 @@ class State:
             found.append(f"files: extra {extra}, missing {missing}")
         if self.leftovers:
             found.append(f"leftovers: {list(self.leftovers)}")
-        if self.running:
-            found.append(f"{self.running} MLflow run(s) left RUNNING")
         if self.versions != reference.versions:
             found.append(f"registry versions {self.versions}, expected {reference.versions}")
         if self.aliases != reference.aliases:

@@ -40,11 +40,14 @@ from tests.integration.faults import (
     State,
     Trigger,
     after,
+    either,
     kill_at,
     on_change,
     on_line,
+    on_migration,
     on_partial,
     on_path,
+    on_running_run,
 )
 
 pytestmark = pytest.mark.slow
@@ -61,9 +64,12 @@ PROMOTE = (
 )  # fmt: skip  (as promote.yml runs it)
 #: Landed kills per command; re-runs that needed `rm .dvc/tmp/rwlock` first; re-runs that
 #: needed `git checkout dvc.lock` first (DVC writes both files in place: a kill can cut them).
+#: MLflow runs a killed command left RUNNING after the re-run (asserted by the tests marked
+#: with the defect; counted everywhere).
 INJECTED: dict[str, int] = {}
 RWLOCK: dict[str, int] = {}
 CUT_LOCK: dict[str, int] = {}
+RUNNING: dict[str, int] = {}
 
 
 @dataclass(frozen=True)
@@ -101,6 +107,7 @@ def summary(request: pytest.FixtureRequest) -> Iterator[None]:
     line = f"injected kill -9 points: {counts(INJECTED)}"
     line += f"; re-runs after `rm .dvc/tmp/rwlock`: {counts(RWLOCK)}"
     line += f"; re-runs after `git checkout dvc.lock`: {counts(CUT_LOCK)}"
+    line += f"; MLflow runs left RUNNING: {counts(RUNNING)}"
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:  # not under xdist (a worker has no terminal): shown without -s
         reporter.write_line(f"\n{line}")
@@ -177,7 +184,8 @@ class Injection:
         self.landed = 0
         self.missed: list[str] = []
         self.failures: list[str] = []
-        for counter in (INJECTED, RWLOCK, CUT_LOCK):
+        self.running = 0
+        for counter in (INJECTED, RWLOCK, CUT_LOCK, RUNNING):
             counter.setdefault(command, 0)
 
     def point(
@@ -208,6 +216,10 @@ class Injection:
         state = State.of(repo)
         references = [reference] if isinstance(reference, State) else reference
         found = min((state.differences(ref) for ref in references), key=len) + checks(repo)
+        if state.running:
+            self.running += state.running
+            RUNNING[self.command] += state.running
+            print(f"{self.command}: {point.name}: {state.running} MLflow run(s) left RUNNING")
         if found:
             self.failures.append(f"{point.name} (killed at {landing.seconds:.2f} s): {found}")
         print(
@@ -226,10 +238,13 @@ class Injection:
 
 
 def timed(repo: Path, cmd: Sequence[str], env: Mapping[str, str]) -> float:
+    """Run `cmd` uninterrupted; its duration."""
     start = time.monotonic()
     proc = subprocess.run(list(cmd), cwd=repo, env=dict(env), capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    return time.monotonic() - start
+    seconds = time.monotonic() - start
+    print(f"{' '.join(cmd[:2])}: uninterrupted in {seconds:.1f} s")
+    return seconds
 
 
 # -- dvc repro ----------------------------------------------------------------------------------
@@ -241,7 +256,6 @@ REPRO_POINTS = [
     Point("DVC writes its rwlock", lambda: on_change(".dvc/tmp/rwlock")),
     Point("train writes the model", lambda: on_path("models/.model.joblib.*.tmp")),
     Point("DVC writes dvc.lock", lambda: on_partial("dvc.lock")),
-    Point("evaluate writes a report", lambda: on_path("reports/.*.tmp", "data/predictions/.*.tmp")),
     Point("evaluate writes the figures", lambda: on_path("reports/.figures.*.tmp")),
 ]
 
@@ -262,10 +276,10 @@ def test_dvc_repro_converges_after_kill_9(trained: Path, tmp_path: Path) -> None
     for i, point in enumerate([*REPRO_POINTS, *timers(seconds, (0.5,))]):
         repo = fresh(f"p{i}")
         faults.point(repo, cmd, template_env(repo), point, reference, dvc_status_clean)
-    faults.verdict(minimum=5)
+    faults.verdict(minimum=4)
 
 
-# -- gitops-ml promote --------------------------------------------------------------------------
+# -- gitops-ml promote ---------------------------------------------------------------------
 
 
 def promote_checks(repo: Path) -> list[str]:
@@ -273,55 +287,105 @@ def promote_checks(repo: Path) -> list[str]:
     return [] if proc.returncode == 0 else [f"verify exit {proc.returncode}: {proc.stdout}"]
 
 
-PROMOTE_POINTS = [
-    Point("first write to mlflow.db", lambda: on_change("mlflow.db")),
-    Point("the model version registered", lambda: on_line("registered '")),
-    Point("the champion alias set", lambda: on_line("alias champion")),
-]
+@dataclass(frozen=True)
+class Promoted:
+    """An uninterrupted promotion: its state and duration, from an existing or a new store."""
+
+    state: State
+    seconds: float
+    store: bool
 
 
-def _promote(trained: Path, tmp_path: Path, points: Sequence[Point], *, store: bool) -> Injection:
-    ref = copy_of(trained, tmp_path / "reference", store=store)
+def _promoted(trained: Path, dest: Path, *, store: bool) -> Promoted:
+    ref = copy_of(trained, dest, store=store)
     seconds = timed(ref, PROMOTE, template_env(ref))
-    reference = State.of(ref)
-    assert not promote_checks(ref) and reference.running == 0
-    faults = Injection("promote" if store else "promote (new store)")
-    for i, point in enumerate([*points, *timers(seconds, (0.3, 0.7))]):
-        repo = copy_of(trained, tmp_path / f"p{i}", store=store)
-        faults.point(repo, PROMOTE, template_env(repo), point, reference, promote_checks)
+    state = State.of(ref)
+    assert not promote_checks(ref) and state.running == 0 and not state.leftovers
+    assert len(state.versions) == 1 and len(state.aliases) == 1, (state.versions, state.aliases)
+    return Promoted(state, seconds, store)
+
+
+@pytest.fixture(scope="module")
+def promoted(trained: Path, tmp_path_factory: pytest.TempPathFactory) -> Promoted:
+    """Into the store `dvc repro` created (the train stage's runs are in it)."""
+    return _promoted(trained, tmp_path_factory.mktemp("promoted") / "base", store=True)
+
+
+@pytest.fixture(scope="module")
+def promoted_new(trained: Path, tmp_path_factory: pytest.TempPathFactory) -> Promoted:
+    """Into no store: promote creates mlflow.db, MLflow's tables first."""
+    return _promoted(trained, tmp_path_factory.mktemp("promoted-new") / "base", store=False)
+
+
+def _promote_points(
+    command: str, trained: Path, tmp_path: Path, ref: Promoted, points: Sequence[Point]
+) -> Injection:
+    faults = Injection(command)
+    for i, point in enumerate(points):
+        repo = copy_of(trained, tmp_path / f"p{i}", store=ref.store)
+        faults.point(repo, PROMOTE, template_env(repo), point, ref.state, promote_checks)
     return faults
 
 
+#: The promotion's steps, by what promote logs (stderr) after each.
+REGISTERED = Point("the version registered, no alias yet", lambda: on_line("registered '"))
+ALIASED = Point("the champion alias set", lambda: on_line("alias champion"))
+#: A run RUNNING in the store (the promotion run, created before its model is logged); should
+#: runs never be RUNNING, the kill falls once the version is registered.
+RUN_CREATED = Point(
+    "the promotion run created", lambda: either(on_running_run(), on_line("registered '"))
+)
+
+
 def test_promote_into_an_existing_store_converges_after_kill_9(
-    trained: Path, tmp_path: Path
+    trained: Path, promoted: Promoted, tmp_path: Path
 ) -> None:
-    _promote(trained, tmp_path, PROMOTE_POINTS, store=True).verdict(minimum=4)
+    points = [REGISTERED, ALIASED, *timers(promoted.seconds, (0.5,))]
+    _promote_points("promote", trained, tmp_path, promoted, points).verdict(minimum=3)
 
 
-#: While MLflow creates the tables of a new SQLite store.
-CREATION_POINTS = [
-    Point("mlflow.db created", lambda: on_path("mlflow.db")),
-    Point("MLflow migrates the new store", lambda: on_line("Updating database tables")),
-]
-
-
-def test_promote_while_mlflow_creates_the_store_converges_after_kill_9(
-    trained: Path, tmp_path: Path
+@pytest.mark.xfail(
+    strict=True,
+    reason="defect: a promotion run killed after MLflow created it stays RUNNING; the re-run "
+    "makes a new one and leaves it (fix under way in the MLflow store work)",
+)
+def test_promote_killed_after_creating_its_run_leaves_no_run_running(
+    trained: Path, promoted: Promoted, tmp_path: Path
 ) -> None:
-    faults = Injection("promote (store creation)")
-    ref = copy_of(trained, tmp_path / "reference", store=False)
-    run_in(ref, *PROMOTE)
-    reference = State.of(ref)
-    for i, point in enumerate(CREATION_POINTS):
-        repo = copy_of(trained, tmp_path / f"p{i}", store=False)
-        faults.point(repo, PROMOTE, template_env(repo), point, reference, promote_checks)
-    faults.verdict(minimum=2)
+    """The first write of promote to an existing store creates its MLflow run; killed then,
+    the re-run converges in everything else but the killed run is RUNNING for ever."""
+    faults = _promote_points("promote", trained, tmp_path, promoted, [RUN_CREATED])
+    faults.verdict(minimum=1)
+    assert faults.running == 0, f"{faults.running} MLflow run(s) left RUNNING"
 
 
-def test_promote_into_a_new_store_converges_after_kill_9(trained: Path, tmp_path: Path) -> None:
-    """The store is new; the kills fall after MLflow created its tables."""
-    points = [Point("the experiment created", lambda: on_line("Creating a new experiment"))]
-    _promote(trained, tmp_path, [*points, *PROMOTE_POINTS[1:]], store=False).verdict(minimum=3)
+def test_promote_into_a_new_store_converges_after_kill_9(
+    trained: Path, promoted_new: Promoted, tmp_path: Path
+) -> None:
+    """The kills fall before and after MLflow creates and migrates its tables."""
+    points = [
+        Point("mlflow.db created", lambda: on_path("mlflow.db")),
+        Point("the experiment created", lambda: on_line("Creating a new experiment")),
+        REGISTERED,
+    ]
+    _promote_points("promote (new store)", trained, tmp_path, promoted_new, points).verdict(3)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="defect: a kill while MLflow migrates a new SQLite store leaves it half-built "
+    "(a migration's tables or columns in, its alembic version not), and every later promote "
+    "fails (e.g. 'duplicate column name'); fix under way in the MLflow store work",
+)
+def test_promote_killed_while_mlflow_migrates_a_new_store_converges(
+    trained: Path, promoted_new: Promoted, tmp_path: Path
+) -> None:
+    points = [
+        Point(f"MLflow's migration #{n} half applied", lambda n=n: on_migration(n))
+        for n in (1, 2, 5, 10)
+    ]
+    faults = _promote_points("promote (store migration)", trained, tmp_path, promoted_new, points)
+    faults.verdict(minimum=3)
 
 
 # -- gitops-ml retrain --------------------------------------------------------------------------
@@ -380,9 +444,11 @@ def checkout(repo: Path) -> tuple[str, str]:
 
 RETRAIN_POINTS = [
     Point("branched, the batch copied", lambda: on_line("added the batch")),
-    Point("train writes the model", lambda: on_path("models/.model.joblib.*.tmp")),
     Point("data pushed, not committed", lambda: on_line("pushed the data to the DVC remote")),
-    Point("branch pushed, no pull request", lambda: on_line(f"pushed {BRANCH} to origin")),
+    # the ref appears on origin while `git push` runs, before the pull request is asked for
+    Point(
+        "branch on origin, no pull request", lambda: on_path(f"../origin.git/refs/heads/{BRANCH}")
+    ),
 ]
 
 
@@ -396,14 +462,14 @@ def test_retrain_converges_after_kill_9(trained: Path, drifted: Path, tmp_path: 
     on_main = (State.of(main), checkout(main))
     ref = copy_of(trained, tmp_path / "reference")
     with github_env(ref) as (gh, env):
-        seconds = timed(ref, cmd, env)
+        timed(ref, cmd, env)
         expected = retrain_state(ref, gh)
     reference = (State.of(ref), checkout(ref))
     assert reference[1][0] == BRANCH and len(expected["pulls"]) == 1
     assert not dvc_status_clean(ref) and not reference[0].leftovers
 
     faults = Injection("retrain")
-    for i, point in enumerate([*RETRAIN_POINTS, *timers(seconds, (0.4,))]):
+    for i, point in enumerate(RETRAIN_POINTS):
         repo = copy_of(trained, tmp_path / f"p{i}")
         with github_env(repo) as (gh, env):
 
@@ -419,4 +485,4 @@ def test_retrain_converges_after_kill_9(trained: Path, drifted: Path, tmp_path: 
                 return found
 
             faults.point(repo, cmd, env, point, (reference[0], on_main[0]), checks)
-    faults.verdict(minimum=4)
+    faults.verdict(minimum=3)
