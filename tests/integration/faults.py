@@ -109,8 +109,9 @@ def on_change(rel: str, times: int = 1) -> Trigger:
     return fired
 
 
-def on_partial(rel: str) -> Trigger:
-    """The YAML file `rel` changed and is not whole (empty, cut short): a write in progress."""
+def on_partial(rel: str, key: str) -> Trigger:
+    """The YAML (or JSON) file `rel` changed and is not whole (empty, cut short, no top-level
+    `key`): a write in progress, caught by polling when it lasts long enough."""
     import yaml
 
     state: dict[str, object] = {}
@@ -126,7 +127,7 @@ def on_partial(rel: str) -> Trigger:
             data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
         except (OSError, ValueError, yaml.YAMLError):
             return True
-        return not isinstance(data, dict) or "stages" not in data
+        return not isinstance(data, dict) or key not in data
 
     return fired
 
