@@ -9,13 +9,17 @@ temporary file of an atomic write, dvc.lock or mlflow.db changing, a git ref mov
 the same command runs once more, and the state must equal the reference: dvc.lock's output hashes,
 `dvc status` clean, the workspace as git sees it, no leftover temporary file or folder, no MLflow
 run left RUNNING, the registry (one version per model md5, the aliases on the same md5s, one
-finished promotion run per md5, `gitops-ml verify` exit 0) and, for retrain, the branch, its
-commit, origin, the DVC remote and the pull requests.
+finished promotion run per md5, `gitops-ml verify` exit 0) and, for retrain, the checkout,
+origin's branches, the DVC remote and the pull requests.
 
 Only kills that landed count (the command was still running and died of the signal); each test
-prints its count and asserts a minimum, so the suite cannot silently inject nothing. A re-run of
-`dvc repro` that stops on an empty or corrupt DVC rwlock (a kill while DVC writes it) gets the
-documented step, `rm .dvc/tmp/rwlock`, and one more run; how often is printed too.
+prints its count and asserts a minimum, so the suite cannot silently inject nothing; the module
+prints a summary line at its end (with -s, or -rA under xdist). A re-run that stops on a file DVC
+rewrites in place and the kill cut short gets the documented step and one more run: `rm
+.dvc/tmp/rwlock` for DVC's rwlock, `git checkout dvc.lock` for dvc.lock (counted, printed; see
+docs/RUNBOOK.md). Two known defects of the MLflow store are tests of their own, marked
+xfail(strict): a promotion run killed while RUNNING stays RUNNING, and a kill while MLflow
+migrates a new SQLite store leaves it half-built; elsewhere runs left RUNNING are counted.
 """
 
 from __future__ import annotations
