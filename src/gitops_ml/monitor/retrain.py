@@ -40,7 +40,8 @@ On either reason, step by step:
    client (`gitops_ml.pr.github`).
 
 If a step after branching fails, the checkout is put back: the original branch, the batch file
-removed, the DVC outputs checked out again. Re-running after any failure opens exactly one pull
+removed, the DVC outputs checked out again; a run killed on the way (kill -9) is put back the same
+way by the next run, from the file it left in the git directory (`RUN_FILE`). Re-running after any failure opens exactly one pull
 request: when the remote already has the branch for this batch on this commit (the pull request
 could not be opened last time), it is opened from that branch without retraining again; any
 other branch left by a failed run is replaced (force push), which is safe because no open pull
