@@ -135,11 +135,13 @@ def on_partial(rel: str, key: str) -> Trigger:
 def on_migration(times: int = 1, db: str = "mlflow.db") -> Trigger:
     """MLflow is migrating a new SQLite store and the schema has moved ahead of its recorded
     version (``alembic_version``) for the `times`-th time: a migration's statements are in,
-    its version not yet (read-only reads, between the writer's transactions)."""
+    its version not yet (read-only reads, between the writer's transactions). The store is
+    `db`, or a temporary ``.<db>.*.tmp`` beside it while one is being built there."""
     state: dict[str, object] = {"seen": 0, "ahead": False}
 
     def fired(run: Run) -> bool:
-        path = run.repo / db
+        building = sorted(run.repo.glob(f".{db}.*.tmp"))
+        path = building[0] if building else run.repo / db
         if not path.is_file():
             return False
         try:
