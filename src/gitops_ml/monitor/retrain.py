@@ -40,7 +40,8 @@ On either reason, step by step:
    client (`gitops_ml.pr.github`).
 
 If a step after branching fails, the checkout is put back: the original branch, the batch file
-removed, the DVC outputs checked out again. Re-running after any failure opens exactly one pull
+removed, the DVC outputs checked out again; a run killed on the way (kill -9) is put back the same
+way by the next run, from the file it left in the git directory (`RUN_FILE`). Re-running after any failure opens exactly one pull
 request: when the remote already has the branch for this batch on this commit (the pull request
 could not be opened last time), it is opened from that branch without retraining again; any
 other branch left by a failed run is replaced (force push), which is safe because no open pull
@@ -69,6 +70,7 @@ import base64
 import dataclasses
 import json
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -81,7 +83,7 @@ from typing import Any
 
 from gitops_ml.cliargs import exit_codes
 from gitops_ml.errors import GitopsMLError
-from gitops_ml.files import file_md5
+from gitops_ml.files import atomic_path, file_md5
 from gitops_ml.lineage import git
 from gitops_ml.lineage.dvclock import dvc_env, error_line
 
@@ -100,6 +102,10 @@ BOT_EMAIL = "41898282+github-actions[bot]@users.noreply.github.com"
 BATCH_TRAILER = "Retrain-Batch"
 MD5_TRAILER = "Retrain-Batch-MD5"
 DATA_TRAILER = "Retrain-Data-Pushed"
+#: Written in the git directory before branching, removed when the run ends: a run killed on
+#: the way (kill -9, a cancelled job) left its checkout on the branch, and the next run puts it
+#: back first (`recover`), as the killed run's own failure handling would have.
+RUN_FILE = "gitops-ml-retrain.json"
 #: What to do when there is no DVC remote (one line; monitor.yml's job summary says the same).
 NO_REMOTE_HINT = (
     "no default DVC remote is configured, so CI could not fetch the batch and the retraining "
@@ -466,6 +472,7 @@ def retrain(
         )
         return
 
+    recover(root)
     rel_source = _inside(root, source_dir, "--source-dir")
     remote_url = _run(root, ["git", "remote", "get-url", remote], f"git remote {remote}").strip()
     git_env = push_env(remote_url, client.config.token)
@@ -491,7 +498,23 @@ def retrain(
     rel_dest = dest.relative_to(root).as_posix()
     dvc_file = f"{batches_dir.as_posix()}.dvc"
     created_dir = not dest.parent.exists()
+    added = None if (root / dvc_file).exists() else root / dvc_file
     copied = False
+    run_file = _run_file(root)
+    with atomic_path(run_file) as tmp:
+        tmp.write_text(
+            json.dumps(
+                {
+                    "pid": os.getpid(),
+                    "branch": branch,
+                    "original": original,
+                    "start": start,
+                    "copied": rel_dest,
+                    "created_dir": created_dir,
+                    "added": None if added is None else dvc_file,
+                }
+            )
+        )
     try:
         _git(root, "checkout", "-q", "-B", branch, start)
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -528,8 +551,10 @@ def retrain(
         print(f"pushed {branch} to {remote}")
         pull = client.create_pull(pr_title(drift), branch, base, pr_body(drift, rel_dest, pushed))
     except BaseException:
-        _restore(root, original, start, dest if copied else None, created_dir)
+        if _restore(root, original, start, dest if copied else None, created_dir, added):
+            run_file.unlink(missing_ok=True)
         raise
+    run_file.unlink(missing_ok=True)
     print(f"this checkout is on {branch}; `git checkout {original} && dvc checkout` to go back")
     _opened(pull)
 
@@ -600,24 +625,83 @@ def _push_data(root: Path, name: str) -> bool:
     return True
 
 
-def _restore(root: Path, original: str, start: str, copied: Path | None, created_dir: bool) -> None:
-    """Put the checkout back as it was before branching (best effort, after a failure)."""
+def _restore(
+    root: Path,
+    original: str,
+    start: str,
+    copied: Path | None,
+    created_dir: bool,
+    added: Path | None = None,
+) -> bool:
+    """Put the checkout back as it was before branching (best effort, after a failure); whether
+    it all went back. `added` is the .dvc file of the batches when this run created it."""
     try:
         _git(root, "reset", "-q", "--hard", start)
         _git(root, "checkout", "-q", original)
     except RetrainError as exc:
         log.warning("could not restore the checkout: %s", exc)
-        return
+        return False
     if copied is not None:
         copied.unlink(missing_ok=True)
-        if created_dir and not any(copied.parent.iterdir()):
+        if created_dir and copied.parent.is_dir() and not any(copied.parent.iterdir()):
             copied.parent.rmdir()
+    if added is not None:
+        added.unlink(missing_ok=True)  # untracked (never committed on `original`)
     try:
         _dvc(root, "checkout", "--force", "--quiet")
     except RetrainError as exc:
         log.warning("restored git, but %s", exc)
-    else:
-        log.warning("restored the checkout to %s", original)
+        return False
+    log.warning("restored the checkout to %s", original)
+    return True
+
+
+def _run_file(root: Path) -> Path:
+    return root / _git(root, "rev-parse", "--git-path", RUN_FILE).strip()
+
+
+def recover(root: Path) -> None:
+    """Put back the checkout a killed run left (see RUN_FILE); nothing when none was killed.
+
+    Only a checkout still on the killed run's branch or commit is touched; a live run in the
+    same checkout is an error."""
+    path = _run_file(root)
+    try:
+        left = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return
+    except ValueError:  # not written whole: the run was killed before it branched
+        path.unlink(missing_ok=True)
+        return
+    try:
+        os.kill(int(left["pid"]), 0)
+        alive = True
+    except ProcessLookupError:
+        alive = False
+    except OSError:  # another user's process
+        alive = True
+    if alive:
+        raise RetrainError(
+            f"another retrain (pid {left['pid']}) is running in {root} (if not, remove {path})"
+        )
+    # git's own locks, when the kill fell in one of the run's git commands (git refuses to
+    # start while they exist, saying another git process seems to be running)
+    for name in ("index.lock", "HEAD.lock", f"refs/heads/{left['branch']}.lock"):
+        lock = root / _git(root, "rev-parse", "--git-path", name).strip()
+        if lock.is_file():
+            lock.unlink()
+            print(f"removed {lock}, left by the killed retrain")
+    current = _git(root, "rev-parse", "--abbrev-ref", "HEAD").strip()
+    if current == left["branch"] or git.resolve("HEAD", cwd=root) == left["start"]:
+        print(f"putting back the checkout a killed retrain left on {current}")
+        added = root / left["added"] if left.get("added") else None
+        copied = root / left["copied"]
+        if not _restore(root, left["original"], left["start"], copied, left["created_dir"], added):
+            raise RetrainError(
+                f"could not put back the checkout a killed retrain left ({path}): see the "
+                "warnings above"
+            )
+    path.unlink(missing_ok=True)
 
 
 # -- the CLI ------------------------------------------------------------------------------------
