@@ -17,9 +17,10 @@ prints its count and asserts a minimum, so the suite cannot silently inject noth
 prints a summary line at its end (with -s, or -rA under xdist). A re-run that stops on a file DVC
 rewrites in place and the kill cut short gets the documented step and one more run: `rm
 .dvc/tmp/rwlock` for DVC's rwlock, `git checkout dvc.lock` for dvc.lock (counted, printed; see
-docs/RUNBOOK.md). Two known defects of the MLflow store are tests of their own, marked
-xfail(strict): a promotion run killed while RUNNING stays RUNNING, and a kill while MLflow
-migrates a new SQLite store leaves it half-built; elsewhere runs left RUNNING are counted.
+docs/RUNBOOK.md). Two former defects of the MLflow store are tests of their own: a promotion run killed while
+RUNNING is closed as FAILED by the re-run, and a kill while MLflow migrates a new SQLite store
+leaves no half-built store (it is built in a temporary file); elsewhere runs left RUNNING are
+counted.
 """
 
 from __future__ import annotations
@@ -355,16 +356,11 @@ def test_promote_into_an_existing_store_converges_after_kill_9(
     _promote_points("promote", trained, tmp_path, promoted, points).verdict(minimum=3)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: a promotion run killed after MLflow created it stays RUNNING; the re-run "
-    "makes a new one and leaves it (fix under way in the MLflow store work)",
-)
 def test_promote_killed_after_creating_its_run_leaves_no_run_running(
     trained: Path, promoted: Promoted, tmp_path: Path
 ) -> None:
     """The first write of promote to an existing store creates its MLflow run; killed then,
-    the re-run converges in everything else but the killed run is RUNNING for ever."""
+    the re-run converges and closes the killed run as FAILED."""
     faults = _promote_points("promote", trained, tmp_path, promoted, [RUN_CREATED])
     faults.verdict(minimum=1)
     assert faults.running == 0, f"{faults.running} MLflow run(s) left RUNNING"
@@ -382,12 +378,6 @@ def test_promote_into_a_new_store_converges_after_kill_9(
     _promote_points("promote (new store)", trained, tmp_path, promoted_new, points).verdict(3)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: a kill while MLflow migrates a new SQLite store leaves it half-built "
-    "(a migration's tables or columns in, its alembic version not), and every later promote "
-    "fails (e.g. 'duplicate column name'); fix under way in the MLflow store work",
-)
 def test_promote_killed_while_mlflow_migrates_a_new_store_converges(
     trained: Path, promoted_new: Promoted, tmp_path: Path
 ) -> None:
