@@ -108,6 +108,9 @@ def test_promote_signature_card_and_serve(
     names = [c.name for c in signature.inputs.inputs]
     model = joblib.load(repo / "models/model.joblib")
     assert names == list(model.feature_names_in_) and "sex" not in names
+    # the input example holds the model's inputs only (MLflow would warn of ignored columns)
+    example = mlflow.models.Model.load(uri).load_input_example(uri)
+    assert list(example.columns) == names
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"

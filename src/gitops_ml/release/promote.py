@@ -378,6 +378,9 @@ def _log_promotion_run(
     archive = formats.dumps(model)
     trusted = formats.trusted_types(archive, str(artifact.path))
     sample = _signature_sample(root, params)
+    inputs = set(getattr(model, "feature_names_in_", ()))
+    if sample is not None and inputs:  # a column the schema excludes is no input of the model
+        sample = sample.loc[:, [c for c in sample.columns if c in inputs]]
     signature = tracking.model_signature(model, sample) if sample is not None else None
     mlflow.set_experiment(params.mlflow.experiment)
     with (
