@@ -198,8 +198,8 @@ def _require_store(model_uri: str | None = None) -> str:
     """The tracking URI; a local SQLite store must exist (MLflow would create an empty one).
 
     Without one, a registry alias `model_uri` fails with `not_registered`'s hint."""
-    uri = tracking.configure()
-    if uri.startswith("sqlite:///"):
+    uri = tracking.tracking_uri()
+    if uri.startswith("sqlite:///"):  # checked before configure(), which would create it
         path = Path(uri.removeprefix("sqlite:///"))
         if not path.is_file():
             if model_uri is not None and _registry_alias(model_uri) is not None:
@@ -208,7 +208,7 @@ def _require_store(model_uri: str | None = None) -> str:
                 f"no MLflow tracking store at {path} ({tracking.TRACKING_URI_ENV}={uri}): "
                 "train and promote a model first, or set the tracking URI"
             )
-    return uri
+    return tracking.configure()
 
 
 def _registry_alias(uri: str) -> tuple[str, str] | None:
