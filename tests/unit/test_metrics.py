@@ -407,11 +407,44 @@ def test_permutation_importance_shortcut_is_bit_for_bit_the_raw_route(
     view = m.PreTransformed.of(pipe, X)
     one_hot = model in ("logistic_regression", "ridge") and bool(categorical)
     assert (view is None) == one_hot
+    if view is not None:
+        assert view.row_by_row == (model in ("hist_gradient_boosting", "random_forest"))
     fast = m.permutation_importance_rows(pipe, X, y, **kwargs)
     monkeypatch.setattr(m.PreTransformed, "of", classmethod(lambda cls, *_: None))
     raw = m.permutation_importance_rows(pipe, X, y, **kwargs)
     assert fast == raw
     assert len(raw) == X.shape[1] and any(r["importance"] for r in raw)
+
+
+def test_a_tree_model_predicts_again_only_the_rows_a_permutation_changes() -> None:
+    """Penguins (missing values, text columns) through HGB: a shuffled `sex` column gives many
+    rows their own value back, and those rows are not predicted again; the output equals the
+    final estimator's on every gathered row, to the bit. The unpermuted rows are predicted
+    once, however many permutations follow."""
+    from gitops_ml.models import build_pipeline, feature_columns
+    from tests import datasets
+
+    data = datasets.penguins()
+    df = data.frame.dropna(subset=[data.target]).reset_index(drop=True)
+    numeric, categorical = feature_columns(df, data.target)
+    pipe = build_pipeline("hist_gradient_boosting", data.task, {}, 0, numeric, categorical)
+    X, y = df.drop(columns=data.target), df[data.target]
+    pipe.fit(X, y)
+    view = m.PreTransformed.of(pipe, X)
+    assert view is not None and view.row_by_row
+    final = view.final
+    original = final.predict_proba
+    predicted: list[int] = []
+    final.predict_proba = lambda rows: predicted.append(len(rows)) or original(rows)
+    rng = np.random.RandomState(0)
+    sex = list(X.columns).index("sex")
+    for _ in range(3):
+        rows = view.row_indices()
+        rows[:, sex] = rng.permutation(len(X))
+        got = view.predict_proba(rows)
+        np.testing.assert_array_equal(got, original(view.gathered(rows)))
+    assert predicted[0] == len(X)  # the unpermuted rows, once
+    assert len(predicted) == 4 and all(0 < n < 0.7 * len(X) for n in predicted[1:]), predicted
 
 
 @pytest.mark.parametrize("model", ["hist_gradient_boosting", "logistic_regression"])
