@@ -42,13 +42,19 @@ MODE_ENV = "GITOPS_ML_WARM"
 #: What DVC sets for every stage command it runs (and only there).
 DVC_STAGE_ENV = "DVC_STAGE"
 
-#: Imported by the helper before it accepts a stage: what the stage modules import.
-PRELOAD = (
+#: What the stage modules import. The helper accepts stages once the first group (what the early
+#: stages, validate and split, need) is imported, and imports the rest between stages: a stage
+#: that comes before its libraries are in imports them itself, in the child.
+PRELOAD_FIRST = (
     "numpy",
     "pandas",
     "pyarrow",
     "pyarrow.parquet",
     "yaml",
+    "pandera.pandas",
+)
+PRELOAD = (
+    *PRELOAD_FIRST,
     "joblib",
     "threadpoolctl",
     "scipy.stats",
@@ -63,7 +69,6 @@ PRELOAD = (
     "sklearn.model_selection",
     "sklearn.pipeline",
     "sklearn.preprocessing",
-    "pandera.pandas",
     "matplotlib.figure",
     "matplotlib.backends.backend_agg",
     "matplotlib.style",
@@ -105,8 +110,9 @@ FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 #: What errors.cli_entry prints on Ctrl-C (the child may be stopped before it runs).
 INTERRUPTED = "interrupted: run the same command again to finish\n"
 
-_READY_WAIT = 60.0
-_START_WAIT = 15.0  # seconds for the helper to fork a stage it accepted  # seconds `require` waits for the helper's imports
+_READY_WAIT = 60.0  # seconds `require` waits for the helper's imports
+_START_WAIT = 15.0  # seconds for the helper to fork a stage it accepted
+_JOIN_WAIT = 5.0  # seconds a stage waits for a helper that another stage started
 _IDLE_LIMIT = 600.0
 _POLL = 0.2
 
@@ -224,6 +230,9 @@ def hand_over() -> None:
 
 
 def _connect(sock_path: Path, *, wait: float, folder: Path, key: str) -> socket.socket | None:
+    """A connection to the helper, starting it if no stage did. The stage that starts it runs
+    cold; a later stage that finds it still importing waits up to `_JOIN_WAIT` (its head start
+    makes waiting cheaper than importing the same libraries again), `wait` where longer."""
     deadline = time.monotonic() + wait
     started = False
     while True:
@@ -235,10 +244,11 @@ def _connect(sock_path: Path, *, wait: float, folder: Path, key: str) -> socket.
             conn.close()
         if not started:
             started = True
-            _start_helper(folder, key)
+            if not _start_helper(folder, key):
+                deadline = max(deadline, time.monotonic() + _JOIN_WAIT)
         if time.monotonic() >= deadline:
             return None
-        time.sleep(0.05)
+        time.sleep(0.02)
 
 
 def _at_short_path(call: Any, path: Path) -> None:
@@ -251,8 +261,9 @@ def _at_short_path(call: Any, path: Path) -> None:
         os.close(fd)
 
 
-def _start_helper(folder: Path, key: str) -> None:
-    """Start the helper unless another stage already did (its pid file is taken with O_EXCL)."""
+def _start_helper(folder: Path, key: str) -> bool:
+    """Start the helper unless another stage already did (its pid file is taken with O_EXCL);
+    whether this call started it."""
     pid_file = folder / f"{key}.pid"
     try:
         fd = os.open(pid_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -262,12 +273,12 @@ def _start_helper(folder: Path, key: str) -> None:
         except (OSError, ValueError):
             alive = True  # being written right now
         if alive:
-            return
+            return False
         pid_file.unlink(missing_ok=True)  # a helper that was killed: start a new one
         try:
             fd = os.open(pid_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
-            return
+            return False
     import subprocess
 
     owner = key.split("-", 1)[0]
@@ -290,6 +301,7 @@ def _start_helper(folder: Path, key: str) -> None:
         )
     os.write(fd, str(proc.pid).encode())
     os.close(fd)
+    return True
 
 
 def _interpreter_options() -> list[str]:
@@ -397,7 +409,8 @@ def serve(folder: Path, key: str, owner: int) -> int:
     """Import the libraries, then run stages until the DVC process `owner` is gone."""
     import importlib
 
-    for name in PRELOAD:
+    later = [name for name in PRELOAD if name not in PRELOAD_FIRST]
+    for name in PRELOAD_FIRST:
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
     sock_path = folder / f"{key}.sock"
@@ -414,15 +427,22 @@ def serve(folder: Path, key: str, owner: int) -> int:
     idle_since = time.monotonic()
     try:
         while _alive(owner):
-            for event, _ in selector.select(timeout=_POLL):
+            if later:  # between two imports, a stage that waits is started first
+                with contextlib.suppress(ImportError):
+                    importlib.import_module(later.pop(0))
+            for event, _ in selector.select(timeout=0 if later else _POLL):
                 if event.fileobj is listener:
                     conn, _ = listener.accept()
                     pid = _start_child(conn, [listener, selector, *children.values()])
                     if pid:
                         children[pid] = conn
                         selector.register(conn, selectors.EVENT_READ, pid)
+                        _watch_exit(selector, pid)
                     else:
                         conn.close()
+                elif isinstance(event.data, tuple):  # a child exited: reaped below
+                    selector.unregister(event.fileobj)
+                    os.close(event.fd)
                 else:
                     # A stage connection is readable only when its process is gone.
                     pid = event.data
@@ -452,6 +472,16 @@ def serve(folder: Path, key: str, owner: int) -> int:
         pid_file.unlink(missing_ok=True)
         listener.close()
     return 0
+
+
+def _watch_exit(selector: selectors.BaseSelector, pid: int) -> None:
+    """Wake the helper as soon as child `pid` exits (a pidfd turns readable), so its stage
+    process gets the status at once; without pidfds the next poll finds it."""
+    try:
+        fd = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return
+    selector.register(fd, selectors.EVENT_READ, ("exited", pid))
 
 
 def _start_child(conn: socket.socket, inherited: list[Any]) -> int:
