@@ -7,6 +7,7 @@ user's matplotlibrc says, and saved without the "Software" metadata that names t
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -146,27 +147,44 @@ def _figure(height: float = SIZE[1]) -> tuple[Figure, Any]:
     return fig, fig.add_subplot()
 
 
-def render_figures(
-    plots: Mapping[str, Records],
-    out_dir: str | os.PathLike[str],
-    metrics: Mapping[str, Any] | None = None,
-) -> list[Path]:
-    """Draw a PNG for every plot with a renderer and at least one record; return the files.
+def figure_files(
+    plots: Mapping[str, Records], metrics: Mapping[str, Any] | None = None
+) -> dict[str, bytes]:
+    """The PNG of every plot with a renderer and at least one record, by file name.
 
     `metrics` (the headline metrics) only adds the AUC, AP, Brier or R² to the titles.
     """
     import matplotlib.style
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
+    files = {}
     with matplotlib.style.context("default"):
         for name, records in plots.items():
             if name not in FIGURES or not records:
                 continue
             filename, render = FIGURES[name]
             fig = render(records, metrics or {})
-            path = out / filename
-            fig.savefig(path, format="png", dpi=DPI, metadata={"Software": None})
-            written.append(path)
+            png = io.BytesIO()
+            fig.savefig(png, format="png", dpi=DPI, metadata={"Software": None})
+            files[filename] = png.getvalue()
+    return files
+
+
+def write_figures(files: Mapping[str, bytes], out_dir: str | os.PathLike[str]) -> list[Path]:
+    """Write `figure_files`' PNGs into `out_dir`; return the files."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for filename, data in files.items():
+        path = out / filename
+        path.write_bytes(data)
+        written.append(path)
     return written
+
+
+def render_figures(
+    plots: Mapping[str, Records],
+    out_dir: str | os.PathLike[str],
+    metrics: Mapping[str, Any] | None = None,
+) -> list[Path]:
+    """Draw a PNG for every plot with a renderer and at least one record; return the files."""
+    return write_figures(figure_files(plots, metrics), out_dir)

@@ -17,11 +17,12 @@ the model's inputs only.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ from gitops_ml import forked, tracking
 from gitops_ml import metrics as m
 from gitops_ml.config import Params, estimator_kind, load_params
 from gitops_ml.errors import DataError, cli_entry
-from gitops_ml.figures import render_figures
+from gitops_ml.figures import figure_files, write_figures
 from gitops_ml.files import atomic_dir, file_md5, read_parquet, write_json, write_parquet
 from gitops_ml.scoring import Measured, Scored, check_task, measure
 
@@ -158,25 +159,35 @@ def _warn_unseen(y: pd.Series, classes: np.ndarray) -> None:
 
 
 def _plots(
-    model: Any, X: pd.DataFrame, y: pd.Series, measured: Measured, params: Params
+    model: Any,
+    X: pd.DataFrame,
+    y: pd.Series,
+    measured: Measured,
+    params: Params,
+    before_importance: Callable[[dict[str, m.Records]], None] | None = None,
 ) -> dict[str, m.Records]:
-    """The plot data of the task: curves need a positive class, the scatter a regression."""
+    """The plot data of the task: curves need a positive class, the scatter a regression.
+    `before_importance` is handed the others before the permutation importance is computed."""
     scored, task = measured.scored, params.data.task
-    plots = {"importance": _importance(model, X, y, params)}
+    others: dict[str, m.Records] = {}
     if task == "regression":
-        plots["predicted_vs_actual"] = m.predicted_vs_actual_points(
+        others["predicted_vs_actual"] = m.predicted_vs_actual_points(
             y.to_numpy(dtype="float64"), scored.labels, max_points=SCATTER_POINTS,
             seed=params.train.seed,
         )  # fmt: skip
-        return plots
-    actual = y.to_numpy()
-    plots["confusion"] = m.confusion_rows(actual, scored.labels)
-    if task == "binary":
-        is_pos = actual == scored.positive
-        plots["roc"] = m.roc_points(is_pos, scored.score, CURVE_POINTS)
-        plots["precision_recall"] = m.precision_recall_points(is_pos, scored.score, CURVE_POINTS)
-        plots["calibration"] = m.calibration_points(is_pos, scored.score, CALIBRATION_BINS)
-    return plots
+    else:
+        actual = y.to_numpy()
+        others["confusion"] = m.confusion_rows(actual, scored.labels)
+        if task == "binary":
+            is_pos = actual == scored.positive
+            others["roc"] = m.roc_points(is_pos, scored.score, CURVE_POINTS)
+            others["precision_recall"] = m.precision_recall_points(
+                is_pos, scored.score, CURVE_POINTS
+            )
+            others["calibration"] = m.calibration_points(is_pos, scored.score, CALIBRATION_BINS)
+    if before_importance is not None:
+        before_importance(others)
+    return {"importance": _importance(model, X, y, params), **others}
 
 
 def _predictions(y: pd.Series, scored: Scored, task: str) -> pd.DataFrame:
@@ -212,8 +223,14 @@ def _importance(model: Any, X: pd.DataFrame, y: pd.Series, params: Params) -> m.
     )
 
 
-def evaluate(model: Any, test: pd.DataFrame, params: Params) -> Evaluation:
-    """Score `model` on the test split (features + target) as params.yaml says."""
+def evaluate(
+    model: Any,
+    test: pd.DataFrame,
+    params: Params,
+    draw: Callable[[dict[str, m.Records], dict[str, Any]], None] | None = None,
+) -> Evaluation:
+    """Score `model` on the test split (features + target) as params.yaml says. `draw` is
+    handed the plot data but the importance, and the metrics, as soon as they exist."""
     X, y = _features_target(test, params.data.target)
     check_task(model, params.data.task)
     missing = [col for col in getattr(model, "feature_names_in_", []) if col not in X.columns]
@@ -236,7 +253,14 @@ def evaluate(model: Any, test: pd.DataFrame, params: Params) -> Evaluation:
     return Evaluation(
         measured.metrics,
         measured.slices,
-        _plots(model, X, y, measured, params),
+        _plots(
+            model,
+            X,
+            y,
+            measured,
+            params,
+            None if draw is None else lambda plots: draw(plots, measured.metrics),
+        ),
         _predictions(y, scored, params.data.task),
         None if scored.positive is None else str(scored.positive),
         measured.per_class,
@@ -339,10 +363,28 @@ def main(argv: list[str] | None = None) -> int:
     baseline_job = (
         forked.call(_baseline_of, args.train, test, params, inputs) if args.train else None
     )
-    result = evaluate(model, test, params)
+    # The figures but the importance's are drawn in a forked child while the permutation
+    # importance is computed.
+    drawing: list[Callable[[], dict[str, bytes]]] = []
+    try:
+        result = evaluate(
+            model,
+            test,
+            params,
+            lambda data, metrics: drawing.append(forked.call(figure_files, data, metrics)),
+        )
+    except BaseException:
+        for job in drawing:  # the child is done before the stage exits
+            with contextlib.suppress(Exception):
+                job()
+        raise
     baseline = baseline_job() if baseline_job is not None else None
+    drawn: dict[str, bytes] = {}
+    for job in drawing:
+        drawn.update(job())
+    drawn.update(figure_files({"importance": result.plots["importance"]}, result.metrics))
     with atomic_dir(args.figures) as figures, atomic_dir(args.plots) as plots:
-        render_figures(result.plots, figures, result.metrics)
+        write_figures(drawn, figures)
         write_plot_data(result.plots, plots)
     write_json(args.metrics, result.metrics)
     write_json(args.slices, result.slices)
