@@ -8,6 +8,10 @@ VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 STAMP := $(VENV)/.installed
 LOCK := requirements.lock
+# The pipeline and the commands without the test tools (scripts/runtime_lock.py): the workflows'
+# install. `make install` installs it too, as part of requirements.lock.
+RUNTIME_STAMP := $(VENV)/.installed-runtime
+RUNTIME_LOCK := requirements-runtime.lock
 # The installer: uv (from PyPI, into the venv) installs the lock in seconds where pip takes minutes.
 UV_VERSION := 0.13.8
 UV = $(BIN)/uv --no-config
@@ -47,19 +51,27 @@ endif
 endif
 endif
 
-.PHONY: help install repro test test-fast lint format bench report ui serve lock clean
+.PHONY: help install install-runtime repro test test-fast lint format bench report ui serve lock clean
 
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-$(STAMP): $(LOCK) pyproject.toml
+define INSTALL_LOCK
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "error: Python 3.11 or newer is needed ($(PYTHON) is $$($(PYTHON) -V 2>&1))"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	$(UV) pip install --quiet -r $(LOCK)
+	$(UV) pip install --quiet -r $(1)
 	$(UV) pip install --quiet --no-deps --no-build-isolation -e .
-	@touch $(STAMP)
+endef
+
+$(STAMP): $(LOCK) $(RUNTIME_LOCK) pyproject.toml
+	$(call INSTALL_LOCK,$(LOCK))
+	@touch $(STAMP) $(RUNTIME_STAMP)
+
+$(RUNTIME_STAMP): $(RUNTIME_LOCK) pyproject.toml
+	$(call INSTALL_LOCK,$(RUNTIME_LOCK))
+	@touch $(RUNTIME_STAMP)
 
 $(NODE_STAMP): package.json package-lock.json
 	$(CHECK_NODE)
@@ -69,9 +81,11 @@ $(NODE_STAMP): package.json package-lock.json
 
 install: $(STAMP) ## Create .venv and install the pinned dependencies (requirements.lock)
 
+install-runtime: $(RUNTIME_STAMP) ## Install only what the pipeline and gitops-ml need (the workflows' install)
+
 # DVC's .dvc/tmp/rwlock, emptied by a killed DVC command, makes `dvc repro` fail with no hint: the
 # pre-check removes an empty one when no DVC command runs, and names the fix for any other.
-repro: $(STAMP) ## Run the DVC pipeline (dvc repro), then say where its outputs are
+repro: $(RUNTIME_STAMP) ## Run the DVC pipeline (dvc repro), then say where its outputs are
 	@$(BIN)/python -c 'import sys; from gitops_ml.lineage.dvclock import check_rwlock_main as c; sys.exit(c())'
 	$(BIN)/dvc repro
 	@echo
@@ -95,21 +109,22 @@ format: $(STAMP) ## Format and fix with ruff
 bench: $(STAMP) ## Benchmark the pipeline on Adult, NYC flights (327k rows), 100k and 1M synthetic rows
 	$(BIN)/python scripts/bench.py --output reports/bench.md
 
-report: $(STAMP) ## Preview the pull-request report against main (markdown on stdout)
+report: $(RUNTIME_STAMP) ## Preview the pull-request report against main (markdown on stdout)
 	$(BIN)/gitops-ml report --base main --output -
 
-ui: $(STAMP) ## Open the MLflow UI on http://127.0.0.1:5000 for the runs in mlflow.db
+ui: $(RUNTIME_STAMP) ## Open the MLflow UI on http://127.0.0.1:5000 for the runs in mlflow.db
 	$(BIN)/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}" --host 127.0.0.1 --port 5000
 
-serve: $(STAMP) ## Serve models:/<mlflow.model_name>@champion on http://127.0.0.1:5001
+serve: $(RUNTIME_STAMP) ## Serve models:/<mlflow.model_name>@champion on http://127.0.0.1:5001
 	$(BIN)/gitops-ml serve --host 127.0.0.1 --port $${PORT:-5001}
 
-lock: ## Re-resolve the dependencies of pyproject.toml into requirements.lock
+lock: ## Re-resolve the dependencies of pyproject.toml into requirements.lock and its runtime part
 	rm -rf .lock-venv
 	$(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/python -m pip install --quiet --disable-pip-version-check ".[dev]"
 	{ echo "# Pinned by 'make lock' from pyproject.toml; install with 'make install'."; \
 	  .lock-venv/bin/python -m pip freeze --all --exclude-editable | grep -v -E '^(pip|gitops-ml)[= ]'; } > $(LOCK)
+	.lock-venv/bin/python scripts/runtime_lock.py
 	rm -rf .lock-venv
 
 clean: ## Remove the virtualenv, node_modules and caches (keeps data, models and the DVC cache)

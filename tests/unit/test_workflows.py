@@ -296,6 +296,7 @@ def test_codeowners_cover_what_decides_a_release() -> None:
     for path in (
         ".github/workflows/pr.yml", ".github/workflows/promote.yml", ".github/CODEOWNERS",
         "dvc.yaml", "dvc.lock", "params.yaml", "gitops.yaml", ".dvc/config", "requirements.lock",
+        "requirements-runtime.lock",
         "src/gitops_ml/pr/gate.py", "src/gitops_ml/pr/baseline.py", "src/gitops_ml/pr/report.py",
         "src/gitops_ml/release/promote.py", "src/gitops_ml/lineage/artifacts.py",
         "src/gitops_ml/lineage/dvclock.py", "src/gitops_ml/stages/split.py",
