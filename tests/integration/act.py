@@ -166,7 +166,13 @@ def sample_origin(dest: Path, remote: dict[str, str] | None = None) -> Path:
 
     require_act()
     repo = copy_template(dest)
-    for rel in ("Makefile", "requirements.lock", PR_WORKFLOW, PROMOTE_WORKFLOW):
+    for rel in (
+        "Makefile",
+        "requirements.lock",
+        "requirements-runtime.lock",
+        PR_WORKFLOW,
+        PROMOTE_WORKFLOW,
+    ):
         (repo / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / rel, repo / rel)
     adult_sample(3000).to_csv(repo / SAMPLE, index=False)

@@ -114,7 +114,7 @@ def test_good_pr_reproduces_reports_and_passes(good_run: ActRun) -> None:
     ):
         assert good_run.step_ok(step), f"step {step!r} did not succeed\n{log[-6000:]}"
     # The real install step ran, and found the fixture's .venv up to date.
-    assert "make: Nothing to be done for 'install'." in log
+    assert "make: Nothing to be done for 'install-runtime'." in log
     assert "src/gitops_ml/stages/evaluate.py: dependency of evaluate" in log
     assert "No DVC remote" in log  # no secrets: main's cached outputs, then what changed runs
     # Only the stage whose code and params changed runs; the rest is main's, from the cache.

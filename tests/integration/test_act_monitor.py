@@ -44,7 +44,7 @@ def origin(tmp_path_factory: pytest.TempPathFactory) -> Path:
     repo = sample_repo(
         base / "main",
         3000,
-        files=("Makefile", "requirements.lock", WORKFLOW),
+        files=("Makefile", "requirements.lock", "requirements-runtime.lock", WORKFLOW),
         remote=base / "dvc-remote",
     )
     git(base, "clone", "-q", "--bare", str(repo), "origin.git")

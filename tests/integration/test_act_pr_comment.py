@@ -53,7 +53,7 @@ def origin(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The repository's default branch: the template with its workflow, Makefile and lockfile."""
     require_act()
     repo = copy_template(tmp_path_factory.mktemp("act-pr-comment") / "origin")
-    for rel in ("Makefile", "requirements.lock", WORKFLOW):
+    for rel in ("Makefile", "requirements.lock", "requirements-runtime.lock", WORKFLOW):
         (repo / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / rel, repo / rel)
     git(repo, "add", "-A")
@@ -237,7 +237,7 @@ def test_a_planted_watermark_leaves_the_post_to_the_python_poster(
     assert not run.step_ok("Set up CML") and not run.step_ok("Post with CML"), log[-6000:]
     for step in FALLBACK:
         assert run.step_ok(step), f"fallback step {step!r} did not succeed\n{log[-6000:]}"
-    assert "make: Nothing to be done for 'install'." in log  # the real install step ran
+    assert "make: Nothing to be done for 'install-runtime'." in log  # the real install step ran
     assert "by mallory carry the pr-report marker" in log and "left untouched" in log
     (before,) = ours(second.comments)
     (ours_now,) = ours(posted.comments)

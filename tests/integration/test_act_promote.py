@@ -38,7 +38,7 @@ def main_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return sample_repo(
         base / "origin",
         2000,
-        files=("Makefile", "requirements.lock", WORKFLOW),
+        files=("Makefile", "requirements.lock", "requirements-runtime.lock", WORKFLOW),
         remote=base / "dvc-remote",
         message=f"Merge pull request #{PR} from {OWNER}/better-model",
     )

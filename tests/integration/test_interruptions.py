@@ -45,7 +45,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return sample_repo(
         tmp_path_factory.mktemp("interrupted") / "repo",
         1500,
-        files=("Makefile", "requirements.lock"),
+        files=("Makefile", "requirements.lock", "requirements-runtime.lock"),
     )
 
 
@@ -343,7 +343,7 @@ RWLOCK = ".dvc/tmp/rwlock"
 def _make_repro(repo: Path) -> subprocess.CompletedProcess[str]:
     """`make repro` with this interpreter's bin as the venv (never installs anything)."""
     return run_in(
-        repo, "make", "--no-print-directory", "-o", ".venv/.installed", "repro",
+        repo, "make", "--no-print-directory", "-o", ".venv/.installed-runtime", "repro",
         f"BIN={Path(sys.executable).parent}", check=False,
     )  # fmt: skip
 

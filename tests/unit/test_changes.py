@@ -92,6 +92,7 @@ def test_nothing_changed(repo: Path) -> None:
         (METRICS_PATH, "output of evaluate"),  # a hand-edited output is never trusted
         ("dvc.yaml", "the pipeline's definition"),
         ("requirements.lock", "the pinned environment"),
+        ("requirements-runtime.lock", "the pinned environment"),  # what pr.yml installs
         ("data/extra.csv.dvc", "a DVC-tracked data file"),
         ("data/schema/adult.yaml", "dependency of validate"),  # through dvc.yaml's ${schema}
     ],

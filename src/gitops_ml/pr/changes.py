@@ -7,9 +7,9 @@ DVC cache needed), read the way DVC reads a pipeline: the base's dvc.lock lists 
 dependencies, outputs and the param values it recorded.
 
 A path is a pipeline input when it is dvc.yaml, dvc.lock, a `.dvc` file, a vars file dvc.yaml
-reads, the pinned environment (requirements.lock, pyproject.toml), or a dependency or output of
-a stage (a directory's files included); a params file counts only when one of the keys a stage
-recorded has another value. Outputs count too, so a hand-edited metrics file is never trusted.
+reads, the pinned environment (requirements.lock, its runtime part, pyproject.toml), or a
+dependency or output of a stage (a directory's files included); a params file counts only when
+one of the keys a stage recorded has another value. Outputs count too, so a hand-edited metrics file is never trusted.
 After the check-out, pr.yml still asks `dvc status` whether everything is up to date: this
 module explains the decision, DVC confirms it.
 """
@@ -39,6 +39,7 @@ PIPELINE_FILES = {
     "dvc.yaml": "the pipeline's definition",
     "dvc.lock": "the pipeline's record",
     "requirements.lock": "the pinned environment the stages run in",
+    "requirements-runtime.lock": "the pinned environment the stages run in",
     "pyproject.toml": "the project's package definition",
 }
 #: How many unrelated file names the one-line verdict lists before "and N more".
