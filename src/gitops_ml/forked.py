@@ -7,13 +7,21 @@ the result is the same everywhere; only the wall time differs.
 
 The child is forked before the caller runs any OpenMP code (which is not fork-safe), sends back
 its result or its exception through a pipe, and exits without running the caller's cleanup.
+
+`worker` forks a child before its inputs exist: it imports what its task needs (scikit-learn's
+import is seconds) on the other core while this process computes them, then receives them.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import pickle
+import signal
+import struct
 import sys
+import threading
+from collections import deque
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -33,35 +41,137 @@ def call(fn: Callable[..., T], *args: Any) -> Callable[[], T]:
     pid = os.fork()
     if pid == 0:  # the child: never returns
         os.close(read_fd)
-        try:
-            try:
-                payload = pickle.dumps((True, fn(*args)))
-            except BaseException as exc:
-                try:
-                    payload = pickle.dumps((False, exc))
-                except Exception:
-                    payload = pickle.dumps((False, RuntimeError(f"{type(exc).__name__}: {exc}")))
-            with open(write_fd, "wb") as pipe:
-                pipe.write(payload)
-        finally:
-            os._exit(0)
+        _run_child(write_fd, fn, *args)
     os.close(write_fd)
+    return lambda: _result(read_fd, pid, fn)
 
-    def join() -> T:
-        with open(read_fd, "rb") as pipe:
-            data = pipe.read()
-        _, status = os.waitpid(pid, 0)
-        if not data:
-            raise ChildLostError(
-                f"the forked {getattr(fn, '__name__', 'task')} ended without a result "
-                f"(exit status {os.waitstatus_to_exitcode(status)})"
-            )
-        ok, value = pickle.loads(data)
-        if ok:
-            return value
-        raise value
 
-    return join
+def _run_child(write_fd: int, fn: Callable[..., Any], *args: Any) -> None:
+    """In a forked child: send back fn(*args) or its exception, and exit."""
+    try:
+        try:
+            payload = pickle.dumps((True, fn(*args)))
+        except BaseException as exc:
+            try:
+                payload = pickle.dumps((False, exc))
+            except Exception:
+                payload = pickle.dumps((False, RuntimeError(f"{type(exc).__name__}: {exc}")))
+        with open(write_fd, "wb") as pipe:
+            pipe.write(payload)
+    finally:
+        os._exit(0)
+
+
+def _result(read_fd: int, pid: int, fn: Callable[..., Any]) -> Any:
+    """What the child `pid` sent through `read_fd`, once it has exited."""
+    with open(read_fd, "rb") as pipe:
+        data = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    if not data:
+        raise ChildLostError(
+            f"the forked {getattr(fn, '__name__', 'task')} ended without a result "
+            f"(exit status {os.waitstatus_to_exitcode(status)})"
+        )
+    ok, value = pickle.loads(data)
+    if ok:
+        return value
+    raise value
+
+
+_LENGTH = struct.Struct("<Q")
+
+
+class Worker:
+    """`fn(receive, *args)` in a child forked now, which first imports `preload`; each
+    `receive()` there returns the next object `send` passes from here, in order. `join` waits for
+    its result (or raises its exception); `cancel` stops it. Without fork, `join` runs it inline.
+    """
+
+    def __init__(self, fn: Callable[..., Any], *args: Any, preload: tuple[str, ...] = ()) -> None:
+        self._fn, self._args = fn, args
+        self._pid: int | None = None
+        self._sent: deque[Any] = deque()
+        self._writers: list[threading.Thread] = []
+        if sys.platform != "linux":
+            return
+        task_read, self._task_write = os.pipe()
+        self._result_read, result_write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: never returns
+            os.close(self._task_write)
+            os.close(self._result_read)
+            try:
+                for name in preload:
+                    try:
+                        importlib.import_module(name)
+                    except Exception:  # the task meets the error itself, and reports it
+                        continue
+                inbox = os.fdopen(task_read, "rb")
+            except BaseException:
+                os._exit(0)
+            _run_child(result_write, fn, lambda: _receive(inbox), *args)
+        os.close(task_read)
+        os.close(result_write)
+        self._pid = pid
+
+    def send(self, obj: Any) -> None:
+        """Pass `obj` to the child's next `receive()`; returns at once (a thread writes it)."""
+        if self._pid is None:
+            self._sent.append(obj)
+            return
+        data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+        writer = threading.Thread(target=self._write, args=(_LENGTH.pack(len(data)) + data,))
+        writer.daemon = True
+        for previous in self._writers:  # messages arrive in order
+            previous.join()
+        writer.start()
+        self._writers.append(writer)
+
+    def _write(self, data: bytes) -> None:
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(self._task_write, view) :]
+        except OSError:  # the child is gone (or stopped reading): `join` says what it sent
+            pass
+
+    def join(self) -> Any:
+        """The task's result, or the exception it raised."""
+        if self._pid is None:
+            return _inline(self._fn, self._sent.popleft, *self._args)()
+        pid, self._pid = self._pid, None
+        try:  # the child may end without reading everything: its exit unblocks the writers
+            return _result(self._result_read, pid, self._fn)
+        finally:
+            self._close()
+
+    def cancel(self) -> None:
+        """Stop the child if it has not been joined (nothing to do without fork)."""
+        if self._pid is None:
+            return
+        pid, self._pid = self._pid, None
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        os.close(self._result_read)
+        self._close()
+
+    def _close(self) -> None:
+        for writer in self._writers:
+            writer.join()
+        os.close(self._task_write)
+
+    def __enter__(self) -> Worker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cancel()
+
+
+def _receive(inbox: Any) -> Any:
+    header = inbox.read(_LENGTH.size)
+    if len(header) < _LENGTH.size:
+        raise EOFError("the parent sent nothing more")
+    return pickle.loads(inbox.read(_LENGTH.unpack(header)[0]))
 
 
 def _inline(fn: Callable[..., T], *args: Any) -> Callable[[], T]:

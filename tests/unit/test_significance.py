@@ -198,3 +198,89 @@ def test_the_draws_do_not_depend_on_how_replicates_are_chunked(
     whole = sig.paired_intervals(*args, positive=positive, replicates=120)
     monkeypatch.setattr(sig, "CHUNK_ELEMENTS", 7 * len(actual))  # 7 replicates a chunk
     assert sig.paired_intervals(*args, positive=positive, replicates=120) == whole
+
+
+def _per_metric_reference(task: str, w: np.ndarray, y: np.ndarray, a: sig.Answers,
+                          positive: object) -> dict[str, np.ndarray]:  # fmt: skip
+    """The count-based metrics one matrix-vector product at a time, the AUC with its own sort."""
+    n = w.sum(axis=1)
+
+    def count(mask: np.ndarray) -> np.ndarray:
+        return w @ mask.astype(float)
+
+    def auc(is_pos: np.ndarray, score: np.ndarray) -> np.ndarray:
+        pos, neg = np.flatnonzero(is_pos), np.flatnonzero(~is_pos)
+        neg = neg[np.argsort(score[neg], kind="mergesort")]
+        below = np.searchsorted(score[neg], score[pos], side="left")
+        up_to = np.searchsorted(score[neg], score[pos], side="right")
+        cum = np.zeros((len(w), len(neg) + 1))
+        np.cumsum(w[:, neg], axis=1, out=cum[:, 1:])
+        wins = np.einsum("ij,ij->i", w[:, pos], cum[:, below] + cum[:, up_to]) / 2
+        return sig._ratio(wins, w[:, pos].sum(axis=1) * cum[:, -1])
+
+    if task == "binary":
+        is_y, is_label = y == positive, a.labels == positive
+        prf = sig._prf(count(is_y & is_label), count(~is_y & is_label), count(is_y & ~is_label))
+        return {"roc_auc": auc(is_y, a.score), "accuracy": count(y == a.labels) / n,
+                "precision": prf[0], "recall": prf[1], "f1": prf[2]}  # fmt: skip
+    labels = np.unique(np.concatenate([y, a.labels]))
+    per_class = [
+        sig._prf(count((y == c) & (a.labels == c)), count((y != c) & (a.labels == c)),
+                 count((y == c) & (a.labels != c)))
+        for c in labels
+    ]  # fmt: skip
+    recall, f1, support = (np.vstack([p[i] for p in per_class]) for i in (1, 2, 3))
+    present = support > 0
+    drawn = np.vstack([count(y == c) + count(a.labels == c) for c in labels]) > 0
+    aucs = [auc(y == c, a.proba[:, i]) for i, c in enumerate(a.classes)]
+    return {
+        "accuracy": count(y == a.labels) / n,
+        "balanced_accuracy": np.sum(np.where(present, recall, 0), axis=0) / present.sum(axis=0),
+        "f1_macro": np.sum(np.where(drawn, f1, 0), axis=0) / drawn.sum(axis=0),
+        "f1_weighted": sig._ratio(np.sum(f1 * support, axis=0), support.sum(axis=0)),
+        "roc_auc_ovr": np.nanmean(np.vstack(aucs), axis=0),
+    }
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass"])
+def test_metrics_sharing_their_counts_are_the_per_metric_ones_bit_for_bit(task: str) -> None:
+    """Matches and the AUC's wins are sums of integers, exact however they are summed: the
+    metrics computed together equal those computed one by one to the last bit. Scores are
+    rounded to two decimals so that ties are frequent; one class of four is never answered."""
+    rng = np.random.default_rng(11)
+    n = 3000
+    classes = np.array(["a", "b"] if task == "binary" else ["a", "b", "c", "d"])
+    y = rng.choice(classes, n)
+    proba = np.round(rng.dirichlet(np.ones(len(classes)), n), 2)
+    answered = classes[:-1] if task == "multiclass" else classes
+    labels = np.where(rng.random(n) < 0.7, y, rng.choice(answered, n))
+    labels = np.where(np.isin(labels, answered), labels, answered[0])
+    answers = sig.Answers(labels, proba[:, 1], proba, classes)
+    names = [m for m in sig.SUPPORTED[task] if m not in ("log_loss", "brier")]
+    model = sig._Model(task, y, answers, "b")
+    for size in (1, 13, 250):
+        rows = rng.integers(0, n, size=(size, n)) + n * np.arange(size)[:, None]
+        w = np.bincount(rows.ravel(), minlength=size * n).reshape(size, n).astype(float)
+        got = model.metrics(names, w)
+        expected = _per_metric_reference(task, w, y, answers, "b")
+        for name in names:
+            assert np.array_equal(got[name], expected[name], equal_nan=True), (task, name, size)
+
+
+@pytest.mark.parametrize("name", ["breast_cancer", "penguins", "cars"])
+def test_each_models_draws_made_apart_pair_into_the_same_intervals(name: str) -> None:
+    """The report draws each model's half of the bootstrap in the process that scored it."""
+    from functools import partial
+
+    from gitops_ml import forked
+
+    task, actual, weak, strong, positive = _answers(name)
+    names = sig.SUPPORTED[task]
+    draws = partial(sig.draws, task, actual, metrics=names, positive=positive, replicates=300)
+    together = sig.paired_intervals(task, actual, weak, strong, names, positive=positive,
+                                    replicates=300)  # fmt: skip
+    in_a_child = forked.call(draws, weak)()
+    assert sig.intervals(in_a_child, draws(strong)) == together
+    assert set(together) == set(names)
+    with pytest.raises(ValueError, match="not paired"):
+        sig.intervals(in_a_child, draws(strong, seed=1))

@@ -13,17 +13,22 @@ Where the champion model comes from, cheapest first:
 4. otherwise the base's committed metrics, with a plain note that its test data may differ.
 
 The pure pieces (metric deltas, params diff, slice rows, markdown) take plain dicts and are
-unit-tested; heavy imports (pandas, scikit-learn, dvc, mlflow) happen inside functions.
+unit-tested; heavy imports (pandas, scikit-learn, dvc, mlflow) happen inside functions. The
+models are scored in a child forked when the report starts (`_score_models`): it imports
+scikit-learn, most of a report's time, on the other core while this process reads git, the test
+split and the feature flags, and then scores the champion while its own child scores the
+challenger, each drawing its half of the paired bootstrap.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -479,29 +484,52 @@ def measured(model: Any, test: Any, params: Any) -> Any:
     )
 
 
-def _measure_challenger(root: Path, test: Any, params: Any) -> Any:
-    return measured(load_challenger(root), test, params)
+def _actual(test: Any, params: Any) -> Any:
+    """The test rows' target as `significance` reads it."""
+    actual = test[params.data.target]
+    if params.data.task == "regression":
+        return actual.to_numpy(dtype="float64")
+    return actual.to_numpy()
+
+
+def _answers(m: Any) -> Any:
+    from gitops_ml.pr import significance
+
+    s = m.scored
+    return significance.Answers(s.labels, s.score, s.proba, s.classes)
+
+
+def _draws(m: Any, test: Any, params: Any) -> Any:
+    """`m`'s half of the paired bootstrap (`significance.draws`), with its own positive class."""
+    from gitops_ml.pr import significance
+
+    task = params.data.task
+    return significance.draws(task, _actual(test, params), _answers(m), significance.SUPPORTED[task],
+                              positive=m.scored.positive)  # fmt: skip
 
 
 def delta_intervals(
-    champion: Any, challenger: Any, actual: Any, task: str
+    champion: Any, challenger: Any, actual: Any, task: str, draws: tuple[Any, Any] | None = None
 ) -> dict[str, dict[str, Any]]:
     """Each metric's challenger-minus-champion delta with its paired bootstrap interval, from the
-    two models' answers on the same rows (`significance`)."""
+    two models' answers on the same rows (`significance`). `draws`: both models' halves of it,
+    already computed (`_draws`); the champion's is drawn again here if its positive class is not
+    the challenger's."""
     from gitops_ml.pr import significance
 
-    def answers(m: Any) -> Any:
-        s = m.scored
-        return significance.Answers(s.labels, s.score, s.proba, s.classes)
-
-    intervals = significance.paired_intervals(
-        task,
-        actual.to_numpy(dtype="float64") if task == "regression" else actual.to_numpy(),
-        answers(champion),
-        answers(challenger),
-        significance.SUPPORTED[task],
-        positive=challenger.scored.positive,
-    )
+    values = actual.to_numpy(dtype="float64") if task == "regression" else actual.to_numpy()
+    positive = challenger.scored.positive
+    if draws is None:
+        intervals = significance.paired_intervals(
+            task, values, _answers(champion), _answers(challenger), significance.SUPPORTED[task],
+            positive=positive,
+        )  # fmt: skip
+    else:
+        old, new = draws
+        if old.positive != positive:
+            old = significance.draws(task, values, _answers(champion),
+                                     significance.SUPPORTED[task], positive=positive)  # fmt: skip
+        intervals = significance.intervals(old, new)
     return {name: i.to_dict() for name, i in intervals.items()}
 
 
@@ -651,6 +679,28 @@ def build_report(
     `committed_metrics`: compare with the base's committed metrics instead of re-scoring the
     champion on the PR's test split (as `gitops-ml gate --committed-metrics`).
     """
+    with contextlib.ExitStack() as stack:
+        # The models are scored in a child forked first thing: it imports scikit-learn on the
+        # other core while this process reads git, the test split and the feature flags. Both
+        # use pandas: imported before the fork, it is imported once.
+        worker = None
+        if not committed_metrics:
+            import pandas  # noqa: F401
+
+            worker = stack.enter_context(forked.Worker(_score_models, preload=SCORING_MODULES))
+        return _collect(stack, worker, base, params_path, gate_path, rebuild, committed_metrics)
+
+
+def _collect(
+    stack: contextlib.ExitStack,
+    worker: forked.Worker | None,
+    base: str,
+    params_path: Path,
+    gate_path: Path | None,
+    rebuild: bool,
+    committed_metrics: bool,
+) -> str:
+    """`build_report`'s work; `worker` scores the models (None with `committed_metrics`)."""
     from gitops_ml.lineage import git
     from gitops_ml.pr.baseline import NewBaseline, new_baseline_reason
 
@@ -702,9 +752,18 @@ def build_report(
 
     # Champion vs challenger on the PR's test set.
     data.new_baseline = new_baseline_reason(root, base_sha, base, params_path)
-    if data.new_baseline is None and not committed_metrics:
+    finish = None
+    if worker is not None and data.new_baseline is None:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="gitops-ml-report-")))
+        finish = _start_scoring(
+            data, worker, root, base_sha, base_lock, params, params_path, rebuild, tmp
+        )
+    elif worker is not None:
+        worker.cancel()
+    data.flags = feature_flag_lines(root, params, params_path)  # while the models are scored
+    if finish is not None:
         try:
-            _score_both(data, root, base_sha, base_lock, params, rebuild)
+            finish()
         except NewBaseline as exc:
             data.new_baseline = str(exc)
             data.champion = data.challenger = None
@@ -728,7 +787,6 @@ def build_report(
         (data.champion, data.champion_source),
         data.new_baseline,
     )
-    data.flags = feature_flag_lines(root, params, params_path)
     figures = root / FIGURES_DIR
     data.figures = sorted(p.name for p in figures.glob("*.png")) if figures.is_dir() else []
     data.workflow_url = _workflow_url(os.environ)
@@ -739,45 +797,94 @@ def build_report(
     return render_markdown(data)
 
 
-def _score_both(
+#: What the scoring child imports as soon as it is forked, while this process reads git and the
+#: data: the modules `_score_models` runs (scikit-learn's import is most of a report's time).
+SCORING_MODULES = ("joblib", "gitops_ml.scoring", "gitops_ml.metrics", "gitops_ml.pr.baseline")
+
+
+def _start_scoring(
     data: ReportData,
+    worker: forked.Worker,
     root: Path,
     base_sha: str,
     base_lock: Mapping[str, Any] | None,
     params: Any,
+    params_path: Path,
     rebuild: bool,
-) -> None:
-    """Score the champion and the challenger on the PR's test split, into `data`."""
-    with tempfile.TemporaryDirectory(prefix="gitops-ml-report-") as tmp:
-        found, source = champion_file(root, base_sha, base_lock, rebuild, Path(tmp))
-        data.champion_source = source
-        test_file, model_file = root / TEST_PATH, root / MODEL_PATH
-        if found is None:
-            return
-        if not test_file.exists():
+    tmp: Path,
+) -> Callable[[], None] | None:
+    """Hand the champion and the PR's test split to `worker` (`_score_models`) to score; the
+    function returned waits for it and puts both models' scores into `data`. None: nothing to
+    score (`data.champion_source` says why), and the worker is stopped."""
+    found, source = champion_file(root, base_sha, base_lock, rebuild, tmp)
+    data.champion_source = source
+    test_file, model_file = root / TEST_PATH, root / MODEL_PATH
+    if found is None or not test_file.exists():
+        worker.cancel()
+        if found is not None:
             data.champion_source = f"{source}, but `{TEST_PATH}` is not in the workspace."
-            return
-        import pandas as pd
+        return None
+    # The child loads both models while this process reads the test split.
+    with_challenger = model_file.exists()
+    worker.send((root, base_sha, params_path, found, with_challenger))
+    import pandas as pd
 
-        test, seen_note = _unseen(root, base_sha, base_lock, pd.read_parquet(test_file))
-        # The challenger is loaded and scored in a forked child while this process does the
-        # champion: each pays scikit-learn's import and its model's scoring on its own core.
-        challenger_job = (
-            forked.call(_measure_challenger, root, test, params) if model_file.exists() else None
-        )
-        champion = measured(_fitting(found.load(base_sha), test, params), test, params)
+    test, seen_note = _unseen(root, base_sha, base_lock, pd.read_parquet(test_file))
+    worker.send(test)
+
+    def finish() -> None:
+        (champion, champion_draws), scored = worker.join()
         data.champion, data.base_slices = champion.metrics, champion.slices
-        if challenger_job is not None:
-            challenger = challenger_job()
+        if scored is not None:
+            challenger, challenger_draws = scored
             data.challenger, data.head_slices = challenger.metrics, challenger.slices
             data.intervals = delta_intervals(
-                champion, challenger, test[params.data.target], params.data.task
-            )
+                champion, challenger, test[params.data.target], params.data.task,
+                draws=(champion_draws, challenger_draws),
+            )  # fmt: skip
         data.slices_source = "Both models scored on the PR's test set."
         data.champion_source = (
             f"{source}; champion and challenger scored on the PR's `{TEST_PATH}` "
             f"({len(test)} rows) with the pipeline's metric functions. {seen_note}"
         )
+
+    return finish
+
+
+def _score_models(receive: Callable[[], Any]) -> tuple[Any, Any]:
+    """In the scoring child (`_start_scoring`): ((champion's scores, its draws), the same for
+    the challenger or None). The challenger is scored in a child of its own, on the other core.
+
+    Errors are raised where scoring one model after the other would meet them: the champion's
+    first; a challenger that does not load only once the champion is scored."""
+    from gitops_ml.config import load_params
+
+    root, base_sha, params_path, found, with_challenger = receive()
+    params = load_params(params_path)  # as the parent read it (its Params do not pickle)
+    champion_model = found.load(base_sha)
+    challenger_model, challenger_error = None, None
+    if with_challenger:
+        try:
+            challenger_model = load_challenger(root)
+        except Exception as exc:
+            challenger_error = exc
+    test = receive()
+    champion_model = _fitting(champion_model, test, params)
+    job = (
+        forked.call(_score_one, challenger_model, challenger_error, test, params, True)
+        if with_challenger
+        else None
+    )
+    champion = _score_one(champion_model, None, test, params, with_challenger)
+    return champion, job() if job is not None else None
+
+
+def _score_one(model: Any, error: Exception | None, test: Any, params: Any, draw: bool) -> Any:
+    """(`model`'s scores on `test`, its bootstrap draws if `draw`), or `error` raised."""
+    if error is not None:
+        raise error
+    scored = measured(model, test, params)
+    return scored, _draws(scored, test, params) if draw else None
 
 
 def feature_flag_lines(root: Path, params: Any, params_path: Path) -> list[str]:
