@@ -5,25 +5,36 @@ nothing but their inputs, and the fit is mostly Python-level work that threads w
 the GIL. Where fork is not available (or not safe: only Linux is used), the call runs inline, so
 the result is the same everywhere; only the wall time differs.
 
-The child is forked before the caller runs any OpenMP code (which is not fork-safe), sends back
-its result or its exception through a pipe, and exits without running the caller's cleanup.
+The child is forked before the caller runs any OpenMP code (which is not fork-safe), or runs
+none itself (evaluate's figures: matplotlib), sends back its result or its exception through a
+pipe, and exits without running the caller's cleanup.
 
 `worker` forks a child before its inputs exist: it imports what its task needs (scikit-learn's
 import is seconds) on the other core while this process computes them, then receives them.
+
+`speculate` starts work whose result may go unused (promotion prepares the model's skops archive
+before it knows whether the registry already holds that model): what the work logs and warns is
+held back and replayed by the parent when it takes the result, and `Job.cancel` ends the child,
+so work that is not used leaves no trace. It forks only while no OpenMP runtime is loaded in the
+process (a library caller that already ran scikit-learn could leave the child waiting forever on
+OpenMP threads that fork did not copy); otherwise the work runs when its result is taken.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import logging
 import os
 import pickle
 import signal
 import struct
 import sys
 import threading
+import warnings
 from collections import deque
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -185,3 +196,143 @@ def _inline(fn: Callable[..., T], *args: Any) -> Callable[[], T]:
 
         return fail
     return lambda: result
+
+
+# -- speculative work: output held until the result is taken -------------------------------------
+
+
+class _Held(logging.Handler):
+    """Collects the records the work logs, made picklable (message formatted, traceback as
+    text), instead of writing them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        record.msg, record.args = record.getMessage(), None
+        if record.exc_info:
+            record.exc_text = record.exc_text or logging.Formatter().formatException(
+                record.exc_info
+            )
+            record.exc_info = None
+        self.records.append(record)
+
+
+def _held(fn: Callable[..., T], *args: Any) -> tuple[bool, Any, list[Any], list[Any]]:
+    """(ok, result or exception, log records, warnings) of `fn(*args)`, its output held back."""
+    root = logging.getLogger()
+    held, handlers = _Held(), root.handlers[:]
+    root.handlers = [held]
+    try:
+        with warnings.catch_warnings(record=True) as caught:  # the filters in force still apply
+            try:
+                ok, value = True, fn(*args)
+            except BaseException as exc:
+                ok, value = False, exc
+    finally:
+        root.handlers = handlers
+    shown = [(w.message, w.category, w.filename, w.lineno) for w in caught]
+    return ok, value, held.records, shown
+
+
+def _replay(records: list[logging.LogRecord], shown: list[Any]) -> None:
+    for message, category, filename, lineno in shown:
+        warnings.showwarning(message, category, filename, lineno)
+    for record in records:
+        logging.getLogger(record.name).handle(record)
+
+
+class Job(Generic[T]):
+    """Work started by `speculate`: call it for the result (or the exception), `cancel` it when
+    the result is not wanted (harmless once taken)."""
+
+    def __init__(
+        self, name: str, pid: int | None, read_fd: int | None, later: Callable[[], T] | None = None
+    ) -> None:
+        self._name, self._pid, self._fd, self._later = name, pid, read_fd, later
+        self._done: Any = None
+
+    def __call__(self) -> T:
+        if self._later is not None:  # not forked: the work runs now, as an inline call would
+            later, self._later = self._later, None
+            try:
+                value = later()
+            except BaseException as exc:
+                self._done = (False, exc, [], [])
+                raise
+            self._done = (True, value, [], [])
+            return value
+        if self._done is None:
+            assert self._pid is not None and self._fd is not None
+            with open(self._fd, "rb") as pipe:
+                self._fd = None
+                data = pipe.read()
+            _, status = os.waitpid(self._pid, 0)
+            self._pid = None
+            if not data:
+                raise ChildLostError(
+                    f"the forked {self._name} ended without a result "
+                    f"(exit status {os.waitstatus_to_exitcode(status)})"
+                )
+            self._done = pickle.loads(data)
+        ok, value, records, shown = self._done
+        self._done = (ok, value, [], [])  # the output is replayed once
+        _replay(records, shown)
+        if ok:
+            return value
+        raise value
+
+    def cancel(self) -> None:
+        """End the child (if it is still running) and forget its output."""
+        if self._pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self._pid, signal.SIGKILL)
+            os.waitpid(self._pid, 0)
+            self._pid = None
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        self._later = None
+        self._done = (False, ChildLostError(f"the forked {self._name} was cancelled"), [], [])
+
+
+#: OpenMP runtimes (GNU, Intel, LLVM): once one is loaded, a forked child may hang in it.
+_OPENMP_RUNTIMES = ("libgomp", "libiomp", "libomp")
+
+
+def _openmp_loaded() -> bool:
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+            return any(name in line for line in maps for name in _OPENMP_RUNTIMES)
+    except OSError:
+        return True
+
+
+def speculate(fn: Callable[..., T], *args: Any) -> Job[T]:
+    """Start `fn(*args)` in a forked child, holding back its log records and warnings until the
+    result is taken. Off Linux, or once an OpenMP runtime is loaded here, nothing starts: the
+    work runs when its result is taken, and not at all when it is cancelled."""
+    name = getattr(fn, "__name__", "task")
+    if sys.platform != "linux" or _openmp_loaded():
+        return Job(name, None, None, lambda: fn(*args))
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        os.close(read_fd)
+        try:
+            held = _held(fn, *args)
+            try:
+                payload = pickle.dumps(held)
+            except Exception as exc:  # a result, an exception or a record that cannot travel
+                ok, value = held[0], held[1]
+                error = value if not ok else exc
+                payload = pickle.dumps(
+                    (False, RuntimeError(f"{type(error).__name__}: {error}"), [], [])
+                )
+            with open(write_fd, "wb") as pipe:
+                pipe.write(payload)
+        finally:
+            os._exit(0)
+    os.close(write_fd)
+    return Job(name, pid, read_fd)

@@ -458,17 +458,22 @@ def model_signature(model: Any, sample: pd.DataFrame) -> ModelSignature:
     contract a numeric column with gaps is float64, so an int64 column never holds a null, and
     declaring it double would make MLflow refuse the int64 frames the pipeline itself produces.
     """
+    names = set(getattr(model, "feature_names_in_", ()))
+    if names:  # a column the schema excludes (`exclude: true`) is no input of the model
+        sample = sample.loc[:, [c for c in sample.columns if c in names]]
+    return signature_of(sample, model.predict(sample))
+
+
+def signature_of(sample: pd.DataFrame, predictions: Any) -> ModelSignature:
+    """`model_signature` from the model's inputs `sample` and its `predictions` on them."""
     from mlflow.models import infer_signature
     from mlflow.models.signature import ModelSignature
     from mlflow.types.schema import ColSpec, Schema
 
-    names = set(getattr(model, "feature_names_in_", ()))
-    if names:  # a column the schema excludes (`exclude: true`) is no input of the model
-        sample = sample.loc[:, [c for c in sample.columns if c in names]]
     with warnings.catch_warnings():
         # MLflow's hint that integer columns cannot hold missing values: true, and by design here.
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
-        inferred = infer_signature(sample, model.predict(sample))
+        inferred = infer_signature(sample, predictions)
     inputs = Schema([ColSpec(type=c.type, name=c.name) for c in inferred.inputs.inputs])
     return ModelSignature(inputs=inputs, outputs=inferred.outputs)
 

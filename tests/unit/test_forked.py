@@ -3,10 +3,14 @@ and a worker forked before its inputs exist gets them in order, without blocking
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
+import time
+import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -101,3 +105,65 @@ def test_a_cancelled_worker_is_gone() -> None:
     with pytest.raises(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)  # killed and reaped
     worker.cancel()  # twice is harmless
+
+
+# -- speculate: output held until the result is taken, cancel leaves no trace -------------------
+
+
+def _chatty(value: int) -> tuple[int, int]:
+    logging.getLogger("gitops_ml.test_forked").warning("working on %d", value)
+    warnings.warn(f"careful with {value}", UserWarning, stacklevel=1)
+    return os.getpid(), value * 2
+
+
+def _slow_write(path: str) -> None:
+    time.sleep(1.0)
+    Path(path).write_text("done", encoding="utf-8")
+
+
+@pytest.mark.parametrize("how", ["forked", "inline"])
+def test_speculative_output_waits_for_the_result(
+    how: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # this test process has run OpenMP code: the forked case pretends it has not
+    monkeypatch.setattr(forked, "_openmp_loaded", lambda: how == "inline")
+    with caplog.at_level(logging.WARNING, logger="gitops_ml.test_forked"):
+        job = forked.speculate(_chatty, 21)
+        time.sleep(0.2)
+        assert "working on" not in caplog.text  # held back, whether it ran or not
+        with pytest.warns(UserWarning, match="careful with 21"):
+            pid, value = job()
+    assert value == 42 and (pid != os.getpid()) == (how == "forked")
+    assert "working on 21" in caplog.text
+    job.cancel()  # harmless once taken
+
+
+@pytest.mark.parametrize("how", ["forked", "inline"])
+def test_a_cancelled_job_leaves_no_trace(
+    how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(forked, "_openmp_loaded", lambda: how == "inline")
+    out = tmp_path / "out.txt"
+    job = forked.speculate(_slow_write, str(out))
+    job.cancel()
+    time.sleep(1.3)
+    assert not out.exists()
+    with pytest.raises(forked.ChildLostError, match="cancelled"):
+        job()
+
+
+@pytest.mark.parametrize("how", ["forked", "inline"])
+def test_a_speculative_exception_is_raised_when_the_result_is_taken(
+    how: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(forked, "_openmp_loaded", lambda: how == "inline")
+    job = forked.speculate(_bad, "rase")
+    with pytest.raises(DataError, match="column 'rase' is not in the data"):
+        job()
+
+
+def test_no_fork_once_openmp_is_loaded() -> None:
+    """This test process has imported scikit-learn, and so its OpenMP runtime."""
+    assert forked._openmp_loaded()
+    pid, _ = forked.speculate(_fit_line, 1, 10)()
+    assert pid == os.getpid()

@@ -64,14 +64,14 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from gitops_ml import runstore, tracking
+from gitops_ml import forked, runstore, tracking
 from gitops_ml.cliargs import exit_codes, whole_number
 from gitops_ml.errors import GitopsMLError, store_error_line
 from gitops_ml.files import atomic_path, file_md5, write_json
@@ -96,6 +96,7 @@ from gitops_ml.lineage.dvclock import (
     read_declared,
 )
 from gitops_ml.release import card as model_card
+from gitops_ml.release import skops_model
 from gitops_ml.tracking import redact
 
 if TYPE_CHECKING:
@@ -360,11 +361,43 @@ def _signature_sample(root: Path, params: Params) -> Any:
     return df.drop(columns=[params.data.target], errors="ignore").head(SIGNATURE_ROWS)
 
 
+def _prepare(path: Path, md5: str, root: Path, params: Params) -> skops_model.Prepared:
+    """The scikit-learn half of the promotion run's model (`skops_model.prepare`): model file
+    `path`, loaded once it hashes to `md5`, and the signature rows of the test split."""
+    model = load_model_file(path, md5, str(path), LOCK_PATH)
+    return skops_model.prepare(model, str(path), lambda: _signature_sample(root, params))
+
+
+@contextmanager
+def _preparing(
+    root: Path, params: Params, declared: Declared
+) -> Iterator[Callable[[Artifact], skops_model.Prepared]]:
+    """`_prepare` for the artifact a promotion obtains. When the declared model is in the
+    workspace, it starts at once in a forked child (`gitops_ml.forked.speculate`), beside this
+    process's MLflow import and registry look-ups; its result (or error, log lines and warnings)
+    is taken only if a new promotion run needs it, and the child is ended otherwise."""
+    workspace = root / declared.path
+    job = None
+    if workspace.is_file() and file_md5(workspace) == declared.md5:
+        job = forked.speculate(_prepare, workspace, declared.md5, root, params)
+
+    def prepared(artifact: Artifact) -> skops_model.Prepared:
+        if job is not None and artifact.path == workspace and artifact.md5 == declared.md5:
+            return job()
+        return _prepare(artifact.path, artifact.md5, root, params)
+
+    try:
+        yield prepared
+    finally:
+        if job is not None:
+            job.cancel()
+
+
 def _log_promotion_run(
     *,
-    root: Path,
     params: Params,
     artifact: Artifact,
+    prepared: skops_model.Prepared,
     lock_path: Path,
     tags: Mapping[str, str],
     run_params: Mapping[str, str],
@@ -374,14 +407,6 @@ def _log_promotion_run(
     format, with the exact bytes of the DVC file beside it (see `registry_model`)."""
     import mlflow
 
-    model = load_model_file(artifact.path, artifact.md5, str(artifact.path), LOCK_PATH)
-    archive = formats.dumps(model)
-    trusted = formats.trusted_types(archive, str(artifact.path))
-    sample = _signature_sample(root, params)
-    inputs = set(getattr(model, "feature_names_in_", ()))
-    if sample is not None and inputs:  # a column the schema excludes is no input of the model
-        sample = sample.loc[:, [c for c in sample.columns if c in inputs]]
-    signature = tracking.model_signature(model, sample) if sample is not None else None
     mlflow.set_experiment(params.mlflow.experiment)
     with (
         tempfile.TemporaryDirectory(prefix="gitops-ml-promote-") as tmp,
@@ -396,21 +421,14 @@ def _log_promotion_run(
             mlflow.log_metrics(dict(metrics))
         exact = Path(tmp) / Path(MODEL_PATH).name
         shutil.copyfile(artifact.path, exact)
-        info = mlflow.sklearn.log_model(
-            model,
-            name=tracking.MODEL_NAME_IN_RUN,
-            signature=signature,
-            input_example=sample.head(5) if sample is not None else None,
-            pip_requirements=tracking.pip_requirements(),
-            serialization_format="skops",
-            skops_trusted_types=trusted,
-            extra_files=[str(exact)],
+        info = skops_model.log_model(
+            prepared, extra_files=[str(exact)], pip_requirements=tracking.pip_requirements()
         )
         lock_copy = Path(tmp) / LOCK_PATH
         shutil.copyfile(lock_path, lock_copy)
         mlflow.log_artifact(str(lock_copy), DVC_ARTIFACT_DIR)
         mlflow.set_tag(tracking.TAG_MODEL_URI, info.model_uri)
-    remember_digest(artifact.md5, formats.content_digest(archive, str(artifact.path)))
+    remember_digest(artifact.md5, prepared.digest)
     return run.info.run_id, info.model_uri
 
 
@@ -529,9 +547,9 @@ def promote(
     params = load_params(params_path)
     declared = read_declared(lock_path)
     name = params.mlflow.model_name
+    quick = champion_from_bytes(tracking.tracking_uri(), name, declared.md5)
     sha, dirty = tracking.git_state(root)
     pr = pr_number(root)
-    quick = champion_from_bytes(tracking.tracking_uri(), name, declared.md5)
     if quick is not None:  # already the champion, its bytes checked: nothing to do
         log.info("@%s is version %s, which holds model md5 %s", CHAMPION, quick["version"],
                  declared.md5)  # fmt: skip
@@ -554,8 +572,40 @@ def promote(
             _write_card(root, params, declared, result, card_path)
             result.card_uri = quick["tags"].get(model_card.TAG_MODEL_CARD)
         return result
+    with _preparing(root, params, declared) as prepare:
+        return _promote_in_registry(
+            root,
+            params,
+            declared,
+            sha=sha,
+            dirty=dirty,
+            pr=pr,
+            lock_path=Path(lock_path),
+            rebuild=rebuild,
+            card_path=card_path,
+            crash_after=crash_after,
+            prepare=prepare,
+        )
+
+
+def _promote_in_registry(
+    root: Path,
+    params: Params,
+    declared: Declared,
+    *,
+    sha: str | None,
+    dirty: bool | None,
+    pr: str | None,
+    lock_path: Path,
+    rebuild: bool,
+    card_path: str | os.PathLike[str] | None,
+    crash_after: str | None,
+    prepare: Callable[[Artifact], skops_model.Prepared],
+) -> PromoteResult:
+    """Steps 2 to 6 of the module docstring, through the MLflow client."""
     import mlflow
 
+    name = params.mlflow.model_name
     uri = tracking.configure()
     notes: list[str] = []
 
@@ -605,10 +655,10 @@ def promote(
                     lineage[TAG_TRAIN_RUN_ID] = train_run.info.run_id
                 with registry_errors("logging the promotion run"):
                     run_id, model_uri = _log_promotion_run(
-                        root=root,
                         params=params,
                         artifact=artifact,
-                        lock_path=Path(lock_path),
+                        prepared=prepare(artifact),
+                        lock_path=lock_path,
                         tags=lineage,
                         run_params=run_params,
                         metrics=metrics,
