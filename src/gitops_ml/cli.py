@@ -15,7 +15,7 @@ import yaml
 from gitops_ml import __version__
 from gitops_ml.cliargs import CommandListFormatter, DeprecatedAlias, exit_codes
 from gitops_ml.config import TASKS, load_params
-from gitops_ml.errors import ConfigError, DataError, cli_entry
+from gitops_ml.errors import ConfigError, DataError, cli_entry, end_process
 from gitops_ml.files import atomic_path
 from gitops_ml.lineage.dvclock import METRICS_PATH, SLICES_PATH
 
@@ -351,9 +351,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 @cli_entry
-def main(argv: list[str] | None = None) -> int:
+def _run(argv: list[str] | None, ran: list[argparse.Namespace]) -> int:
     args = build_parser().parse_args(argv)
+    ran.append(args)
     return args.func(args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one `gitops-ml` command; `argv` None is this process's command line. A command that
+    sets ``skip_teardown`` then ends the process at once (`errors.end_process`)."""
+    ran: list[argparse.Namespace] = []
+    code = _run(argv, ran)
+    if argv is None and ran and getattr(ran[0], "skip_teardown", False):
+        end_process(code)
+    return code
 
 
 if __name__ == "__main__":

@@ -3,12 +3,13 @@ command shares (logging, and how long a server that does not answer may keep it 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
 import sys
 from collections.abc import Callable
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 F = TypeVar("F", bound=Callable[..., int | None])
 
@@ -87,3 +88,23 @@ def cli_entry(func: F) -> F:
         return 0 if code is None else code
 
     return wrapper  # type: ignore[return-value]
+
+
+def end_process(code: int) -> NoReturn:
+    """End this process with exit status `code` as `sys.exit` would, less the interpreter's
+    teardown: threads that are not daemons are waited for, the `atexit` functions run (logging is
+    flushed and closed, temporary directories removed) and the standard streams flushed; freeing
+    every object of every module is skipped. After MLflow and its SQLAlchemy store are imported,
+    that teardown alone takes a second of CPU. Only for a command that ran as the process's own
+    command line: nothing may run after it."""
+    import atexit
+    import threading
+
+    for thread in threading.enumerate():
+        if thread is not threading.main_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code & 0xFF)

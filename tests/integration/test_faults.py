@@ -352,7 +352,8 @@ RUN_CREATED = Point(
 def test_promote_into_an_existing_store_converges_after_kill_9(
     trained: Path, promoted: Promoted, tmp_path: Path
 ) -> None:
-    points = [REGISTERED, ALIASED, *timers(promoted.seconds, (0.5,))]
+    # Setting the champion alias is the last step: the process may be gone before that kill.
+    points = [REGISTERED, ALIASED, *timers(promoted.seconds, (0.3, 0.6))]
     _promote_points("promote", trained, tmp_path, promoted, points).verdict(minimum=3)
 
 

@@ -45,3 +45,30 @@ def test_ctrl_c_in_a_running_command_prints_one_line_and_exits_130() -> None:
         proc.kill()
     assert proc.returncode == 130
     assert err.strip().splitlines() == ["interrupted: run the same command again to finish"]
+
+
+_ENDING = """
+import atexit, logging, sys, threading, time
+from pathlib import Path
+from gitops_ml.errors import end_process
+
+out = Path(sys.argv[1])
+logging.basicConfig(filename=out / "log.txt", level=logging.INFO)
+logging.getLogger("t").info("logged")
+atexit.register(lambda: (out / "atexit.txt").write_text("ran"))
+threading.Thread(target=lambda: (time.sleep(0.3), (out / "thread.txt").write_text("ran"))).start()
+sys.stdout.write("unflushed output")
+end_process(258)
+"""
+
+
+def test_end_process_keeps_what_an_ordinary_exit_does(tmp_path) -> None:
+    """Threads joined, atexit functions run, logs and standard streams flushed, the status kept
+    (masked to a byte, as the OS does); only the teardown of the modules is skipped."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _ENDING, str(tmp_path)], capture_output=True, text=True, timeout=60
+    )
+    assert (proc.returncode, proc.stdout, proc.stderr) == (2, "unflushed output", "")
+    assert (tmp_path / "atexit.txt").read_text() == "ran"
+    assert (tmp_path / "thread.txt").read_text() == "ran"
+    assert "logged" in (tmp_path / "log.txt").read_text()

@@ -21,11 +21,14 @@ already exists, so `promote` moves ``@champion`` back to it without registering 
    already differ in the workspace are refused before training). A rebuild whose bytes differ
    from the declared md5 (a lock made on another OS or CPU) is refused too: production is
    exactly what dvc.lock declares.
-3. Log the artifact in a promotion run (experiment ``mlflow.experiment``): the model with
-   `mlflow.sklearn.log_model` in the skops format (trusted types from
+3. Log the artifact in a promotion run (experiment ``mlflow.experiment``): the model as
+   `mlflow.sklearn.log_model` logs it in the skops format (trusted types from
    `gitops_ml.lineage.formats`; signature and input example from ``data/processed/test.parquet``
    when it is there), with the DVC file's exact bytes as ``extra_files/model.joblib`` and the
    dvc.lock under ``dvc/``. A finished promotion run of the same md5 is reused once checked.
+   The scikit-learn half of that model (`gitops_ml.release.skops_model`) starts in a forked
+   child as soon as step 1 finds work to do and the declared model is in the workspace, so its
+   imports run beside MLflow's; it is used only when a new run is logged.
 4. Create the version with its lineage tags in the same call (git SHA, dvc.lock md5, model
    md5s, train data md5, PR number, params and the metrics of ``reports/metrics.json``).
 5. Write the model card (`gitops_ml.release.card`, ``reports/model-card.md`` by default) and,
@@ -548,44 +551,41 @@ def promote(
     declared = read_declared(lock_path)
     name = params.mlflow.model_name
     quick = champion_from_bytes(tracking.tracking_uri(), name, declared.md5)
-    sha, dirty = tracking.git_state(root)
-    pr = pr_number(root)
-    if quick is not None:  # already the champion, its bytes checked: nothing to do
-        log.info("@%s is version %s, which holds model md5 %s", CHAMPION, quick["version"],
-                 declared.md5)  # fmt: skip
-        result = PromoteResult(
-            model_name=name,
-            version=quick["version"],
-            created=False,
-            artifact_source="registry",
-            model_md5=declared.md5,
-            dvc_lock_md5=declared.lock_md5,
-            git_sha=sha,
-            pr_number=pr,
-            run_id=quick["run_id"],
-            run_reused=None,
-            alias_moves=[],
-            tracking_uri=redact(tracking.tracking_uri()),
-            lineage={k: v for k, v in quick["tags"].items() if k.startswith(tracking.TAG_PREFIX)},
-        )
-        if card_path is not None:  # the version's card is logged already, or was never made
-            _write_card(root, params, declared, result, card_path)
-            result.card_uri = quick["tags"].get(model_card.TAG_MODEL_CARD)
-        return result
-    with _preparing(root, params, declared) as prepare:
-        return _promote_in_registry(
-            root,
-            params,
-            declared,
-            sha=sha,
-            dirty=dirty,
-            pr=pr,
-            lock_path=Path(lock_path),
-            rebuild=rebuild,
-            card_path=card_path,
-            crash_after=crash_after,
-            prepare=prepare,
-        )
+    if quick is None:
+        with _preparing(root, params, declared) as prepare:
+            return _promote_in_registry(
+                root,
+                params,
+                declared,
+                lock_path=Path(lock_path),
+                rebuild=rebuild,
+                card_path=card_path,
+                crash_after=crash_after,
+                prepare=prepare,
+            )
+    # already the champion, its bytes checked: nothing to do
+    sha, _ = tracking.git_state(root)
+    log.info("@%s is version %s, which holds model md5 %s", CHAMPION, quick["version"],
+             declared.md5)  # fmt: skip
+    result = PromoteResult(
+        model_name=name,
+        version=quick["version"],
+        created=False,
+        artifact_source="registry",
+        model_md5=declared.md5,
+        dvc_lock_md5=declared.lock_md5,
+        git_sha=sha,
+        pr_number=pr_number(root),
+        run_id=quick["run_id"],
+        run_reused=None,
+        alias_moves=[],
+        tracking_uri=redact(tracking.tracking_uri()),
+        lineage={k: v for k, v in quick["tags"].items() if k.startswith(tracking.TAG_PREFIX)},
+    )
+    if card_path is not None:  # the version's card is logged already, or was never made
+        _write_card(root, params, declared, result, card_path)
+        result.card_uri = quick["tags"].get(model_card.TAG_MODEL_CARD)
+    return result
 
 
 def _promote_in_registry(
@@ -593,9 +593,6 @@ def _promote_in_registry(
     params: Params,
     declared: Declared,
     *,
-    sha: str | None,
-    dirty: bool | None,
-    pr: str | None,
     lock_path: Path,
     rebuild: bool,
     card_path: str | os.PathLike[str] | None,
@@ -603,6 +600,8 @@ def _promote_in_registry(
     prepare: Callable[[Artifact], skops_model.Prepared],
 ) -> PromoteResult:
     """Steps 2 to 6 of the module docstring, through the MLflow client."""
+    sha, dirty = tracking.git_state(root)
+    pr = pr_number(root)
     import mlflow
 
     name = params.mlflow.model_name
@@ -1085,7 +1084,8 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--json", default=None, metavar="PATH", help="result JSON to write (default: none)"
     )
-    p.set_defaults(func=_promote_cmd)
+    # MLflow's modules take a second to tear down at exit: the process ends without that.
+    p.set_defaults(func=_promote_cmd, skip_teardown=True)
 
     p = sub.add_parser(
         "verify",
