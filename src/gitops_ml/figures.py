@@ -179,12 +179,3 @@ def write_figures(files: Mapping[str, bytes], out_dir: str | os.PathLike[str]) -
         path.write_bytes(data)
         written.append(path)
     return written
-
-
-def render_figures(
-    plots: Mapping[str, Records],
-    out_dir: str | os.PathLike[str],
-    metrics: Mapping[str, Any] | None = None,
-) -> list[Path]:
-    """Draw a PNG for every plot with a renderer and at least one record; return the files."""
-    return write_figures(figure_files(plots, metrics), out_dir)

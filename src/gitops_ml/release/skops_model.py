@@ -125,21 +125,8 @@ class _SkopsFlavor:
     def __init__(self, prepared: Prepared) -> None:
         self.prepared = prepared
 
-    def save_model(
-        self,
-        path: str,
-        mlflow_model: Model,
-        *,
-        signature: Any,
-        input_example: Any,
-        pip_requirements: list[str],
-        skops_trusted_types: list[str],
-        extra_files: list[str],
-        **_: Any,
-    ) -> None:
-        save_model(self.prepared, path, mlflow_model, signature=signature,
-                   input_example=input_example, pip_requirements=pip_requirements,
-                   skops_trusted_types=skops_trusted_types, extra_files=extra_files)  # fmt: skip
+    def save_model(self, path: str, mlflow_model: Model, **kwargs: Any) -> None:
+        save_model(self.prepared, path, mlflow_model, **kwargs)
 
 
 def save_model(
@@ -152,9 +139,11 @@ def save_model(
     pip_requirements: list[str],
     skops_trusted_types: list[str],
     extra_files: list[str],
+    **_: Any,
 ) -> None:
     """Write the MLflow model directory `path` as `mlflow.sklearn.save_model` does for the skops
-    format, step for step, from the prepared archive."""
+    format, step for step, from the prepared archive. Other keywords `Model.log` passes on to a
+    flavor (the serialization format, the validation switch) are already settled here."""
     import yaml
     from mlflow import pyfunc
     from mlflow.models.model import MLMODEL_FILE_NAME
