@@ -32,7 +32,7 @@ def template_settings() -> dict:
 def own_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """What gitops-ml remembers about models goes to a folder of the session, not the user's
     cache (subprocesses inherit the variable)."""
-    from gitops_ml.lineage.artifacts import CACHE_ENV
+    from gitops_ml.files import CACHE_ENV
 
     path = tmp_path_factory.mktemp("gitops-ml-cache")
     with pytest.MonkeyPatch.context() as mp:

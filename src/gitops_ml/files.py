@@ -18,6 +18,17 @@ from gitops_ml.errors import DataError
 if TYPE_CHECKING:  # pandas costs a second to import: only the functions that use it do
     import pandas as pd
 
+#: Where this machine keeps what gitops-ml computed and may reuse (default: the user's cache).
+CACHE_ENV = "GITOPS_ML_CACHE_DIR"
+
+
+def cache_dir() -> Path:
+    """The folder of `CACHE_ENV`, else ``gitops-ml`` in the user's cache folder (not created)."""
+    root = os.environ.get(CACHE_ENV) or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "gitops-ml"
+    )
+    return Path(root)
+
 
 def _default_mode(directory: bool = False) -> int:
     """The mode a plain open()/mkdir() would give: mkstemp and mkdtemp use 0600 and 0700."""

@@ -378,6 +378,30 @@ def store_health(path: Path) -> StoreHealth:
     return StoreHealth(revision, head, valuable, len(tables))
 
 
+def holds_nothing(path: Path, head: str) -> bool:
+    """Whether the SQLite file `path` is a store at revision `head` that holds nothing but
+    MLflow's bookkeeping: its revision and at most one workspace; no experiment, not even the
+    default one (what `tracking` keeps as the template of new stores)."""
+    try:
+        db = sqlite3.connect(f"file:{urllib.parse.quote(str(path))}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return False
+    try:
+        if _revision(db) != head:
+            return False
+        for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
+            if name.startswith("sqlite_") or name == "alembic_version":
+                continue
+            rows = db.execute(f'SELECT COUNT(*) FROM "{name}"').fetchone()[0]
+            if rows > (1 if name == "workspaces" else 0):
+                return False
+        return True
+    except sqlite3.Error:
+        return False
+    finally:
+        db.close()
+
+
 class SqliteRuns:
     """Runs written straight into an existing MLflow SQLite store, one transaction per call."""
 

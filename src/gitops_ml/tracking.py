@@ -25,6 +25,7 @@ import glob
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -37,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from gitops_ml.errors import GitopsMLError, store_error_line
-from gitops_ml.files import clean_leftovers, file_md5
+from gitops_ml.files import atomic_path, cache_dir, clean_leftovers, file_md5
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -192,8 +193,58 @@ def _create_tables(tmp: Path) -> None:
     getattr(type(store), "_engine_map", {}).pop(uri, None)  # MLflow's per-URI engine cache
 
 
+def _template(head: str) -> Path:
+    """Where this machine keeps an empty store of the installed MLflow (schema `head`)."""
+    version = installed_versions(["mlflow"]).get("mlflow", "unknown")
+    return cache_dir() / f"mlflow-store-{version}-{head}.db"
+
+
+def _from_template(tmp: Path, head: str) -> bool:
+    """Fill `tmp` from the kept empty store, then let MLflow open it (it adds its default
+    experiment, whose artifact location depends on where the store is): a fraction of a second
+    against the 3-10 s of MLflow's migrations. False, `tmp` left empty, when there is no usable
+    template; one that holds anything (`runstore.holds_nothing`) is not used."""
+    from gitops_ml import runstore
+
+    template = _template(head)
+    try:
+        shutil.copyfile(template, tmp)
+    except OSError:
+        return False
+    if not runstore.holds_nothing(tmp, head):
+        log.warning("%s is not an empty MLflow store of schema %s: not used", template, head)
+        tmp.write_bytes(b"")
+        return False
+    _create_tables(tmp)
+    return True
+
+
+def _keep_template(store: Path, head: str) -> None:
+    """Keep a copy of the new `store` less its default experiment as the template of the next
+    new stores (`_from_template`); the cache folder is only a speed-up: failing to write it is
+    no error."""
+    import sqlite3
+
+    from gitops_ml import runstore
+
+    template = _template(head)
+    try:
+        with atomic_path(template) as tmp:
+            shutil.copyfile(store, tmp)
+            with contextlib.closing(sqlite3.connect(tmp)) as db, db:
+                db.execute("DELETE FROM experiments")
+            if not runstore.holds_nothing(tmp, head):
+                raise OSError(f"{store} holds more than MLflow's bookkeeping")
+    except (OSError, sqlite3.Error) as exc:
+        log.debug("not keeping %s as the template of new stores: %s", store, exc)
+
+
 def _build_store(path: Path) -> None:
-    """Create the store in ``.<name>.<pid>.*.tmp`` beside `path`, then rename it into place."""
+    """Create the store in ``.<name>.<pid>.*.tmp`` beside `path`, then rename it into place:
+    from the template when this machine keeps one, else by MLflow's migrations (the result is
+    then kept as the template)."""
+    from gitops_ml import runstore
+
     umask = os.umask(0)
     os.umask(umask)
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp",
@@ -201,7 +252,11 @@ def _build_store(path: Path) -> None:
     os.close(fd)
     tmp = Path(name)
     try:
-        _create_tables(tmp)
+        head = runstore.schema_head()
+        if head is None or not _from_template(tmp, head):
+            _create_tables(tmp)
+            if head is not None:
+                _keep_template(tmp, head)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~umask)

@@ -37,6 +37,7 @@ from pathlib import Path
 
 import pytest
 
+from gitops_ml.files import CACHE_ENV
 from tests.fake_github import OWNER, REPO, TOKEN, FakeGitHub, serve_fake_github
 from tests.integration.act import git
 from tests.integration.conftest import run_in, sample_repo, set_params, template_env
@@ -330,12 +331,23 @@ def promoted_new(trained: Path, tmp_path_factory: pytest.TempPathFactory) -> Pro
 
 
 def _promote_points(
-    command: str, trained: Path, tmp_path: Path, ref: Promoted, points: Sequence[Point]
+    command: str,
+    trained: Path,
+    tmp_path: Path,
+    ref: Promoted,
+    points: Sequence[Point],
+    *,
+    empty_cache: bool = False,
 ) -> Injection:
+    """`empty_cache`: each point in a cache folder of its own, so that no template store is
+    kept there and a new store is built by MLflow's migrations (`tracking._build_store`)."""
     faults = Injection(command)
     for i, point in enumerate(points):
         repo = copy_of(trained, tmp_path / f"p{i}", store=ref.store)
-        faults.point(repo, PROMOTE, template_env(repo), point, ref.state, promote_checks)
+        env = template_env(repo)
+        if empty_cache:
+            env[CACHE_ENV] = str(tmp_path / f"cache{i}")
+        faults.point(repo, PROMOTE, env, point, ref.state, promote_checks)
     return faults
 
 
@@ -386,7 +398,9 @@ def test_promote_killed_while_mlflow_migrates_a_new_store_converges(
         Point(f"MLflow's migration #{n} half applied", lambda n=n: on_migration(n))
         for n in (1, 2, 5, 10)
     ]
-    faults = _promote_points("promote (store migration)", trained, tmp_path, promoted_new, points)
+    faults = _promote_points(
+        "promote (store migration)", trained, tmp_path, promoted_new, points, empty_cache=True
+    )
     faults.verdict(minimum=3)
 
 

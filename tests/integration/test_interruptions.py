@@ -31,6 +31,7 @@ import pytest
 import yaml
 
 from gitops_ml import runstore, tracking
+from gitops_ml.files import CACHE_ENV
 from tests.integration.conftest import lock_hashes, run_in, sample_repo, template_env
 from tests.integration.mlflow_server import run_mlflow_server
 
@@ -109,9 +110,9 @@ def _kill_when(proc: subprocess.Popen[str], ready, after: float, limit: float = 
     return proc.returncode == -signal.SIGKILL
 
 
-def _start(repo: Path, *cmd: str) -> subprocess.Popen[str]:
+def _start(repo: Path, *cmd: str, extra_env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        list(cmd), cwd=repo, env=template_env(repo), text=True,
+        list(cmd), cwd=repo, env={**template_env(repo), **(extra_env or {})}, text=True,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
 
@@ -124,12 +125,15 @@ def _building(repo: Path, pid: int) -> bool:
     return any(p.name.startswith(f".mlflow.db.{pid}.") for p in repo.iterdir())
 
 
-def test_promote_killed_while_it_creates_the_store_converges(repo: Path) -> None:
-    """SIGKILL at several moments of the creation: never a half-built mlflow.db."""
+def test_promote_killed_while_it_creates_the_store_converges(repo: Path, tmp_path: Path) -> None:
+    """SIGKILL at several moments of the creation, by MLflow's migrations (an empty cache
+    folder) and from the template this machine keeps: never a half-built mlflow.db."""
     head = runstore.schema_head()
-    for after in (0.0, 0.3, 0.8, 0.1):
+    kills = ((0.0, True), (0.3, True), (0.8, True), (0.1, True), (0.0, False), (0.05, False))
+    for i, (after, migrate) in enumerate(kills):
         _fresh_store(repo)
-        proc = _start(repo, *PROMOTE)
+        cache = {CACHE_ENV: str(tmp_path / f"cache{i}")} if migrate else {}
+        proc = _start(repo, *PROMOTE, extra_env=cache)
         started = functools.partial(_building, repo, proc.pid)
         assert _kill_when(proc, started, after), after
         db = _db(repo)

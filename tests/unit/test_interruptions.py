@@ -122,3 +122,84 @@ def test_dvcs_own_rwlock_error_becomes_the_hint() -> None:
         "ERROR: Unable to read RWLock-file '.dvc/tmp/rwlock'. JSON structure is corrupted: x\n",
     )
     assert dvclock.error_line(proc) == dvclock.rwlock_hint()
+
+
+# -- a new store from the kept template ---------------------------------------------------------
+
+
+def _schema(db: Path) -> list[tuple[str, ...]]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute("select type, name, sql from sqlite_master order by name").fetchall()
+
+
+def _rows(db: Path, sql: str) -> list[tuple[object, ...]]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def _new_store(folder: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    from gitops_ml import tracking
+
+    folder.mkdir()
+    monkeypatch.chdir(folder)  # MLflow puts the default experiment's artifacts in ./mlruns
+    tracking.ensure_store("sqlite:///mlflow.db")
+    return folder / "mlflow.db"
+
+
+@pytest.fixture
+def kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    """A store MLflow migrated into being, and the template it left in an empty cache folder."""
+    from gitops_ml import tracking
+    from gitops_ml.files import CACHE_ENV
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    migrated = _new_store(tmp_path / "migrated", monkeypatch)
+    template = tracking._template(runstore.schema_head())
+    assert template.parent == tmp_path / "cache" and template.is_file()
+    assert runstore.holds_nothing(template, runstore.schema_head())
+    return migrated, template
+
+
+def test_a_new_store_is_a_copy_of_the_template_less_mlflows_migrations(
+    kept: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlflow.store.db.utils
+
+    migrated, _ = kept
+
+    def no_migrations(engine: object) -> None:
+        raise AssertionError("MLflow migrated a store the template should have given")
+
+    monkeypatch.setattr(mlflow.store.db.utils, "_initialize_tables", no_migrations)
+    copied = _new_store(tmp_path / "copied", monkeypatch)
+    assert _schema(copied) == _schema(migrated)
+    for sql in ("select * from alembic_version", "select * from workspaces"):
+        assert _rows(copied, sql) == _rows(migrated, sql)
+    experiments = "select experiment_id, name, artifact_location, workspace from experiments"
+    (default,) = _rows(copied, experiments)
+    assert default == (0, "Default", str(tmp_path / "copied" / "mlruns" / "0"), "default")
+    assert _rows(migrated, experiments)[0][2] == str(tmp_path / "migrated" / "mlruns" / "0")
+    assert runstore.store_health(copied).complete
+
+
+def test_a_template_that_holds_anything_is_not_used_and_is_replaced(
+    kept: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, template = kept
+    with sqlite3.connect(template) as conn:  # planted: an experiment every new store would get
+        conn.execute(
+            "insert into experiments (experiment_id, name, artifact_location, lifecycle_stage, "
+            "workspace) values (7, 'planted', '/elsewhere', 'active', 'default')"
+        )
+    store = _new_store(tmp_path / "fresh", monkeypatch)
+    assert [row[1] for row in _rows(store, "select experiment_id, name from experiments")] == [
+        "Default"
+    ]
+    assert runstore.holds_nothing(template, runstore.schema_head())  # kept again, clean
+
+    with sqlite3.connect(template) as conn:  # an older schema: MLflow migrates instead
+        conn.execute("update alembic_version set version_num = 'an-older-revision'")
+    assert not runstore.holds_nothing(template, runstore.schema_head())
+    store = _new_store(tmp_path / "again", monkeypatch)
+    assert runstore.store_health(store).complete
+    assert runstore.holds_nothing(template, runstore.schema_head())

@@ -30,7 +30,7 @@ from typing import Any
 
 from gitops_ml import tracking
 from gitops_ml.errors import DataError, GitopsMLError
-from gitops_ml.files import atomic_path, file_md5
+from gitops_ml.files import atomic_path, cache_dir, file_md5
 from gitops_ml.lineage import dvclock
 from gitops_ml.lineage.dvclock import (
     LOCK_PATH,
@@ -106,17 +106,12 @@ SKOPS_FILE = "model.skops"
 
 _URI_SCHEMES = ("models:/", "runs:/")
 
-#: Where this machine keeps what it has computed about models (default: the user's cache).
-CACHE_ENV = "GITOPS_ML_CACHE_DIR"
 #: The libraries a model's skops archive depends on: part of every remembered digest's key.
 _DIGEST_LIBRARIES = ("skops", "scikit-learn", "numpy")
 
 
 def _digest_memo() -> Path:
-    root = os.environ.get(CACHE_ENV) or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "gitops-ml"
-    )
-    return Path(root) / "skops-digests.json"
+    return cache_dir() / "skops-digests.json"
 
 
 def _memo_key(md5: str) -> str:
