@@ -93,11 +93,14 @@ def tracking_uri() -> str:
 
 def configure() -> str:
     """Point MLflow at `tracking_uri()` and return it; call at the start of any MLflow work.
-    A local SQLite store is made whole first (`ensure_store`)."""
+    A local SQLite store is made whole first (`ensure_store`); a tracking server must answer
+    (`require_answer`)."""
     import mlflow
 
     uri = tracking_uri()
     ensure_store(uri)
+    if urlsplit(uri).scheme in ("http", "https"):
+        require_answer(uri)
     mlflow.set_tracking_uri(uri)
     return uri
 
@@ -272,6 +275,51 @@ def _build_store(path: Path) -> None:
     finally:
         tmp.unlink(missing_ok=True)
         Path(f"{tmp}-journal").unlink(missing_ok=True)
+
+
+#: The tracking servers this process has seen answer.
+_ANSWERED: set[str] = set()
+
+
+def require_answer(uri: str) -> None:
+    """A one-line TrackingError when the tracking server at `uri` takes the connection but
+    sends nothing back within ``MLFLOW_HTTP_REQUEST_TIMEOUT`` seconds: MLflow's client would
+    wait that long again on each of its retries, about a minute in all (the MLflow-free writes
+    of `runstore` make one attempt of their own). One GET of ``/health``
+    without credentials, once per process; any HTTP answer, an error status included, counts,
+    and a refused or failed connection is left to MLflow's client (its retries cover a server
+    that is restarting, and its error names the cause)."""
+    import socket
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    if uri in _ANSWERED:
+        return
+    try:
+        timeout = float(os.environ.get("MLFLOW_HTTP_REQUEST_TIMEOUT") or "15")
+    except ValueError:
+        timeout = 15.0
+    # Only whether it answers is read: no certificate decides that, none is sent.
+    context = ssl._create_unverified_context() if uri.startswith("https:") else None
+    parts = urlsplit(uri)
+    health = urlunsplit(
+        (parts.scheme, parts.netloc.rsplit("@", 1)[-1], f"{parts.path.rstrip('/')}/health", "", "")
+    )
+    try:
+        with urllib.request.urlopen(health, timeout=timeout, context=context):
+            pass
+    except (urllib.error.HTTPError, ValueError):  # it answers; an odd URI is MLflow's to refuse
+        pass
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        if isinstance(reason, socket.timeout | TimeoutError):
+            raise TrackingError(
+                f"mlflow ({redact(uri)}): the tracking server took the connection but did not "
+                f"answer within {timeout:g} s (MLFLOW_HTTP_REQUEST_TIMEOUT)"
+            ) from None
+        return
+    _ANSWERED.add(uri)
 
 
 def ensure_store(uri: str | None = None) -> None:

@@ -203,3 +203,49 @@ def test_a_template_that_holds_anything_is_not_used_and_is_replaced(
     store = _new_store(tmp_path / "again", monkeypatch)
     assert runstore.store_health(store).complete
     assert runstore.holds_nothing(template, runstore.schema_head())
+
+
+# -- a tracking server that takes connections and never answers ----------------------------------
+
+
+def test_a_silent_tracking_server_is_one_line_after_one_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import http.server
+    import threading
+    import time
+
+    from gitops_ml import tracking
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "1")
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(4)
+        uri = f"http://user:secret@127.0.0.1:{silent.getsockname()[1]}"
+        start = time.perf_counter()
+        with pytest.raises(tracking.TrackingError) as caught:
+            tracking.require_answer(uri)
+        assert time.perf_counter() - start < 5
+    message = str(caught.value)
+    assert "did not answer within 1 s" in message and "secret" not in message
+    assert f"***@127.0.0.1:{uri.rsplit(':', 1)[1]}" in message
+
+    class NotFound(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_error(404)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        tracking.require_answer(
+            f"http://127.0.0.1:{server.server_port}"
+        )  # an answer: MLflow's turn
+    finally:
+        server.shutdown()
+        server.server_close()
+    tracking.require_answer(
+        "http://127.0.0.1:1"
+    )  # refused: left to MLflow's client and its retries
