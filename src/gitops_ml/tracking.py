@@ -234,7 +234,9 @@ def _keep_template(store: Path, head: str) -> None:
     try:
         with atomic_path(template) as tmp:
             shutil.copyfile(store, tmp)
-            with contextlib.closing(sqlite3.connect(tmp)) as db, db:
+            # No journal: a kill leaves only the temporary file, which is never renamed.
+            with contextlib.closing(sqlite3.connect(tmp, isolation_level=None)) as db:
+                db.execute("PRAGMA journal_mode = OFF")
                 db.execute("DELETE FROM experiments")
             if not runstore.holds_nothing(tmp, head):
                 raise OSError(f"{store} holds more than MLflow's bookkeeping")

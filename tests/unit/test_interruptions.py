@@ -156,6 +156,7 @@ def kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
     migrated = _new_store(tmp_path / "migrated", monkeypatch)
     template = tracking._template(runstore.schema_head())
     assert template.parent == tmp_path / "cache" and template.is_file()
+    assert [path.name for path in template.parent.iterdir()] == [template.name]  # no leftovers
     assert runstore.holds_nothing(template, runstore.schema_head())
     return migrated, template
 
