@@ -94,13 +94,13 @@ def tracking_uri() -> str:
 def configure() -> str:
     """Point MLflow at `tracking_uri()` and return it; call at the start of any MLflow work.
     A local SQLite store is made whole first (`ensure_store`); a tracking server must answer
-    (`require_answer`)."""
-    import mlflow
-
+    (`require_answer`, before MLflow's import: a silent server costs one timeout, not more)."""
     uri = tracking_uri()
-    ensure_store(uri)
     if urlsplit(uri).scheme in ("http", "https"):
         require_answer(uri)
+    ensure_store(uri)
+    import mlflow
+
     mlflow.set_tracking_uri(uri)
     return uri
 
@@ -287,10 +287,11 @@ def require_answer(uri: str) -> None:
     """A one-line TrackingError when the tracking server at `uri` takes the connection but
     sends nothing back within ``MLFLOW_HTTP_REQUEST_TIMEOUT`` seconds: MLflow's client would
     wait that long again on each of its retries, about a minute in all (the MLflow-free writes
-    of `runstore` make one attempt of their own). One GET of ``/health``
-    without credentials, once per process; any HTTP answer, an error status included, counts,
-    and a refused or failed connection is left to MLflow's client (its retries cover a server
-    that is restarting, and its error names the cause)."""
+    of `runstore` make one attempt of their own).
+
+    One GET of ``/health`` without credentials, once per process. Any HTTP answer counts, an
+    error status included; a refused or failed connection is left to MLflow's client (its
+    retries cover a server that is restarting, and its error names the cause)."""
     import socket
     import ssl
     import urllib.error

@@ -602,10 +602,10 @@ def _promote_in_registry(
     """Steps 2 to 6 of the module docstring, through the MLflow client."""
     sha, dirty = tracking.git_state(root)
     pr = pr_number(root)
-    import mlflow
-
     name = params.mlflow.model_name
     uri = tracking.configure()
+    import mlflow
+
     notes: list[str] = []
 
     client = mlflow.MlflowClient()
@@ -931,9 +931,9 @@ def verify(
     quick = _verified_from_bytes(uri, name, declared.md5)
     if quick is not None and max_age_days is None:
         return quick
+    tracking.configure()
     import mlflow
 
-    tracking.configure()
     client = mlflow.MlflowClient()
     with registry_errors(f"reading '{name}'"):
         aliases = aliases_of(client, name)
