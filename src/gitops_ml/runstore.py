@@ -330,6 +330,15 @@ def _revision(db: sqlite3.Connection) -> str | None:
 _BOOKKEEPING = frozenset({"alembic_version", "experiments", "experiment_tags", "workspaces"})
 
 
+def _tables(db: sqlite3.Connection) -> list[str]:
+    """The store's tables, less SQLite's own and alembic's temporary ones."""
+    return [
+        row[0]
+        for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        if not row[0].startswith(("sqlite_", "_alembic_tmp_"))
+    ]
+
+
 @dataclass(frozen=True)
 class StoreHealth:
     """What a local SQLite tracking store holds: `revision` (None: no migration recorded),
@@ -359,11 +368,7 @@ def store_health(path: Path) -> StoreHealth:
     try:
         revision = _revision(db)
         head = schema_head()
-        tables = [
-            row[0]
-            for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-            if not row[0].startswith(("sqlite_", "_alembic_tmp_"))
-        ]
+        tables = _tables(db)
         valuable = False
         if revision is None or revision != head:
             valuable = any(
@@ -389,13 +394,11 @@ def holds_nothing(path: Path, head: str) -> bool:
     try:
         if _revision(db) != head:
             return False
-        for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
-            if name.startswith("sqlite_") or name == "alembic_version":
-                continue
-            rows = db.execute(f'SELECT COUNT(*) FROM "{name}"').fetchone()[0]
-            if rows > (1 if name == "workspaces" else 0):
-                return False
-        return True
+        most = {"alembic_version": 1, "workspaces": 1}
+        return all(
+            db.execute(f'SELECT COUNT(*) FROM "{name}"').fetchone()[0] <= most.get(name, 0)
+            for name in _tables(db)
+        )
     except sqlite3.Error:
         return False
     finally:
