@@ -24,6 +24,7 @@ import dataclasses
 import datetime as dt
 import json
 import logging
+import math
 import os
 import platform
 import re
@@ -1310,6 +1311,97 @@ def evaluate_targets(
     return checks
 
 
+# --- import floors --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Floor:
+    """Libraries a command cannot do without, imported alone in a fresh process: a target
+    below that time cannot be met on this machine while the command needs them."""
+
+    target: str  # the name of the Target it bounds
+    what: str
+    code: str
+
+
+FLOORS = (
+    Floor(
+        "`gitops-ml report` (champion cached)",
+        "pandas and the scikit-learn modules of the model and of its metrics",
+        "import pandas, sklearn.pipeline, sklearn.compose, sklearn.preprocessing, "
+        "sklearn.ensemble, sklearn.metrics",
+    ),
+    Floor(
+        "`gitops-ml promote` (artifact in the workspace)",
+        "MLflow and its SQLAlchemy stores (the registry writes)",
+        "import mlflow, mlflow.store.tracking.sqlalchemy_store, "
+        "mlflow.store.model_registry.sqlalchemy_store",
+    ),
+    Floor(
+        "`gitops-ml promote` (artifact in the workspace)",
+        "scikit-learn and skops (the skops model, in a child on the other core)",
+        "import sklearn.ensemble, skops.io",
+    ),
+    Floor(
+        "no-op `dvc repro` (median)",
+        "DVC's command line and repository code",
+        "import dvc.cli, dvc.repo, dvc.repo.reproduce",
+    ),
+)
+FLOOR_REPEATS = 3
+
+
+def import_floor(code: str, repeats: int = FLOOR_REPEATS) -> float:
+    """The fastest wall time of `repeats` fresh `python -c code` processes (the first may
+    compile bytecode)."""
+    best = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        seconds = time.perf_counter() - start
+        if proc.returncode != 0:
+            raise BenchError(f"python -c {code!r} failed: {_last(proc.stderr)}")
+        best = min(best, seconds)
+    return best
+
+
+def _last(text: str) -> str:
+    lines = [line for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else "no output"
+
+
+def render_floors(floors: Mapping[Floor, float], checks: Sequence[Check]) -> list[str]:
+    """The import floors beside the targets they bound (and what those measured)."""
+    if not floors:
+        return []
+    measured: dict[str, list[str]] = {}
+    limits: dict[str, str] = {}
+    for c in checks:
+        measured.setdefault(c.target.name, []).append(c.target.fmt(c.value))
+        limits[c.target.name] = c.bound
+    rows = [
+        [
+            f.target,
+            f.what,
+            _seconds(seconds),
+            ", ".join(measured.get(f.target, [])) or "-",
+            limits.get(f.target, "-"),
+        ]
+        for f, seconds in floors.items()
+    ]
+    return [
+        "## Import floors",
+        "",
+        f"What a command cannot do without, imported alone in a fresh Python process (fastest "
+        f"of {FLOOR_REPEATS}), nothing else done: a target below its floor cannot be met on this "
+        "machine while the command needs these libraries. promote's two run side by side, one "
+        "per core.",
+        "",
+        *_table(["target", "libraries", "imports alone", "the command measured", "limit"], rows),
+        "",
+    ]
+
+
 # --- the report ------------------------------------------------------------------------------
 
 
@@ -1458,9 +1550,11 @@ def render_markdown(
     machine: Mapping[str, str],
     when: str,
     deployment_note: str | None = None,
+    floors: Mapping[Floor, float] | None = None,
 ) -> str:
-    """The report: wall times, peak memory, targets, promotion and serving, and the machine
-    they were measured on; `deployment_note` says why promotion and serving were not measured."""
+    """The report: wall times, peak memory, targets, their import floors, promotion and serving,
+    and the machine they were measured on; `deployment_note` says why promotion and serving were
+    not measured."""
     header = ["size", *(r.size.name for r in results)]
     repeats = max((r.repeats for r in results), default=1)
     stage_names = list(dict.fromkeys(name for r in results for name in r.stages))
@@ -1588,6 +1682,7 @@ def render_markdown(
         "",
         *_table(["target", "size", "measured", "limit", "result"], verdicts),
         "",
+        *render_floors(floors or {}, checks),
         *render_deployment(results, deployment_note),
         "## Machine",
         "",
@@ -1675,6 +1770,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("error: %s exited %d", shlex.join(map(str, exc.cmd)), exc.returncode)
         return 1
     checks = evaluate_targets(results)
+    try:
+        floors = {f: import_floor(f.code) for f in FLOORS}
+    except BenchError as exc:
+        log.error("error: %s", exc)
+        return 1
     machine = machine_info()
     # Other work on the machine inflates the times (OpenMP's spin-waiting, CPU times too).
     machine["Load average (1 min)"] = (
@@ -1685,7 +1785,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.threads is None
         else f"{args.threads} per process ({', '.join(THREAD_VARS)}; --threads)"
     )
-    report = render_markdown(results, checks, machine, when, deployment_note)
+    report = render_markdown(results, checks, machine, when, deployment_note, floors)
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(report, encoding="utf-8")

@@ -473,3 +473,33 @@ def test_render_deployment_says_why_nothing_was_measured() -> None:
 def test_no_serving_flag_parses() -> None:
     assert bench._parse_args(["--no-serving"]).no_serving
     assert not bench._parse_args([]).no_serving
+
+
+def test_import_floors_sit_beside_the_targets_they_bound() -> None:
+    r = result("adult", repro=10.0, baseline=4.0, noop=[1.4, 1.5, 1.6], rss=300_000_000)
+    r.deployment = deployment()
+    r.deployment.report_seconds = 1.5
+    floors = {f: 0.5 + i for i, f in enumerate(bench.FLOORS)}
+    lines = bench.render_markdown(
+        [r], bench.evaluate_targets([r]), {}, "now", floors=floors
+    ).splitlines()
+    assert (
+        lines.index("## Targets")
+        < lines.index("## Import floors")
+        < lines.index("## Promotion and serving (`adult`)")
+    )
+    report, parent, child, dvc = bench.FLOORS
+    assert f"| {report.target} | {report.what} | 0.50 s | 1.50 s | <= 2.00 s |" in lines
+    assert f"| {parent.target} | {parent.what} | 1.50 s | 6.50 s | <= 3.00 s |" in lines
+    assert f"| {child.target} | {child.what} | 2.50 s | 6.50 s | <= 3.00 s |" in lines
+    assert f"| {dvc.target} | {dvc.what} | 3.50 s | 1.50 s | <= 1.00 s |" in lines
+    assert_tables_are_rectangular("\n".join(lines))
+    # every floor names a target that exists, so it lands beside a measured number
+    assert {f.target for f in bench.FLOORS} <= {t.name for t in bench.TARGETS}
+    assert "## Import floors" not in bench.render_markdown([r], [], {}, "now")
+
+
+def test_an_import_floor_is_the_fastest_run_and_a_failing_import_is_an_error() -> None:
+    assert 0 < bench.import_floor("import json", repeats=2) < 30
+    with pytest.raises(bench.BenchError, match="No module named 'no_such_module_here'"):
+        bench.import_floor("import no_such_module_here", repeats=1)
