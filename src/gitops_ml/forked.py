@@ -43,6 +43,14 @@ class ChildLostError(RuntimeError):
     """The child ended without sending a result (killed, or out of memory)."""
 
 
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity on Linux)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def call(fn: Callable[..., T], *args: Any) -> Callable[[], T]:
     """Start `fn(*args)`; the returned function waits for it and returns its result, or raises
     the exception it raised."""

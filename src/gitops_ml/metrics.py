@@ -11,7 +11,6 @@ files diff cleanly in git and never hold NaN.
 from __future__ import annotations
 
 import math
-import os
 import threading
 from collections.abc import Hashable, Sequence
 from typing import Any
@@ -27,6 +26,7 @@ from sklearn.utils.metaestimators import available_if
 from threadpoolctl import ThreadpoolController, threadpool_limits
 
 from gitops_ml.errors import DataError
+from gitops_ml.forked import usable_cores
 
 #: Plot data: a list of flat records, the format `dvc plots` reads.
 Records = list[dict[str, Any]]
@@ -506,10 +506,7 @@ def _one_openmp_thread() -> Any:
 def importance_workers() -> int:
     """Threads for permutation importance: the cores this process may use (predictions release
     the GIL; each thread's columns are scored exactly as they would be alone)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
+    return usable_cores()
 
 
 class _ClassifierView(ClassifierMixin, PreTransformed):

@@ -128,3 +128,17 @@ def test_a_large_train_split_is_sampled_down_to_baseline_rows() -> None:
     rows = train.sample(n=150, random_state=small.train.seed).sort_index()
     assert sampled == evaluate.baseline_results(rows, test, params)
     assert sampled["metrics"] != evaluate.baseline_results(train, test, params)["metrics"]
+
+
+def test_the_baseline_is_fitted_on_one_thread(monkeypatch, tmp_path) -> None:
+    """The evaluate stage scores the model on the other core meanwhile (`_baseline_of` runs in
+    its forked child)."""
+    from threadpoolctl import threadpool_info
+
+    def threads(*args):
+        return {i["internal_api"]: i["num_threads"] for i in threadpool_info()}
+
+    monkeypatch.setattr(evaluate, "read_parquet", lambda path: path)
+    monkeypatch.setattr(evaluate, "baseline_results", threads)
+    seen = evaluate._baseline_of(tmp_path / "train.parquet", pd.DataFrame(), None, None)
+    assert "openmp" in seen and set(seen.values()) == {1}

@@ -167,3 +167,15 @@ def test_no_fork_once_openmp_is_loaded() -> None:
     assert forked._openmp_loaded()
     pid, _ = forked.speculate(_fit_line, 1, 10)()
     assert pid == os.getpid()
+
+
+def _cores_on_one_cpu(cpu: int) -> int:
+    os.sched_setaffinity(0, {cpu})
+    return forked.usable_cores()
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="CPU affinity is Linux's")
+def test_usable_cores_follow_the_process_affinity() -> None:
+    # in a child, so this process keeps its cores
+    assert forked.call(_cores_on_one_cpu, min(os.sched_getaffinity(0)))() == 1
+    assert forked.usable_cores() == len(os.sched_getaffinity(0))

@@ -140,3 +140,43 @@ def test_mlflow_link_only_for_a_tracking_server(monkeypatch) -> None:
     assert seen == [("abc", "gitops-ml")]
     md = r.render_markdown(_data(run_url=url))
     assert "MLflow run of the challenger: https://mlflow.example.com/#/experiments/3/runs/r1" in md
+
+
+def _threads() -> dict[str, int]:
+    from threadpoolctl import threadpool_info
+
+    return {i["internal_api"]: i["num_threads"] for i in threadpool_info()}
+
+
+def test_two_models_scored_at_once_share_the_cores(monkeypatch, tmp_path) -> None:
+    """The champion (in the scoring child) and the challenger (in its own child) each get half
+    the cores for OpenMP and BLAS; a champion scored alone keeps the libraries' own count."""
+    import sklearn.ensemble  # noqa: F401  (its OpenMP runtime)
+
+    from gitops_ml import config, forked
+
+    class Found:
+        def load(self, base_sha: str) -> str:
+            return "champion"
+
+    monkeypatch.setattr(config, "load_params", lambda path: None)
+    monkeypatch.setattr(r, "load_challenger", lambda root: "challenger")
+    monkeypatch.setattr(r, "_fitting", lambda model, test, params: model)
+    monkeypatch.setattr(
+        r, "_score_one", lambda model, error, test, params, draw: (model, draw, _threads())
+    )
+
+    def receive(with_challenger: bool):
+        sent = iter([(tmp_path, "abc", tmp_path / "params.yaml", Found(), with_challenger), "rows"])
+        return lambda: next(sent)
+
+    own = _threads()
+    assert "openmp" in own
+    share = max(1, forked.usable_cores() // 2)
+    champion, challenger = r._score_models(receive(True))
+    assert champion[:2] == ("champion", True) and challenger[:2] == ("challenger", True)
+    assert set(champion[2].values()) == {share} == set(challenger[2].values())
+    assert champion[2].keys() == own.keys()
+    alone, none = r._score_models(receive(False))
+    assert none is None and alone == ("champion", False, own)
+    assert _threads() == own  # the limits end with the scoring

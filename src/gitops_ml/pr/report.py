@@ -870,13 +870,16 @@ def _score_models(receive: Callable[[], Any]) -> tuple[Any, Any]:
             challenger_error = exc
     test = receive()
     champion_model = _fitting(champion_model, test, params)
-    job = (
-        forked.call(_score_one, challenger_model, challenger_error, test, params, True)
-        if with_challenger
-        else None
-    )
-    champion = _score_one(champion_model, None, test, params, with_challenger)
-    return champion, job() if job is not None else None
+    if not with_challenger:
+        return _score_one(champion_model, None, test, params, False), None
+    # Both models are scored at once: each on its share of the cores, or the OpenMP and BLAS
+    # threads of the two spin against each other (a report 5.4 s -> 4.5 s on two cores).
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=max(1, forked.usable_cores() // 2)):
+        job = forked.call(_score_one, challenger_model, challenger_error, test, params, True)
+        champion = _score_one(champion_model, None, test, params, True)
+    return champion, job()
 
 
 def _score_one(model: Any, error: Exception | None, test: Any, params: Any, draw: bool) -> Any:

@@ -48,6 +48,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from gitops_ml.forked import usable_cores as _cpus
+
 if TYPE_CHECKING:  # asyncio and threads are imported where a server runs, not by the CLI
     import asyncio
     from concurrent.futures import ThreadPoolExecutor
@@ -266,13 +268,6 @@ def _missing(value: Any) -> bool:
 def default_workers() -> int:
     """One worker per CPU core this process may use, at most `MAX_DEFAULT_WORKERS`."""
     return max(1, min(_cpus(), MAX_DEFAULT_WORKERS))
-
-
-def _cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def read_signature(model_dir: Path) -> tuple[Column, ...] | None:

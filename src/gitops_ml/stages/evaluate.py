@@ -147,7 +147,12 @@ def baseline_results(
 def _baseline_of(
     train: Path, test: pd.DataFrame, params: Params, features: list[str] | None
 ) -> dict[str, Any]:
-    return baseline_results(read_parquet(train), test, params, features)
+    """`baseline_results` in the forked child, on one thread: this stage's own process scores
+    the model meanwhile, and BLAS or OpenMP threads of both would spin against each other."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        return baseline_results(read_parquet(train), test, params, features)
 
 
 def _warn_unseen(y: pd.Series, classes: np.ndarray) -> None:
