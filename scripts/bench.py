@@ -1344,8 +1344,10 @@ FLOORS = (
     ),
     Floor(
         "no-op `dvc repro` (median)",
-        "DVC's command line and repository code",
-        "import dvc.cli, dvc.repo, dvc.repo.reproduce",
+        "DVC's command line, repository, stage graph (networkx) and Git code",
+        "import dvc.cli, dvc.commands.repro, dvc.repo, dvc.repo.reproduce, dvc.repo.index, "
+        "dvc.repo.graph, dvc.dvcfile, dvc.stage, dvc.output, dvc_data.index, scmrepo.git, "
+        "networkx",
     ),
 )
 FLOOR_REPEATS = 3
