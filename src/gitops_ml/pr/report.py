@@ -873,7 +873,7 @@ def _score_models(receive: Callable[[], Any]) -> tuple[Any, Any]:
     if not with_challenger:
         return _score_one(champion_model, None, test, params, False), None
     # Both models are scored at once: each on its share of the cores, or the OpenMP and BLAS
-    # threads of the two spin against each other (a report 5.4 s -> 4.5 s on two cores).
+    # threads of the two spin against each other (a report 5.4 s -> 4.8 s on two cores).
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=max(1, forked.usable_cores() // 2)):

@@ -148,7 +148,9 @@ def _baseline_of(
     train: Path, test: pd.DataFrame, params: Params, features: list[str] | None
 ) -> dict[str, Any]:
     """`baseline_results` in the forked child, on one thread: this stage's own process scores
-    the model meanwhile, and BLAS or OpenMP threads of both would spin against each other."""
+    the model meanwhile, and BLAS or OpenMP threads of both would spin against each other. One
+    thread also makes the numbers the same on any machine (a ridge fit on many rows moved in
+    the fifth digit with two BLAS threads)."""
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1):
