@@ -11,7 +11,10 @@ MLflow store), so the numbers are what a team sees after `make repro`, not a war
 - at the Adult size only (skipped with --no-serving): the repository committed, the first
   `gitops-ml promote` (registers a version), a second, no-op one, `gitops-ml verify`, then
   `gitops-ml serve` on a free loopback port: its start-up until `GET /ping` answers, the latency
-  of single-row requests and the rows per second of concurrent and batched ones.
+  of single-row requests and the rows per second of concurrent and batched ones;
+- at the Adult size only (skipped with --no-setup): this repository's HEAD cloned into a new
+  folder, its `make install-runtime` and `make repro` as a newcomer runs them, then the real
+  pr.yml under `act` on a pull request of that clone that changes a hyperparameter.
 
 Run `python scripts/bench.py --help`; `make bench` writes reports/bench.md.
 """
@@ -89,6 +92,8 @@ MB = 1_000_000
 GB = 1_000_000_000
 #: The size whose repository is also promoted and served.
 SERVING_SIZE = "adult"
+#: The size at which a fresh clone is set up and a pull request's CI runs (`bench_setup`).
+SETUP_SIZE = "adult"
 #: Seconds `gitops-ml serve` may take to answer `GET /ping` (it loads mlflow and the model).
 SERVER_START_TIMEOUT = 180.0
 #: Seconds one request of `paired_latency` may take.
@@ -282,6 +287,7 @@ class SizeResult:
     cli: dict[str, float] = field(default_factory=dict)
     repeats: int = 1  # of `dvc repro -f` and the baseline; the fastest is kept
     deployment: Deployment | None = None  # promotion and serving, at SERVING_SIZE only
+    setup: Setup | None = None  # a fresh clone and a pull request's CI, at SETUP_SIZE only
     workdir: Path | None = field(default=None, compare=False)
 
     @property
@@ -605,9 +611,16 @@ def own_data(size: Size, workdir: Path, repo: Path, env: Mapping[str, str]) -> N
 
 
 def bench_size(
-    size: Size, *, repeat: int, threads: int | None, keep: bool, serve: bool = False
+    size: Size,
+    *,
+    repeat: int,
+    threads: int | None,
+    keep: bool,
+    serve: bool = False,
+    set_up: bool = False,
 ) -> SizeResult:
-    """Measure one size in its own throw-away repository; with `serve`, promote and serve it."""
+    """Measure one size in its own throw-away repository; with `serve`, promote and serve it;
+    with `set_up`, also time a fresh clone's set-up and a pull request's CI (`bench_setup`)."""
     with workspace(size, keep) as workdir:
         repo, env, commands = prepare(size, workdir, threads)
         logs = workdir / "logs"
@@ -665,6 +678,7 @@ def bench_size(
             for i, (label, cmd) in enumerate(CLI_COMMANDS.items())
         }
         deployment = bench_deployment(size, repo, env, workdir, step) if serve else None
+        setup = bench_setup(workdir, threads) if set_up else None
         return SizeResult(
             size=size,
             stages=stages,
@@ -682,6 +696,7 @@ def bench_size(
             cli=cli,
             repeats=repeat,
             deployment=deployment,
+            setup=setup,
             workdir=workdir if keep else None,
         )
 
@@ -808,14 +823,27 @@ def deployment_problems(deployment: Deployment) -> list[str]:
     return problems
 
 
+def size_named(
+    sizes: Sequence[Size], name: str, *, enabled: bool = True, flag: str = ""
+) -> tuple[Size | None, str | None]:
+    """The first size called `name`, or None and why not (`flag` turned it off)."""
+    if not enabled:
+        return None, f"skipped ({flag})"
+    found = next((size for size in sizes if size.name == name), None)
+    if found is None:
+        return None, f"skipped: `{name}` is not among the sizes measured"
+    return found, None
+
+
 def serving_size(sizes: Sequence[Size], *, enabled: bool = True) -> tuple[Size | None, str | None]:
     """The size to promote and serve (the first named SERVING_SIZE), or None and why not."""
-    if not enabled:
-        return None, "skipped (--no-serving)"
-    found = next((size for size in sizes if size.name == SERVING_SIZE), None)
-    if found is None:
-        return None, f"skipped: `{SERVING_SIZE}` is not among the sizes measured"
-    return found, None
+    return size_named(sizes, SERVING_SIZE, enabled=enabled, flag="--no-serving")
+
+
+def setup_size(sizes: Sequence[Size], *, enabled: bool = True) -> tuple[Size | None, str | None]:
+    """The size at which to set up a fresh clone and run a pull request's CI, or None and why
+    not."""
+    return size_named(sizes, SETUP_SIZE, enabled=enabled, flag="--no-setup")
 
 
 def free_port() -> int:
@@ -1055,6 +1083,235 @@ def bench_deployment(
     return deployment
 
 
+# --- a newcomer's first run and a pull request's CI (one size) -------------------------------
+
+#: What a pull request of the set-up measurement changes: train's hyperparameters.
+PR_HYPERPARAMS = {"max_iter": 60, "learning_rate": 0.2}
+#: The key of main's DVC objects in GitHub's cache (pr.yml's restore-keys prefix on Linux).
+MAIN_CACHE_KEY = "dvc-cache-Linux-main"
+#: pr.yml's steps whose outcome the set-up section reports.
+PR_REPORT_STEP = "Report"
+PR_GATE_STEP = "Quality gate"
+
+
+@dataclass
+class Setup:
+    """A fresh clone's `make install-runtime` and `make repro`, then pr.yml under act on a
+    pull request of it; filled step by step, so a failure keeps what was measured before it."""
+
+    install: Run | None = None  # `make install-runtime`: the pipeline-only install, cache warm
+    repro: Run | None = None  # `make repro` after it: the pipeline, a new MLflow store
+    pr_ci_seconds: float | None = None  # pr.yml under act, the install step finding .venv ready
+    gate_passed: bool | None = None
+    notes: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def fresh_clone_seconds(self) -> float | None:
+        """`make repro` on a fresh clone, install included."""
+        if self.install is None or self.repro is None:
+            return None
+        return self.install.seconds + self.repro.seconds
+
+    @property
+    def pr_ci_with_install(self) -> float | None:
+        """pr.yml from checkout to report, plus the warm install its install step skipped."""
+        if self.pr_ci_seconds is None or self.install is None:
+            return None
+        return self.pr_ci_seconds + self.install.seconds
+
+
+def base_python() -> str:
+    """The interpreter a newcomer's `make` would create the venv from (not this venv's)."""
+    return str(getattr(sys, "_base_executable", None) or sys.executable)
+
+
+def setup_env(workdir: Path, threads: int | None = None) -> dict[str, str]:
+    """A newcomer's shell: no virtualenv active or on PATH, no tracking URI, no PYTHONPATH; the
+    package caches (uv's, pip's) as this machine has them; gitops-ml's own cache folder empty,
+    so the clone builds the machine's first MLflow store."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "MLFLOW_TRACKING_URI")
+        and k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")  # `make bench`'s own
+    }
+    here = Path(sys.executable).parent
+    env["PATH"] = os.pathsep.join(
+        p for p in env.get("PATH", "").split(os.pathsep) if p and Path(p) != here
+    )
+    if threads is not None:
+        env.update(dict.fromkeys(THREAD_VARS, str(threads)))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env.update(
+        GITOPS_ML_CACHE_DIR=str(workdir / "setup-cache"),
+        DVC_SITE_CACHE_DIR=str(workdir / "setup-dvc-site-cache"),
+        GIT_CONFIG_GLOBAL=os.devnull,
+        GIT_CONFIG_NOSYSTEM="1",
+        **GIT_IDENTITY,
+    )
+    return env
+
+
+def uncommitted(root: Path) -> bool:
+    """Does the working tree differ from HEAD in tracked files (which a clone would not have)?"""
+    proc = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+    )
+    return proc.returncode != 0 or bool(proc.stdout.strip())
+
+
+def _pr_branch(
+    clone: Path, env: Mapping[str, str], step: Callable[..., Run], make: Sequence[str]
+) -> None:
+    """Save main's DVC objects as GitHub's cache holds them, then a pull request branch that
+    changes train's hyperparameters, reproduced and committed as a contributor pushes it."""
+    shutil.copytree(
+        clone / ".dvc" / "cache" / "files",
+        clone.parent / "gh-cache" / MAIN_CACHE_KEY,
+        dirs_exist_ok=True,
+    )
+    params_path = clone / "params.yaml"
+    params = yaml.safe_load(params_path.read_text(encoding="utf-8"))
+    params["train"]["hyperparams"] = dict(PR_HYPERPARAMS)
+    subprocess.run(["git", "checkout", "-q", "-b", "pr"], cwd=clone, env=env, check=True)
+    params_path.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    step("pull request: make repro", [*make, "repro"], "setup-pr-repro", clone, env)
+    step(
+        "pull request: commit",
+        "git add -A && git commit -q -m 'a hyperparameter PR'",
+        "setup-pr-commit",
+        clone,
+        env,
+    )
+    subprocess.run(["git", "checkout", "-q", "main"], cwd=clone, env=env, check=True)
+
+
+def _run_pr_ci(clone: Path, work: Path, threads: int | None) -> tuple[float, Any]:
+    """pr.yml of the clone under act for its pull request branch, with the workflow tests'
+    stand-ins for the actions that would download (tests/integration/act.py)."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from tests.integration.act import run_pr_workflow
+
+    env = {"GITOPS_ML_TEST_CACHE": str(clone.parent / "gh-cache")}
+    if threads is not None:
+        env.update(dict.fromkeys(THREAD_VARS, str(threads)))
+    work.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    run = run_pr_workflow(clone, "pr", 1, work, env=env)
+    return time.perf_counter() - start, run
+
+
+def bench_setup(workdir: Path, threads: int | None = None) -> Setup:
+    """Clone this repository's HEAD, time `make install-runtime` then `make repro` there as a
+    newcomer runs them, then pr.yml under act on a pull request that changes a hyperparameter.
+
+    A failed step ends the measurement, is recorded in the result (not raised) and keeps the
+    work directory."""
+    setup = Setup()
+    logs = workdir / "logs"
+    clone = workdir / "setup" / "clone"
+    env = setup_env(workdir, threads)
+
+    def step(
+        what: str, cmd: str | Sequence[str], log_name: str, cwd: Path, env: Mapping[str, str]
+    ) -> Run:
+        try:
+            run = measure(cmd, cwd=cwd, env=env, log_path=logs / f"{log_name}.log")
+        except CommandFailed as exc:
+            raise BenchError(f"set-up: {what} failed, {exc}") from None
+        log.info("set-up: %-30s %8.2f s", what, run.seconds)
+        return run
+
+    try:
+        if uncommitted(ROOT):
+            setup.notes.append("the working tree's uncommitted changes are not in the clone")
+        clone.parent.mkdir(parents=True, exist_ok=True)
+        step(
+            "git clone",
+            ["git", "clone", "-q", str(ROOT), str(clone)],
+            "setup-clone",
+            clone.parent,
+            env,
+        )
+        make = ["make", f"PYTHON={base_python()}"]
+        setup.install = step(
+            "make install-runtime", [*make, "install-runtime"], "setup-install", clone, env
+        )
+        setup.repro = step("make repro", [*make, "repro"], "setup-repro", clone, env)
+        if shutil.which("act", path=str(Path(sys.executable).parent)) is None:
+            setup.notes.append("pr.yml not run: act is not installed (`make install`)")
+            return setup
+        _pr_branch(clone, env, step, make)
+        seconds, run = _run_pr_ci(clone, workdir / "setup" / "act", threads)
+        if not run.step_ok(PR_REPORT_STEP):
+            raise BenchError(
+                f"set-up: pr.yml's {PR_REPORT_STEP} step did not succeed under act "
+                f"(exit {run.returncode}; log: {workdir / 'setup' / 'act' / 'act.log'})"
+            )
+        setup.pr_ci_seconds = seconds
+        setup.gate_passed = run.step_ok(PR_GATE_STEP)
+        log.info(
+            "set-up: %-30s %8.2f s (gate %s)",
+            "pr.yml under act",
+            seconds,
+            "passed" if setup.gate_passed else "failed",
+        )
+    except (BenchError, OSError, subprocess.SubprocessError) as exc:
+        setup.error = str(exc).removeprefix("set-up: ")
+        log.error("error: set-up: %s", setup.error)
+        (workdir / KEEP_MARK).touch()
+    return setup
+
+
+def render_setup(results: Sequence[SizeResult], note: str | None = None) -> list[str]:
+    """The set-up section: a fresh clone's install and first run, and a pull request's CI."""
+    measured = next((r for r in results if r.setup is not None), None)
+    heading = f"## A fresh clone and a pull request's CI (`{SETUP_SIZE}`)"
+    if measured is None or measured.setup is None:
+        return [heading, "", f"Not measured: {note or 'no size was set up'}.", ""]
+    s = measured.setup
+    lines = [
+        heading,
+        "",
+        "This repository's HEAD is cloned into a new folder, then `make install-runtime` and "
+        "`make repro` run there as a newcomer runs them: a new venv from the machine's Python, "
+        "the package caches as this machine has them (warm once `make install` has run), a "
+        "new MLflow store. A branch of the clone then changes train's hyperparameters "
+        f"({', '.join(f'{k}={v}' for k, v in PR_HYPERPARAMS.items())}), reproduced and "
+        "committed, and the real `.github/workflows/pr.yml` runs on it under `act`, with main's "
+        "DVC objects in GitHub's cache and the stand-ins of the workflow tests for the actions "
+        "that would download; its install step finds `.venv` installed, so the warm install "
+        "measured above is added to its time.",
+        "",
+    ]
+    steps = []
+    if s.install is not None:
+        steps.append(["`make install-runtime`", _seconds(s.install.seconds)])
+    if s.repro is not None:
+        steps.append(["`make repro`, after it", _seconds(s.repro.seconds)])
+    if s.pr_ci_seconds is not None:
+        verdict = "passed" if s.gate_passed else "failed"
+        steps.append(
+            [
+                f"pr.yml under act, checkout to report (the gate {verdict})",
+                _seconds(s.pr_ci_seconds),
+            ]
+        )
+    if steps:
+        lines += [*_table(["step", "wall time"], steps), ""]
+    lines += [f"Note: {n}." for n in s.notes]
+    if s.notes:
+        lines.append("")
+    if s.error:
+        lines += [f"**Failed:** {s.error}", ""]
+    return lines
+
+
 # --- the baseline (runs in its own process) --------------------------------------------------
 
 
@@ -1217,6 +1474,11 @@ def _promote(d: Deployment) -> float | None:
     return d.promotions[0].seconds if d.promotions else None
 
 
+def _set_up(value: Callable[[Setup], float | None]) -> Callable[[SizeResult], float | None]:
+    """A measure of the fresh clone's set-up (None at sizes that did not run it)."""
+    return lambda r: None if r.setup is None else value(r.setup)
+
+
 #: The stages of the template's dvc.yaml, each with its fixed-cost target.
 STAGES = ("ingest", "validate", "split", "train", "evaluate")
 
@@ -1248,6 +1510,27 @@ TARGETS = (
         None,
         2.0,
         _deployed(lambda d: d.report_seconds),
+        _seconds,
+    ),
+    Target(
+        "`make install-runtime` in a fresh clone (package cache warm)",
+        SETUP_SIZE,
+        30.0,
+        _set_up(lambda s: s.install.seconds if s.install else None),
+        _seconds,
+    ),
+    Target(
+        "`make repro` on a fresh clone, install included",
+        SETUP_SIZE,
+        60.0,
+        _set_up(lambda s: s.fresh_clone_seconds),
+        _seconds,
+    ),
+    Target(
+        "pr.yml under act, checkout to report, + the warm install",
+        SETUP_SIZE,
+        90.0,
+        _set_up(lambda s: s.pr_ci_with_install),
         _seconds,
     ),
     Target(
@@ -1553,6 +1836,7 @@ def render_markdown(
     when: str,
     deployment_note: str | None = None,
     floors: Mapping[Floor, float] | None = None,
+    setup_note: str | None = None,
 ) -> str:
     """The report: wall times, peak memory, targets, their import floors, promotion and serving,
     and the machine they were measured on; `deployment_note` says why promotion and serving were
@@ -1686,6 +1970,7 @@ def render_markdown(
         "",
         *render_floors(floors or {}, checks),
         *render_deployment(results, deployment_note),
+        *render_setup(results, setup_note),
         "## Machine",
         "",
         *(f"- {key}: {value}" for key, value in machine.items()),
@@ -1731,6 +2016,12 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help=f"skip promoting and serving the model (otherwise done at the {SERVING_SIZE} size)",
     )
+    parser.add_argument(
+        "--no-setup",
+        action="store_true",
+        help=f"skip the fresh clone's `make install-runtime` and `make repro` and pr.yml under "
+        f"act (otherwise done at the {SETUP_SIZE} size)",
+    )
     parser.add_argument("--baseline-fit", metavar="TRAIN", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -1755,6 +2046,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         load_start = os.getloadavg()[0]
         subprocess.run([sys.executable, "-c", WARMUP], check=True, capture_output=True)
         serving, deployment_note = serving_size(sizes, enabled=not args.no_serving)
+        set_up, setup_note = setup_size(sizes, enabled=not args.no_setup)
         results = [
             bench_size(
                 size,
@@ -1762,6 +2054,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 threads=args.threads,
                 keep=args.keep,
                 serve=size == serving,
+                set_up=size == set_up,
             )
             for size in sizes
         ]
@@ -1787,7 +2080,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.threads is None
         else f"{args.threads} per process ({', '.join(THREAD_VARS)}; --threads)"
     )
-    report = render_markdown(results, checks, machine, when, deployment_note, floors)
+    report = render_markdown(results, checks, machine, when, deployment_note, floors, setup_note)
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(report, encoding="utf-8")
@@ -1800,7 +2093,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for deployment in deployments:
         for problem in deployment_problems(deployment):
             log.warning("promotion/serving: %s", problem)
-    return 1 if any(d.error for d in deployments) else 0
+    setups = [r.setup for r in results if r.setup is not None]
+    for setup in setups:
+        if setup.error:
+            log.warning("set-up: %s", setup.error)
+    return 1 if any(d.error for d in deployments) or any(s.error for s in setups) else 0
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -503,3 +504,115 @@ def test_an_import_floor_is_the_fastest_run_and_a_failing_import_is_an_error() -
     assert 0 < bench.import_floor("import json", repeats=2) < 30
     with pytest.raises(bench.BenchError, match="No module named 'no_such_module_here'"):
         bench.import_floor("import no_such_module_here", repeats=1)
+
+
+# --- a fresh clone and a pull request's CI ------------------------------------------------
+
+
+def setup(*, pr: float | None = 70.0, error: str | None = None, notes=()):
+    return bench.Setup(
+        install=bench.Run(14.0, 1),
+        repro=bench.Run(38.5, 1),
+        pr_ci_seconds=pr,
+        gate_passed=True if pr is not None else None,
+        notes=list(notes),
+        error=error,
+    )
+
+
+def test_setup_env_is_a_newcomers_shell_with_its_own_gitops_ml_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    here = str(Path(sys.executable).parent)
+    monkeypatch.setenv("PATH", f"{here}:/usr/bin:/bin")
+    for name, value in [("VIRTUAL_ENV", here), ("PYTHONPATH", "/x/src"), ("MAKELEVEL", "1"),
+                        ("MAKEFLAGS", "-j2"), ("MLFLOW_TRACKING_URI", "sqlite:///x.db"),
+                        ("UV_CACHE_DIR", "/warm/uv")]:  # fmt: skip
+        monkeypatch.setenv(name, value)
+    env = bench.setup_env(tmp_path, threads=1)
+    assert env["PATH"] == "/usr/bin:/bin"  # the bench's own venv is not on it
+    for name in ("VIRTUAL_ENV", "PYTHONPATH", "MAKELEVEL", "MAKEFLAGS", "MLFLOW_TRACKING_URI"):
+        assert name not in env
+    assert env["UV_CACHE_DIR"] == "/warm/uv"  # the package cache as the machine has it
+    assert env["GITOPS_ML_CACHE_DIR"].startswith(str(tmp_path))  # the machine's first store
+    assert {env[name] for name in bench.THREAD_VARS} == {"1"}
+    assert Path(bench.base_python()).exists()
+
+
+def test_setup_totals_add_the_warm_install_and_need_both_parts() -> None:
+    s = setup()
+    assert s.fresh_clone_seconds == 14.0 + 38.5
+    assert s.pr_ci_with_install == 70.0 + 14.0
+    assert setup(pr=None).pr_ci_with_install is None
+    assert bench.Setup(install=bench.Run(14.0, 1)).fresh_clone_seconds is None
+    assert bench.Setup().pr_ci_with_install is None
+
+
+def test_setup_targets_are_checked_at_the_setup_size_only() -> None:
+    adult = result("adult", repro=10.0, baseline=4.0, noop=[1.0], rss=1)
+    adult.setup = setup(pr=80.0)
+    other = result("1m", repro=10.0, baseline=4.0, noop=[1.0], rss=1)
+    checks = {c.target.name: c for c in bench.evaluate_targets([adult, other])}
+    install = checks["`make install-runtime` in a fresh clone (package cache warm)"]
+    assert (install.size, install.value, install.passed) == ("adult", 14.0, True)
+    fresh = checks["`make repro` on a fresh clone, install included"]
+    assert (fresh.value, fresh.bound, fresh.passed) == (52.5, "<= 60.0 s", True)
+    ci = checks["pr.yml under act, checkout to report, + the warm install"]
+    assert (ci.value, ci.passed) == (94.0, False)  # 80 + 14 > 90
+    adult.setup = setup(pr=None)
+    names = {c.target.name for c in bench.evaluate_targets([adult])}
+    assert "pr.yml under act, checkout to report, + the warm install" not in names
+    assert "`make repro` on a fresh clone, install included" in names
+
+
+def test_render_markdown_has_the_setup_section() -> None:
+    r = result("adult", repro=10.0, baseline=4.0, noop=[1.0], rss=1)
+    r.setup = setup(notes=["the working tree's uncommitted changes are not in the clone"])
+    markdown = bench.render_markdown([r], [], {}, "now")
+    lines = markdown.splitlines()
+    heading = "## A fresh clone and a pull request's CI (`adult`)"
+    assert lines.index("## Targets") < lines.index(heading) < lines.index("## Machine")
+    assert "| `make install-runtime` | 14.0 s |" in lines
+    assert "| `make repro`, after it | 38.5 s |" in lines
+    assert "| pr.yml under act, checkout to report (the gate passed) | 70.0 s |" in lines
+    assert "Note: the working tree's uncommitted changes are not in the clone." in lines
+    assert not any(line.startswith("**Failed:**") for line in lines)
+    assert_tables_are_rectangular(markdown)
+
+
+def test_render_setup_keeps_what_was_measured_and_says_why_not() -> None:
+    r = result("adult", repro=10.0, baseline=4.0, noop=[1.0], rss=1)
+    r.setup = bench.Setup(install=bench.Run(14.0, 1), error="make repro failed, exit 2: boom")
+    lines = bench.render_setup([r])
+    assert "| `make install-runtime` | 14.0 s |" in lines
+    assert not any("pr.yml" in line and "|" in line for line in lines)
+    assert "**Failed:** make repro failed, exit 2: boom" in lines
+    other = result("1m", repro=10.0, baseline=4.0, noop=[1.0], rss=1)
+    assert bench.render_setup([other], "skipped (--no-setup)")[2] == (
+        "Not measured: skipped (--no-setup)."
+    )
+
+
+def test_setup_size_and_flag() -> None:
+    sizes = bench.parse_sizes("1m,adult")
+    assert bench.setup_size(sizes) == (sizes[1], None)
+    assert bench.setup_size(sizes, enabled=False) == (None, "skipped (--no-setup)")
+    assert bench._parse_args(["--no-setup"]).no_setup
+    assert not bench._parse_args([]).no_setup
+
+
+def test_uncommitted_sees_tracked_changes_only(tmp_path: Path) -> None:
+    env = {**bench.GIT_IDENTITY, "GIT_CONFIG_GLOBAL": "/dev/null", "PATH": "/usr/bin:/bin"}
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tmp_path, env=env, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "a.txt").write_text("a\n")
+    git("add", "a.txt")
+    git("commit", "-q", "-m", "a")
+    assert not bench.uncommitted(tmp_path)
+    (tmp_path / "new.txt").write_text("untracked\n")  # a clone would not have it either way
+    assert not bench.uncommitted(tmp_path)
+    (tmp_path / "a.txt").write_text("b\n")
+    assert bench.uncommitted(tmp_path)
