@@ -678,7 +678,7 @@ def bench_size(
             for i, (label, cmd) in enumerate(CLI_COMMANDS.items())
         }
         deployment = bench_deployment(size, repo, env, workdir, step) if serve else None
-        setup = bench_setup(workdir, threads) if set_up else None
+        clone_and_pr = bench_setup(workdir, threads) if set_up else None
         return SizeResult(
             size=size,
             stages=stages,
@@ -696,7 +696,7 @@ def bench_size(
             cli=cli,
             repeats=repeat,
             deployment=deployment,
-            setup=setup,
+            setup=clone_and_pr,
             workdir=workdir if keep else None,
         )
 
