@@ -106,7 +106,7 @@ format: $(STAMP) ## Format and fix with ruff
 	$(BIN)/ruff check --fix src tests scripts
 	$(BIN)/ruff format src tests scripts
 
-bench: $(STAMP) ## Benchmark the pipeline on Adult, NYC flights (327k rows), 100k and 1M synthetic rows
+bench: $(STAMP) ## Benchmark the pipeline (Adult, NYC flights, 100k and 1M rows), promotion, serving, a fresh clone and a PR's CI
 	$(BIN)/python scripts/bench.py --output reports/bench.md
 
 report: $(RUNTIME_STAMP) ## Preview the pull-request report against main (markdown on stdout)
