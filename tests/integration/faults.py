@@ -220,6 +220,13 @@ def _group_gone(pgid: int, timeout: float = 15.0) -> None:
         time.sleep(0.05)
 
 
+def killed_tmp(repo: Path) -> Path:
+    """The TMPDIR of commands a test kills in `repo`: a folder beside it, in the test's own."""
+    tmp = repo.parent / f".{repo.name}-killed-tmp"
+    tmp.mkdir(exist_ok=True)
+    return tmp
+
+
 def kill_at(
     repo: Path,
     cmd: Sequence[str],
@@ -228,11 +235,14 @@ def kill_at(
     point: str,
     timeout: float = 600.0,
 ) -> Landing:
-    """Run `cmd` in `repo` and kill its whole process group with SIGKILL when `trigger` fires."""
+    """Run `cmd` in `repo` and kill its whole process group with SIGKILL when `trigger` fires.
+
+    The command's temporary folders go beside `repo` (`killed_tmp`), not into the machine's
+    temporary folder: a process killed with SIGKILL cannot remove them."""
     proc = subprocess.Popen(
         list(cmd),
         cwd=repo,
-        env={**env, "PYTHONUNBUFFERED": "1"},
+        env={**env, "PYTHONUNBUFFERED": "1", "TMPDIR": str(killed_tmp(repo))},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -33,6 +33,7 @@ import yaml
 from gitops_ml import runstore, tracking
 from gitops_ml.files import CACHE_ENV
 from tests.integration.conftest import lock_hashes, run_in, sample_repo, template_env
+from tests.integration.faults import killed_tmp
 from tests.integration.mlflow_server import run_mlflow_server
 
 pytestmark = pytest.mark.slow
@@ -111,8 +112,10 @@ def _kill_when(proc: subprocess.Popen[str], ready, after: float, limit: float = 
 
 
 def _start(repo: Path, *cmd: str, extra_env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """`cmd` in `repo`, to be killed: its temporary folders go beside `repo` (`killed_tmp`)."""
+    env = {**template_env(repo), "TMPDIR": str(killed_tmp(repo)), **(extra_env or {})}
     return subprocess.Popen(
-        list(cmd), cwd=repo, env={**template_env(repo), **(extra_env or {})}, text=True,
+        list(cmd), cwd=repo, env=env, text=True,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
 
