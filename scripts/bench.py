@@ -14,7 +14,7 @@ MLflow store), so the numbers are what a team sees after `make repro`, not a war
   of single-row requests and the rows per second of concurrent and batched ones;
 - at the Adult size only (skipped with --no-setup): this repository's HEAD cloned into a new
   folder, its `make install-runtime` and `make repro` as a newcomer runs them, then the real
-  pr.yml under `act` on a pull request of that clone that changes a hyperparameter.
+  pr.yml under `act` on a pull request of that clone that changes train's seed.
 
 Run `python scripts/bench.py --help`; `make bench` writes reports/bench.md.
 """
@@ -678,7 +678,7 @@ def bench_size(
             for i, (label, cmd) in enumerate(CLI_COMMANDS.items())
         }
         deployment = bench_deployment(size, repo, env, workdir, step) if serve else None
-        clone_and_pr = bench_setup(workdir, threads) if set_up else None
+        clone_and_pr = bench_setup(size, workdir, threads) if set_up else None
         return SizeResult(
             size=size,
             stages=stages,
@@ -1085,10 +1085,6 @@ def bench_deployment(
 
 # --- a newcomer's first run and a pull request's CI (one size) -------------------------------
 
-#: What a pull request of the set-up measurement changes: train's hyperparameters.
-PR_HYPERPARAMS = {"max_iter": 60, "learning_rate": 0.2}
-#: The key of main's DVC objects in GitHub's cache (pr.yml's restore-keys prefix on Linux).
-MAIN_CACHE_KEY = "dvc-cache-Linux-main"
 #: pr.yml's steps whose outcome the set-up section reports.
 PR_REPORT_STEP = "Report"
 PR_GATE_STEP = "Quality gate"
@@ -1164,51 +1160,55 @@ def uncommitted(root: Path) -> bool:
     return proc.returncode != 0 or bool(proc.stdout.strip())
 
 
+def _test_helpers() -> Any:
+    """tests/integration/act.py, the workflow tests' harness for act (and its conftest)."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from tests.integration import act
+
+    return act
+
+
 def _pr_branch(
     clone: Path, env: Mapping[str, str], step: Callable[..., Run], make: Sequence[str]
 ) -> None:
     """Save main's DVC objects as GitHub's cache holds them, then a pull request branch that
-    changes train's hyperparameters, reproduced and committed as a contributor pushes it."""
-    shutil.copytree(
-        clone / ".dvc" / "cache" / "files",
-        clone.parent / "gh-cache" / MAIN_CACHE_KEY,
-        dirs_exist_ok=True,
-    )
-    params_path = clone / "params.yaml"
-    params = yaml.safe_load(params_path.read_text(encoding="utf-8"))
-    params["train"]["hyperparams"] = dict(PR_HYPERPARAMS)
+    changes train's seed (train and evaluate run again, whatever the model), reproduced and
+    committed as a contributor pushes it."""
+    from tests.integration.conftest import set_params
+
+    _test_helpers().save_main_cache(clone, clone.parent / "gh-cache")
+    seed = yaml.safe_load((clone / "params.yaml").read_text(encoding="utf-8"))["train"]["seed"]
     subprocess.run(["git", "checkout", "-q", "-b", "pr"], cwd=clone, env=env, check=True)
-    params_path.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
-    step("pull request: make repro", [*make, "repro"], "setup-pr-repro", clone, env)
+    set_params(clone, train={"seed": int(seed) + 1})
+    step("pull request: make repro", [*make, "repro"], "setup-pr-repro", cwd=clone, env=env)
     step(
         "pull request: commit",
-        "git add -A && git commit -q -m 'a hyperparameter PR'",
+        "git add -A && git commit -q -m 'a pull request'",
         "setup-pr-commit",
-        clone,
-        env,
+        cwd=clone,
+        env=env,
     )
     subprocess.run(["git", "checkout", "-q", "main"], cwd=clone, env=env, check=True)
 
 
 def _run_pr_ci(clone: Path, work: Path, threads: int | None) -> tuple[float, Any]:
     """pr.yml of the clone under act for its pull request branch, with the workflow tests'
-    stand-ins for the actions that would download (tests/integration/act.py)."""
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    from tests.integration.act import run_pr_workflow
-
+    stand-ins for the actions that would download."""
     env = {"GITOPS_ML_TEST_CACHE": str(clone.parent / "gh-cache")}
     if threads is not None:
         env.update(dict.fromkeys(THREAD_VARS, str(threads)))
     work.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    run = run_pr_workflow(clone, "pr", 1, work, env=env)
+    run = _test_helpers().run_pr_workflow(clone, "pr", 1, work, env=env)
     return time.perf_counter() - start, run
 
 
-def bench_setup(workdir: Path, threads: int | None = None) -> Setup:
-    """Clone this repository's HEAD, time `make install-runtime` then `make repro` there as a
-    newcomer runs them, then pr.yml under act on a pull request that changes a hyperparameter.
+def bench_setup(
+    size: Size, workdir: Path, threads: int | None = None, source: Path = ROOT
+) -> Setup:
+    """Clone `source`'s HEAD (this repository), time `make install-runtime` then `make repro`
+    there as a newcomer runs them, then pr.yml under act on a pull request of the clone.
 
     A failed step ends the measurement, is recorded in the result (not raised) and keeps the
     work directory."""
@@ -1218,31 +1218,26 @@ def bench_setup(workdir: Path, threads: int | None = None) -> Setup:
     env = setup_env(workdir, threads)
 
     def step(
-        what: str, cmd: str | Sequence[str], log_name: str, cwd: Path, env: Mapping[str, str]
+        what: str, cmd: str | Sequence[str], log_name: str, *, cwd: Path, env: Mapping[str, str]
     ) -> Run:
-        try:
-            run = measure(cmd, cwd=cwd, env=env, log_path=logs / f"{log_name}.log")
-        except CommandFailed as exc:
-            raise BenchError(f"set-up: {what} failed, {exc}") from None
-        log.info("set-up: %-30s %8.2f s", what, run.seconds)
-        return run
+        return _step(size, f"set-up: {what}", cmd, cwd, env, logs / f"{log_name}.log")
 
     try:
-        if uncommitted(ROOT):
+        if uncommitted(source):
             setup.notes.append("the working tree's uncommitted changes are not in the clone")
         clone.parent.mkdir(parents=True, exist_ok=True)
         step(
             "git clone",
-            ["git", "clone", "-q", str(ROOT), str(clone)],
+            ["git", "clone", "-q", str(source), str(clone)],
             "setup-clone",
-            clone.parent,
-            env,
+            cwd=clone.parent,
+            env=env,
         )
         make = ["make", f"PYTHON={base_python()}"]
         setup.install = step(
-            "make install-runtime", [*make, "install-runtime"], "setup-install", clone, env
+            "make install-runtime", [*make, "install-runtime"], "setup-install", cwd=clone, env=env
         )
-        setup.repro = step("make repro", [*make, "repro"], "setup-repro", clone, env)
+        setup.repro = step("make repro", [*make, "repro"], "setup-repro", cwd=clone, env=env)
         if shutil.which("act", path=str(Path(sys.executable).parent)) is None:
             setup.notes.append("pr.yml not run: act is not installed (`make install`)")
             return setup
@@ -1250,20 +1245,21 @@ def bench_setup(workdir: Path, threads: int | None = None) -> Setup:
         seconds, run = _run_pr_ci(clone, workdir / "setup" / "act", threads)
         if not run.step_ok(PR_REPORT_STEP):
             raise BenchError(
-                f"set-up: pr.yml's {PR_REPORT_STEP} step did not succeed under act "
+                f"{size.name}: set-up: pr.yml's {PR_REPORT_STEP} step did not succeed under act "
                 f"(exit {run.returncode}; log: {workdir / 'setup' / 'act' / 'act.log'})"
             )
         setup.pr_ci_seconds = seconds
         setup.gate_passed = run.step_ok(PR_GATE_STEP)
         log.info(
-            "set-up: %-30s %8.2f s (gate %s)",
-            "pr.yml under act",
+            "%s: %-22s %8.2f s (gate %s)",
+            size.name,
+            "set-up: pr.yml under act",
             seconds,
             "passed" if setup.gate_passed else "failed",
         )
     except (BenchError, OSError, subprocess.SubprocessError) as exc:
-        setup.error = str(exc).removeprefix("set-up: ")
-        log.error("error: set-up: %s", setup.error)
+        setup.error = str(exc).removeprefix(f"{size.name}: ").removeprefix("set-up: ")
+        log.error("error: %s: set-up: %s", size.name, setup.error)
         (workdir / KEEP_MARK).touch()
     return setup
 
@@ -1281,9 +1277,8 @@ def render_setup(results: Sequence[SizeResult], note: str | None = None) -> list
         "This repository's HEAD is cloned into a new folder, then `make install-runtime` and "
         "`make repro` run there as a newcomer runs them: a new venv from the machine's Python, "
         "the package caches as this machine has them (warm once `make install` has run), a "
-        "new MLflow store. A branch of the clone then changes train's hyperparameters "
-        f"({', '.join(f'{k}={v}' for k, v in PR_HYPERPARAMS.items())}), reproduced and "
-        "committed, and the real `.github/workflows/pr.yml` runs on it under `act`, with main's "
+        "new MLflow store. A branch of the clone then changes train's seed (train and "
+        "evaluate run again, whatever the model), reproduced and committed, and the real `.github/workflows/pr.yml` runs on it under `act`, with main's "
         "DVC objects in GitHub's cache and the stand-ins of the workflow tests for the actions "
         "that would download; its install step finds `.venv` installed, so the warm install "
         "measured above is added to its time.",

@@ -150,6 +150,16 @@ def run_act(
 
 # -- a team's repository for pr.yml ------------------------------------------------------------
 
+#: A key pr.yml's restore-keys prefix matches (the runner's OS is Linux here too).
+MAIN_CACHE_KEY = "dvc-cache-Linux-main"
+
+
+def save_main_cache(repo: Path, store: Path) -> None:
+    """Main's DVC objects in `repo` as promote.yml's runs on main leave them in GitHub's cache,
+    which the cache fixture reads from `store` (GITOPS_ML_TEST_CACHE)."""
+    shutil.copytree(repo / ".dvc" / "cache" / "files", store / MAIN_CACHE_KEY, dirs_exist_ok=True)
+
+
 PR_WORKFLOW = ".github/workflows/pr.yml"
 PROMOTE_WORKFLOW = ".github/workflows/promote.yml"
 #: Gate limits a 3,000-row sample clears with the default model (the shipped ones are for Adult).

@@ -34,14 +34,12 @@ from tests.integration.act import (
     git,
     run_pr_workflow,
     sample_origin,
+    save_main_cache,
 )
 from tests.integration.conftest import run_in, set_params
 from tests.integration.mlflow_server import run_mlflow_server
 
 pytestmark = pytest.mark.slow
-
-#: A key the workflow's restore-keys prefix matches (the runner's OS is Linux here too).
-MAIN_CACHE_KEY = "dvc-cache-Linux-main"
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +47,7 @@ def origin(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The team's repository: `main` reproduced and committed, plus three PR branches."""
     repo = sample_origin(tmp_path_factory.mktemp("act") / "origin")
     # Main's DVC cache as the runs on main leave it in GitHub's cache (promote.yml saves it).
-    shutil.copytree(repo / ".dvc" / "cache" / "files", repo.parent / "gh-cache" / MAIN_CACHE_KEY)
+    save_main_cache(repo, repo.parent / "gh-cache")
     # Each PR is what a contributor pushes: the change, reproduced, dvc.lock and metrics committed.
     code_change_branch(repo, "good")
     docs_branch(repo, "docs")
